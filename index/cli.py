@@ -1,0 +1,71 @@
+"""``python -m index`` / ``polyseek-index``: build the index of a corpus folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from polyseek import settings
+from polyseek.errors import PolyseekError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m index", description="Build Polyseek's index of a corpus folder.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="(re)build the index of CORPUS_DIR and put it in service atomically",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    build.add_argument("corpus", metavar="CORPUS_DIR", help="folder of articles (.txt, .md), read recursively")
+    build.add_argument("-i", "--index", default=None,
+                       help=f"index folder (default: ${settings.ENV_INDEX} or .polyseek/index)")
+    build.add_argument("-m", "--model", default=None,
+                       help=f"sentence-transformers model name or folder (default: ${settings.ENV_MODEL} or {settings.DEFAULT_MODEL})")
+    build.add_argument("--chunk-tokens", type=int, default=200, help="passage size budget, in model tokens")
+    build.add_argument("--batch-size", type=int, default=32, help="passages per encoder batch")
+    build.add_argument("--json", action="store_true", help="print the summary as JSON")
+    build.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+
+    from index.builder import build_index
+
+    progress = None if args.quiet else _TqdmProgress()
+    try:
+        summary = build_index(args.corpus, args.index, args.model, chunk_tokens=args.chunk_tokens,
+                              batch_size=args.batch_size, progress=progress)
+    except (PolyseekError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if progress:
+            progress.close()
+    if args.json:
+        out = dict(vars(summary), skipped=[vars(s) for s in summary.skipped],
+                   passages_per_second=round(summary.passages_per_second, 2))
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        print(summary.to_text())
+        print(f'\nSearch it: python -m search "missile defense guarantees" --index {summary.index_dir}')
+    return 0
+
+
+class _TqdmProgress:
+    """One tqdm bar per stage, on stderr."""
+
+    def __init__(self):
+        self.stage, self.bar = None, None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=total or None, desc=f"{stage:>9}", unit="passage" if stage == "embedding" else "doc",
+                            file=sys.stderr, dynamic_ncols=True)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

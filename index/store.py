@@ -1,0 +1,140 @@
+"""The passage store: documents and passages in SQLite (stdlib ``sqlite3``).
+
+Passage ids are the ids of the vectors in FAISS. Every statement takes its values as
+parameters; nothing from a document or a query is ever formatted into SQL.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from polyseek.errors import IndexFormatError
+
+SCHEMA = """
+CREATE TABLE documents (
+    doc_id       TEXT PRIMARY KEY,
+    title        TEXT NOT NULL,
+    format       TEXT NOT NULL,
+    lang         TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    text         TEXT NOT NULL
+);
+CREATE TABLE passages (
+    passage_id   INTEGER PRIMARY KEY,
+    doc_id       TEXT NOT NULL REFERENCES documents(doc_id),
+    ordinal      INTEGER NOT NULL,
+    start_char   INTEGER NOT NULL,
+    end_char     INTEGER NOT NULL,
+    lang         TEXT NOT NULL,
+    n_tokens     INTEGER NOT NULL,
+    text         TEXT NOT NULL
+);
+CREATE TABLE language_means (
+    lang         TEXT PRIMARY KEY,
+    vector       BLOB NOT NULL      -- float32, little-endian; see index.vectors.language_means
+);
+CREATE INDEX passages_by_lang ON passages(lang);
+CREATE INDEX passages_by_doc ON passages(doc_id, ordinal);
+"""
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    doc_id: str
+    title: str
+    format: str
+    lang: str
+    content_hash: str
+    text: str
+
+
+@dataclass(frozen=True)
+class PassageRow:
+    passage_id: int
+    doc_id: str
+    ordinal: int
+    start: int
+    end: int
+    lang: str
+    n_tokens: int
+    text: str
+
+
+def write_store(path: Path, documents: Iterable[DocumentRow], passages: Iterable[PassageRow],
+                means: dict[str, np.ndarray]) -> None:
+    """Create the store at ``path`` (which must not exist) in one transaction."""
+    con = sqlite3.connect(path)
+    try:
+        with con:
+            con.executescript(SCHEMA)
+            con.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
+                            ((d.doc_id, d.title, d.format, d.lang, d.content_hash, d.text) for d in documents))
+            con.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            ((p.passage_id, p.doc_id, p.ordinal, p.start, p.end, p.lang, p.n_tokens, p.text)
+                             for p in passages))
+            con.executemany("INSERT INTO language_means VALUES (?, ?)",
+                            ((lang, np.asarray(v, "<f4").tobytes()) for lang, v in means.items()))
+    finally:
+        con.close()
+
+
+class PassageStore:
+    """Read-only access to a store, safe to share between threads."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        if not path.is_file():
+            raise IndexFormatError(f"the passage store {path} is missing: rebuild the index")
+        try:
+            self._con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            self._con.execute("SELECT count(*) FROM passages").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise IndexFormatError(f"the passage store {path} is unreadable ({exc}): rebuild the index") from exc
+        self._lock = threading.Lock()
+
+    def _all(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._con.execute(sql, params).fetchall()
+
+    def count_passages(self) -> int:
+        return self._all("SELECT count(*) FROM passages")[0][0]
+
+    def count_documents(self) -> int:
+        return self._all("SELECT count(*) FROM documents")[0][0]
+
+    def language_counts(self) -> dict[str, int]:
+        return dict(self._all("SELECT lang, count(*) FROM passages GROUP BY lang ORDER BY count(*) DESC, lang"))
+
+    def ids_by_language(self) -> dict[str, np.ndarray]:
+        out: dict[str, list[int]] = {}
+        for pid, lang in self._all("SELECT passage_id, lang FROM passages ORDER BY passage_id"):
+            out.setdefault(lang, []).append(pid)
+        return {lang: np.asarray(ids, dtype=np.int64) for lang, ids in out.items()}
+
+    def language_means(self) -> dict[str, np.ndarray]:
+        return {lang: np.frombuffer(blob, "<f4").copy() for lang, blob in self._all("SELECT lang, vector FROM language_means")}
+
+    def passages(self, ids: Iterable[int]) -> dict[int, tuple[PassageRow, str]]:
+        """Passages by id, each with its document's title."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._all(
+            "SELECT p.passage_id, p.doc_id, p.ordinal, p.start_char, p.end_char, p.lang, p.n_tokens, p.text, d.title "
+            f"FROM passages p JOIN documents d ON d.doc_id = p.doc_id WHERE p.passage_id IN ({marks})", tuple(ids))
+        return {r[0]: (PassageRow(*r[:8]), r[8]) for r in rows}
+
+    def document(self, doc_id: str) -> DocumentRow | None:
+        rows = self._all("SELECT doc_id, title, format, lang, content_hash, text FROM documents WHERE doc_id = ?", (doc_id,))
+        return DocumentRow(*rows[0]) if rows else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()

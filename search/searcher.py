@@ -1,0 +1,141 @@
+"""Answering queries from an index: the manifest decides the model, FAISS ranks, SQLite
+supplies the passages."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from index.manifest import STORE, VECTORS, Manifest, read_manifest
+from index.store import PassageStore
+from index.vectors import load_vector_index, search_vectors
+from index.versions import current_version
+from polyseek import settings
+from polyseek.embedder import Embedder, load_embedder
+from polyseek.errors import IndexFormatError, ModelMismatchError, QueryError
+
+MAX_K = 1000
+#: A query is cut to this many characters before tokenizing; the model reads at most 512
+#: tokens of it anyway, and a 100,000-character paste should not cost a second of tokenizing.
+MAX_QUERY_CHARS = 20_000
+_LANG_CODE = re.compile(r"^[a-z]{2,3}$")
+
+
+@dataclass(frozen=True)
+class Hit:
+    passage_id: int
+    doc_id: str
+    title: str
+    lang: str
+    text: str
+    score: float  # ranking score: cosine minus the language's typical similarity to the query
+    start: int  # character offsets of the passage in its document
+    end: int
+    cosine: float  # plain cosine similarity of query and passage
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Searcher:
+    """An open index. Thread-safe for searching; open it once and reuse it."""
+
+    def __init__(self, folder: Path, manifest: Manifest, embedder: Embedder, vectors, store: PassageStore):
+        self.folder = folder
+        self.manifest = manifest
+        self.embedder = embedder
+        self._vectors = vectors
+        self._store = store
+        self._ids_by_lang = store.ids_by_language()
+        self._means = store.language_means()
+
+    @classmethod
+    def open(cls, index_dir=None, embedder: Embedder | None = None) -> "Searcher":
+        """Open the index in service at ``index_dir`` with the model that built it.
+
+        ``embedder`` may be given (tests, or a model already loaded); it must be the model the
+        manifest names, with the same fingerprint."""
+        index_dir = settings.index_dir(index_dir)
+        try:
+            return cls._open_version(current_version(index_dir), embedder)
+        except IndexFormatError:
+            # A writer may have replaced the version between reading CURRENT and opening it.
+            return cls._open_version(current_version(index_dir), embedder)
+
+    @classmethod
+    def _open_version(cls, folder: Path, embedder: Embedder | None) -> "Searcher":
+        manifest = read_manifest(folder)
+        if embedder is None:
+            embedder = load_embedder(manifest.model)
+        if embedder.name != manifest.model or embedder.fingerprint != manifest.model_fingerprint:
+            raise ModelMismatchError(
+                f"the index at {folder.parent} was built with model {manifest.model!r} (fingerprint "
+                f"{manifest.model_fingerprint}), but the model offered is {embedder.name!r} (fingerprint "
+                f"{embedder.fingerprint}). Queries must be encoded by the model that built the index: "
+                f"rebuild the index with this model, or open it without naming a model.")
+        if embedder.dim != manifest.dim:
+            raise ModelMismatchError(f"model {embedder.name!r} gives {embedder.dim} dimensions, the index holds {manifest.dim}")
+        vectors = load_vector_index(folder / VECTORS)
+        store = PassageStore(folder / STORE)
+        counts = (vectors.ntotal, store.count_passages(), manifest.passages)
+        if len(set(counts)) != 1:
+            store.close()
+            raise IndexFormatError(
+                f"the index at {folder} is inconsistent: {counts[0]} vectors, {counts[1]} stored passages, "
+                f"manifest says {counts[2]}: rebuild it")
+        return cls(folder, manifest, embedder, vectors, store)
+
+    @property
+    def languages(self) -> dict[str, int]:
+        """Passage count of each language in the index, most frequent first."""
+        return dict(self.manifest.languages)
+
+    def search(self, query: str, k: int = 10, langs: list[str] | None = None) -> list[Hit]:
+        """The ``k`` passages closest to ``query``, best first; only ``langs`` (ISO 639-1 codes)
+        when given. A language with no passages in the index simply matches nothing."""
+        if not isinstance(query, str) or not query.strip():
+            raise QueryError("the query is empty: type some words to search for")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
+            raise QueryError(f"k of {k!r} is out of range: ask for 1 to {MAX_K} results")
+        allowed = self._allowed_ids(langs)
+        qvec = self.embedder.embed([query.strip()[:MAX_QUERY_CHARS]], "query")
+        scores, ids = search_vectors(self._vectors, qvec, int(k), allowed)
+        found = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        rows = self._store.passages(i for _, i in found)
+        hits = []
+        for score, pid in found:
+            if pid in rows:
+                row, title = rows[pid]
+                cosine = score + float(qvec[0] @ self._means[row.lang])
+                hits.append(Hit(pid, row.doc_id, title, row.lang, row.text, score, row.start, row.end, cosine))
+        return hits
+
+    def document_text(self, doc_id: str) -> str | None:
+        doc = self._store.document(doc_id)
+        return doc.text if doc else None
+
+    def _allowed_ids(self, langs: list[str] | None) -> np.ndarray | None:
+        if not langs:
+            return None
+        if isinstance(langs, str):
+            langs = [langs]
+        codes = []
+        for lang in langs:
+            code = str(lang).strip().lower()
+            if not _LANG_CODE.match(code):
+                raise QueryError(f"language {lang!r} is not an ISO 639-1 code such as 'en', 'ro' or 'ar'")
+            codes.append(code)
+        parts = [self._ids_by_lang[c] for c in codes if c in self._ids_by_lang]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> "Searcher":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
