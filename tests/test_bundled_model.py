@@ -24,7 +24,9 @@ def real_texts() -> dict[str, list[str]]:
         texts[langs[path.name[:3]]] += [line.strip() for line in path.read_text().splitlines() if line.strip()]
     for lang, paras in json.loads((FIXTURES / "xquad_subset.json").read_text()).items():
         texts[lang] = [p["context"] for p in paras] + [q for p in paras for q in p["questions"]]
-    return texts
+    # Polyseek trims every text before encoding; the engine would turn a trailing space (XQuAD
+    # questions have them) into a token of its own, so it is compared on the same trimmed text.
+    return {lang: [t.strip() for t in ts] for lang, ts in texts.items()}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,8 @@ def test_embeddings_agree_with_the_engine(real_embedder, engine):
         assert cos.min() >= 0.99, f"{lang}: cosine {cos.min():.4f} for {texts[int(cos.argmin())][:60]!r}"
         q_cos = (real_embedder.embed(texts[:5], "query") * engine.query(texts[:5])).sum(axis=1)
         assert q_cos.min() >= 0.99, f"{lang} queries: cosine {q_cos.min():.4f}"
-    assert np.mean(means) >= 0.999  # the prototype reached 0.9998
+    assert np.mean(means) >= 0.9995  # the prototype reached 0.9998
+    assert worst >= 0.995
 
 
 def test_texts_stay_within_the_model_limit(real_embedder):
@@ -104,6 +107,7 @@ def test_token_ids_agree_with_the_engine_except_equal_score_ties(real_embedder, 
                 # Only an equally good segmentation (the same Unigram score) may differ.
                 assert scores[ours].sum() == pytest.approx(scores[theirs].sum(), abs=1e-4), f"{lang}: {text[:80]!r}"
                 ties += 1
+    print(f"token ids: {compared} texts compared, {ties} equal-score ties")
     assert compared > 200
     assert ties <= compared // 100
 
