@@ -14,6 +14,7 @@ import fnmatch
 import hashlib
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -83,8 +84,8 @@ def read_document(path: Path, doc_id: str, max_bytes: int = DEFAULT_MAX_BYTES) -
         raise SkipDocument(f"too large: {size:,} bytes, the limit is {max_bytes:,}")
     title, text = reader(path.read_bytes())
     text = clean_text(text)
-    if not text.strip():
-        raise SkipDocument("empty: no text")
+    if not has_visible_text(text):
+        raise SkipDocument("empty: no visible text")
     title = shorten(title or "") or path.stem
     return Document(doc_id, title, text, path.suffix.lower().lstrip("."), hashlib.sha256(text.encode("utf-8")).hexdigest())
 
@@ -117,6 +118,12 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 def clean_text(text: str) -> str:
     """Normalize newlines and drop control characters (NUL included), keeping everything else."""
     return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def has_visible_text(text: str) -> bool:
+    """True when some character is neither white space nor an invisible format mark
+    (zero-width spaces and joiners, direction marks, BOMs: Unicode categories Z*, C*)."""
+    return any(not unicodedata.category(ch).startswith(("Z", "C")) for ch in text if not ch.isspace())
 
 
 def shorten(line: str, limit: int = TITLE_MAX_CHARS) -> str:

@@ -173,3 +173,27 @@ def test_progress_reports_every_stage(corpus, tmp_path, fake):
     assert stages.index("reading") < stages.index("chunking") < stages.index("embedding") < stages.index("writing")
     embedding = [(d, n) for s, d, n in seen if s == "embedding"]
     assert embedding[-1][0] == embedding[-1][1] > 0
+
+
+def test_hostile_files_are_indexed_or_skipped_never_crash(tmp_path, fake):
+    import random
+
+    rng = random.Random(1)
+    root = tmp_path / "c"
+    root.mkdir()
+    (root / "huge_line.txt").write_text(" ".join(f"token{i}" for i in range(40_000)))  # one 400 KB line
+    (root / "noise.txt").write_bytes(bytes(rng.randrange(128, 256) for _ in range(4000)))
+    (root / "rtl_zero_width.txt").write_text("\u200f\u200bمرحبا\u200d بالعالم\u202e abc \ufeff")
+    (root / "only_marks.txt").write_text("\u200b\u200c\u200d\u2060 \u200b")
+    summary = build_index(root, tmp_path / "i", embedder=fake, chunk_tokens=64)
+    skipped = {s.doc_id: s.reason for s in summary.skipped}
+    assert summary.documents_read == 4 == summary.documents_indexed + len(skipped)
+    assert skipped["noise.txt"].startswith("undecodable")
+    assert skipped["only_marks.txt"] == "empty: no visible text"
+    with Searcher.open(tmp_path / "i", embedder=fake) as s:
+        hits = [h for h in s.search("token1", k=1000) if h.doc_id == "huge_line.txt"]
+        text = s.document_text("huge_line.txt")
+    assert max(len(fake.token_spans([h.text])[0]) for h in hits) <= 64
+    spans = sorted((h.start, h.end) for h in hits)
+    assert spans[0][0] == 0 and spans[-1][1] == len(text)  # nothing cut off the end
+    assert all(b[0] <= a[1] + 1 for a, b in zip(spans, spans[1:]))  # and no gap in between
