@@ -109,18 +109,13 @@ def convert(source: Path, out_dir: Path) -> None:
     cfg = json.loads(cfg_path.read_text())
     cfg["prompts"] = dict(E5_PROMPTS)
     _write_json(cfg_path, cfg)
+    # Written last: a folder with this marker is a complete conversion.
     _write_json(out_dir / MARKER, {
         "model": settings.DEFAULT_MODEL,
         "source": str(source),
         "source_sha256": _sha256(source),
         "converter_version": CONVERTER_VERSION,
-        "fingerprint": _sha256(source)[:16] + f"-c{CONVERTER_VERSION}",
     })
-
-
-def bundled_fingerprint(model_dir: Path) -> str:
-    """The fingerprint recorded when ``model_dir`` was converted."""
-    return json.loads((model_dir / MARKER).read_text())["fingerprint"]
 
 
 def build_tokenizer(e5: E5File):
