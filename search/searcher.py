@@ -60,13 +60,14 @@ class Searcher:
         manifest names, with the same fingerprint."""
         index_dir = settings.index_dir(index_dir)
         try:
-            return cls._open_version(current_version(index_dir), embedder)
+            return cls.open_version(current_version(index_dir), embedder)
         except IndexFormatError:
             # A writer may have replaced the version between reading CURRENT and opening it.
-            return cls._open_version(current_version(index_dir), embedder)
+            return cls.open_version(current_version(index_dir), embedder)
 
     @classmethod
-    def _open_version(cls, folder: Path, embedder: Embedder | None) -> "Searcher":
+    def open_version(cls, folder: Path, embedder: Embedder | None = None) -> "Searcher":
+        """Open one version folder (``INDEX_DIR/v-…``), e.g. the one a page has cached."""
         manifest = read_manifest(folder)
         if embedder is None:
             embedder = load_embedder(manifest.model)
@@ -93,23 +94,49 @@ class Searcher:
         """Passage count of each language in the index, most frequent first."""
         return dict(self.manifest.languages)
 
-    def search(self, query: str, k: int = 10, langs: list[str] | None = None) -> list[Hit]:
+    def search(self, query: str, k: int = 10, langs: list[str] | None = None, *,
+               per_document: bool = False) -> list[Hit]:
         """The ``k`` passages closest to ``query``, best first; only ``langs`` (ISO 639-1 codes)
-        when given. A language with no passages in the index simply matches nothing."""
+        when given. A language with no passages in the index simply matches nothing.
+        ``per_document``: only the best passage of each document (k documents)."""
+        _check_k(k)
+        return self.search_vector(self.encode_query(query), k, langs, per_document=per_document)
+
+    def encode_query(self, query: str) -> np.ndarray:
+        """The query's vector, shape (dim,), as :meth:`search_vector` and highlighting use it."""
         if not isinstance(query, str) or not query.strip():
             raise QueryError("the query is empty: type some words to search for")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
-            raise QueryError(f"k of {k!r} is out of range: ask for 1 to {MAX_K} results")
+        return self.embedder.embed([query.strip()[:MAX_QUERY_CHARS]], "query")[0]
+
+    def search_vector(self, qvec: np.ndarray, k: int = 10, langs: list[str] | None = None, *,
+                      per_document: bool = False) -> list[Hit]:
+        """:meth:`search` for a vector from :meth:`encode_query`."""
+        _check_k(k)
         allowed = self._allowed_ids(langs)
-        qvec = self.embedder.embed([query.strip()[:MAX_QUERY_CHARS]], "query")
-        scores, ids = search_vectors(self._vectors, qvec, int(k), allowed)
-        found = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        qvec = np.ascontiguousarray(qvec, np.float32).reshape(1, -1)
+        total = self._vectors.ntotal if allowed is None else len(allowed)
+        fetch = min(int(k) * 4, total) if per_document else int(k)
+        while True:
+            scores, ids = search_vectors(self._vectors, qvec, max(fetch, 1), allowed)
+            found = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+            hits = self._hits(qvec[0], found)
+            if not per_document:
+                return hits
+            best: dict[str, Hit] = {}
+            for hit in hits:
+                best.setdefault(hit.doc_id, hit)
+            # Enough documents, or every passage seen: done. Otherwise look deeper.
+            if len(best) >= k or fetch >= total:
+                return list(best.values())[: int(k)]
+            fetch = min(fetch * 4, total)
+
+    def _hits(self, qvec: np.ndarray, found: list[tuple[float, int]]) -> list[Hit]:
         rows = self._store.passages(i for _, i in found)
         hits = []
         for score, pid in found:
             if pid in rows:
                 row, title = rows[pid]
-                cosine = score + float(qvec[0] @ self._means[row.lang])
+                cosine = score + float(qvec @ self._means[row.lang])
                 hits.append(Hit(pid, row.doc_id, title, row.lang, row.text, score, row.start, row.end, cosine))
         return hits
 
@@ -139,3 +166,8 @@ class Searcher:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _check_k(k) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
+        raise QueryError(f"k of {k!r} is out of range: ask for 1 to {MAX_K} results")
