@@ -82,7 +82,18 @@ def read_document(path: Path, doc_id: str, max_bytes: int = DEFAULT_MAX_BYTES) -
     size = path.stat().st_size
     if size > max_bytes:
         raise SkipDocument(f"too large: {size:,} bytes, the limit is {max_bytes:,}")
-    title, text = reader(path.read_bytes())
+    return document_from_bytes(path.read_bytes(), doc_id)
+
+
+def document_from_bytes(data: bytes, doc_id: str) -> Document:
+    """The Document a file named ``doc_id`` holding ``data`` becomes, or SkipDocument saying why
+    it cannot be indexed (unsupported format, binary, undecodable, empty)."""
+    path = Path(doc_id)
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        known = ", ".join(sorted(READERS))
+        raise SkipDocument(f"unsupported format {path.suffix or '(no extension)'!r}; Polyseek reads {known}")
+    title, text = reader(data)
     text = clean_text(text)
     if not has_visible_text(text):
         raise SkipDocument("empty: no visible text")

