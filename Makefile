@@ -5,9 +5,10 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 CORPUS ?= data
 INDEX  ?= .polyseek/index
+PORT   ?= 8501
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run index test clean
+.PHONY: install browser run index test clean
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
@@ -16,17 +17,26 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-# Builds the demo index if there is none; the Streamlit front end (app.py) comes next.
+# Builds the demo index if there is none, then serves the page on http://localhost:$(PORT).
 run: install
 	test -f $(INDEX)/CURRENT || $(PY) -m index build $(CORPUS) --index $(INDEX)
-	$(PY) -m search "missile defense guarantees" -k 5 --index $(INDEX)
-	@echo 'Search it yourself: $(PY) -m search "your question, any language" --index $(INDEX)'
+	POLYSEEK_INDEX=$(INDEX) POLYSEEK_CORPUS=$(CORPUS) $(PY) -m streamlit run app.py --server.port $(PORT)
 
 index: install
 	$(PY) -m index build $(CORPUS) --index $(INDEX)
 
-test: install
+test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The end-to-end test drives Debian's Chromium (Playwright downloads no browser here). Installed
+# when missing, as root or with password-less sudo; otherwise that one test is skipped (not in CI).
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then echo "note: no chromium and no apt-get: the browser test will be skipped"; \
+	else SUDO=; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	  echo "Installing Debian's chromium for the browser test..."; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null \
+	  || echo "note: could not install chromium: the browser test will be skipped (CI fails instead)"; fi
 
 clean:
 	rm -rf $(VENV) .polyseek .pytest_cache

@@ -1,0 +1,264 @@
+"""Polyseek's page: search news in any language, see why each passage matched, rebuild the index.
+
+Run it with ``make run`` or ``streamlit run app.py``. Settings come from the environment:
+``POLYSEEK_INDEX`` (index folder), ``POLYSEEK_CORPUS`` (articles folder, default ``data``) and
+``POLYSEEK_MODEL`` (model for a first build; a rebuild keeps the index's own model).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from html import escape
+from pathlib import Path
+
+import streamlit as st
+
+from index.builder import build_index
+from index.corpus import READERS
+from index.manifest import read_manifest
+from index.progress import describe
+from index.uploads import UPLOAD_MAX_BYTES, existing, save_uploads
+from index.versions import current_version
+from polyseek import settings
+from polyseek.embedder import load_embedder
+from polyseek.errors import IndexNotFoundError, PolyseekError, QueryError
+from polyseek.languages import label, language_name
+from search.highlight import SentenceHighlighter
+from search.render import CSS, document_html, hit_html
+from search.searcher import Searcher
+
+MAX_RESULTS = 100
+EXAMPLES = ["missile defense guarantees", "extinderea tratatului New START", "ضمانات الدفاع الصاروخي"]
+
+
+# --- resources: loaded once per process ------------------------------------------------------
+
+@st.cache_resource(show_spinner="Loading the model…")
+def embedder_for(model: str):
+    share_cores()
+    embedder = load_embedder(model)
+    embedder.embed(["warm-up"], "query")  # the first call pays one-off costs: not the first search
+    return embedder
+
+
+@st.cache_resource(show_spinner="Opening the index…", max_entries=4)
+def searcher_for(version_folder: str) -> Searcher:
+    """One open index per version folder: a rebuild makes a new folder, so the page moves to it."""
+    manifest = read_manifest(Path(version_folder))
+    return Searcher.open_version(Path(version_folder), embedder_for(manifest.model))
+
+
+@st.cache_resource
+def highlighter_for(model: str) -> SentenceHighlighter:
+    return SentenceHighlighter(embedder_for(model))
+
+
+def share_cores() -> None:
+    """Leave half the cores to the browser and Streamlit: on a 2-core machine the page answers
+    about twice as fast with one model thread as with two (BENCHMARKS.md). OMP_NUM_THREADS or
+    POLYSEEK_THREADS, when set, decide instead."""
+    if os.environ.get("OMP_NUM_THREADS") and not os.environ.get("POLYSEEK_THREADS"):
+        return
+    import torch
+
+    wanted = os.environ.get("POLYSEEK_THREADS", "")
+    threads = int(wanted) if wanted.isdigit() and int(wanted) > 0 else max(1, (os.cpu_count() or 2) // 2)
+    torch.set_num_threads(threads)
+
+
+# --- building -----------------------------------------------------------------------------------
+
+def run_build(index_dir: Path, corpus_dir: Path, model: str, what: str) -> None:
+    """Build with a progress bar and stage messages; on success, show the summary and switch the
+    page to the new index. A failure leaves the index in service untouched and says why."""
+    bar = st.progress(0.0, text=f"{what}: starting…")
+    last = [0.0]
+
+    def progress(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.1 or stage == "writing" or done == total:
+            last[0] = now
+            fraction, message = describe(stage, done, total)
+            bar.progress(fraction, text=f"{what}: {message}")
+
+    try:
+        summary = build_index(corpus_dir, index_dir, model, embedder=embedder_for(model), progress=progress)
+    except Exception as exc:  # PolyseekError says what to do; disk full, permissions… must not crash the page
+        reason = str(exc) if isinstance(exc, PolyseekError) else f"{type(exc).__name__}: {exc}"
+        kept = " The previous index is still in service." if had_index(index_dir) else ""
+        flash("error", f"{what} failed: {reason.rstrip('.')}.{kept}")
+    else:
+        flash("success", summary.to_text())
+    st.rerun()
+
+
+def had_index(index_dir: Path) -> bool:
+    try:
+        current_version(index_dir)
+        return True
+    except PolyseekError:
+        return False
+
+
+def flash(kind: str, message: str) -> None:
+    """A message shown once, at the top of the next run of the page."""
+    st.session_state.setdefault("flash", []).append((kind, message))
+
+
+def show_flash() -> None:
+    for kind, message in st.session_state.pop("flash", []):
+        {"error": st.error, "warning": st.warning, "success": st.success}[kind](message)
+
+
+# --- sidebar ------------------------------------------------------------------------------------
+
+def sidebar(index_dir: Path, corpus_dir: Path, searcher: Searcher | None, model: str) -> None:
+    with st.sidebar:
+        st.header("Index")
+        if searcher is None:
+            st.caption(f"No index in service at `{index_dir}`.")
+        else:
+            m = searcher.manifest
+            langs = ", ".join(label(code, n) for code, n in m.languages.items())
+            rows = [("Model", m.model), ("Documents", f"{m.documents:,}"), ("Passages", f"{m.passages:,}"),
+                    ("Languages", langs), ("Built", m.built_at.replace("T", " ").replace("+00:00", " UTC")),
+                    ("Index folder", str(index_dir)), ("Version", searcher.folder.name), ("Corpus", m.corpus)]
+            st.html('<table class="ps-status">' + "".join(
+                f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows) + "</table>")
+        if st.button("Rebuild index", key="rebuild", help=f"Rebuild from {corpus_dir} with {model}",
+                     disabled=searcher is None, width="stretch"):
+            run_build(index_dir, corpus_dir, model, "Rebuild")
+
+        st.header("Add articles")
+        kinds = sorted(ext.lstrip(".") for ext in READERS)
+        # A new key after each addition empties the uploader.
+        files = st.file_uploader(f"Articles ({', '.join(kinds)}), up to {UPLOAD_MAX_BYTES // 2**20} MB each",
+                                 type=kinds, accept_multiple_files=True,
+                                 key=f"upload-{st.session_state.get('upload_round', 0)}")
+        if files:
+            taken = existing(corpus_dir, [f.name for f in files])
+            replace = False
+            if taken:
+                replace = st.checkbox(f"Replace {len(taken)} existing file(s): {', '.join(taken)}", key="replace")
+            if st.button(f"Add {len(files)} file(s) to {corpus_dir} and rebuild", key="add_files",
+                         width="stretch"):
+                add_files(index_dir, corpus_dir, model, [(f.name, f.getvalue()) for f in files], replace)
+
+
+def add_files(index_dir: Path, corpus_dir: Path, model: str, files: list[tuple[str, bytes]], replace: bool) -> None:
+    try:
+        result = save_uploads(corpus_dir, files, overwrite=replace)
+    except PolyseekError as exc:
+        flash("error", str(exc))
+        st.rerun()
+    for name, reason in result.rejected:
+        flash("error", f"Not added: {name}: {reason}")
+    if result.conflicts:
+        flash("warning", f"Not added, the name is taken in {corpus_dir}: {', '.join(result.conflicts)}. "
+                         "Tick “Replace” to overwrite.")
+    if not result.written:
+        st.rerun()
+    st.session_state["upload_round"] = st.session_state.get("upload_round", 0) + 1
+    flash("success", f"Added to {corpus_dir}: {', '.join(result.written)}")
+    run_build(index_dir, corpus_dir, model, "Rebuild")
+
+
+# --- results ------------------------------------------------------------------------------------
+
+def results(searcher: Searcher, query: str, k: int, langs: list[str], per_document: bool) -> None:
+    """Results appear as soon as the search is done; each card's best sentence is marked as soon
+    as its sentences are embedded (a fraction of a second per passage on a CPU)."""
+    started = time.perf_counter()
+    try:
+        qvec = searcher.encode_query(query)
+        hits = searcher.search_vector(qvec, k, langs or None, per_document=per_document)
+    except QueryError as exc:
+        st.warning(str(exc))
+        return
+    search_ms = (time.perf_counter() - started) * 1000
+    if not hits:
+        st.info("No passage matched" + (f" in {', '.join(language_name(c) for c in langs)}." if langs else "."))
+        return
+
+    counts: dict[str, int] = {}
+    for hit in hits:
+        counts[hit.lang] = counts.get(hit.lang, 0) + 1
+    spread = ", ".join(f"{language_name(c)} {n}" for c, n in counts.items())
+    summary = (f'{len(hits)} {"documents" if per_document else "passages"} in {len(counts)} '
+               f'language{"s" if len(counts) != 1 else ""} ({escape(spread)}) · search {search_ms:.0f} ms')
+    summary_slot = st.empty()
+    tag = f'<p class="ps-summary" data-query="{escape(query.strip(), quote=True)}"'
+    summary_slot.html(f'{tag} data-state="marking">{summary} · marking the best sentences…</p>')
+
+    cards = []
+    for rank, hit in enumerate(hits, 1):
+        card = st.empty()
+        card.html(hit_html(rank, hit, None))
+        with st.expander(f"Whole document: {hit.doc_id}"):
+            text = searcher.document_text(hit.doc_id)
+            doc = st.empty()
+            if text is None:
+                doc.caption("The document is no longer in the index.")
+            else:
+                doc.html(document_html(text, hit, None))
+        cards.append((rank, hit, card, doc, text))
+
+    highlighter = highlighter_for(searcher.manifest.model)
+    started = time.perf_counter()
+    for rank, hit, card, doc, text in cards:
+        best = highlighter.best_sentences(qvec, [(hit.text, hit.lang)])[0]
+        card.html(hit_html(rank, hit, best))
+        if text is not None:
+            doc.html(document_html(text, hit, best))
+    highlight_ms = (time.perf_counter() - started) * 1000
+    summary_slot.html(f'{tag} data-state="done">{summary} · best sentences {highlight_ms:.0f} ms</p>')
+
+
+# --- page ---------------------------------------------------------------------------------------
+
+def main() -> None:
+    st.set_page_config(page_title="Polyseek", page_icon="🔎", layout="wide")
+    st.html(CSS)
+    index_dir, corpus_dir = settings.index_dir(), settings.corpus_dir()
+
+    searcher, problem = None, None
+    try:
+        searcher = searcher_for(str(current_version(index_dir).resolve()))
+    except IndexNotFoundError:
+        pass
+    except PolyseekError as exc:  # a damaged index, or a model that cannot be loaded
+        problem = str(exc)
+    model = searcher.manifest.model if searcher else settings.model_name()
+
+    st.title("Polyseek")
+    st.caption("Search news in any language: a question in one language finds passages in all of them.")
+    show_flash()
+    sidebar(index_dir, corpus_dir, searcher, model)
+
+    if searcher is None:
+        if problem:
+            st.error(f"The index at {index_dir} cannot be used: {problem}")
+        else:
+            st.info(f"There is no index yet at `{index_dir}`. Build one from the articles in `{corpus_dir}` "
+                    f"with the model `{model}`.")
+        if st.button("Build the index", key="build_first", type="primary"):
+            run_build(index_dir, corpus_dir, model, "Build")
+        return
+
+    query = st.text_input("Search", key="query", placeholder="Ask in any language, then press Enter",
+                          label_visibility="collapsed")
+    col_k, col_langs, col_group = st.columns([1, 3, 2], vertical_alignment="bottom")
+    k = col_k.number_input("Results", min_value=1, max_value=MAX_RESULTS, value=10, step=1, key="k")
+    counts = searcher.languages
+    langs = col_langs.multiselect("Languages", options=list(counts), key="langs", placeholder="All languages",
+                                  format_func=lambda code: label(code, counts.get(code)))
+    per_document = col_group.checkbox("One passage per document", key="per_document")
+
+    if not query.strip():
+        st.caption("Type a question and press Enter. Try: " + " · ".join(f"“{e}”" for e in EXAMPLES))
+        return
+    results(searcher, query, int(k), langs, per_document)
+
+
+main()
