@@ -8,7 +8,9 @@ Run it with ``make run`` or ``streamlit run app.py``. Settings come from the env
 from __future__ import annotations
 
 import os
+import re
 import time
+from contextlib import contextmanager
 from html import escape
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from index.progress import describe
 from index.uploads import UPLOAD_MAX_BYTES, existing, save_uploads
 from index.versions import current_version
 from polyseek import settings
-from polyseek.embedder import load_embedder
+from polyseek.embedder import SentenceTransformerEmbedder, load_embedder
 from polyseek.errors import IndexNotFoundError, PolyseekError, QueryError
 from polyseek.languages import label, language_name
 from search.highlight import SentenceHighlighter
@@ -36,8 +38,9 @@ EXAMPLES = ["missile defense guarantees", "extinderea tratatului New START", "ض
 
 @st.cache_resource(show_spinner="Loading the model…")
 def embedder_for(model: str):
-    share_cores()
     embedder = load_embedder(model)
+    if isinstance(embedder, SentenceTransformerEmbedder):
+        share_cores()
     embedder.embed(["warm-up"], "query")  # the first call pays one-off costs: not the first search
     return embedder
 
@@ -67,6 +70,19 @@ def share_cores() -> None:
     torch.set_num_threads(threads)
 
 
+@contextmanager
+def all_cores():
+    """A build is worth every core while it runs; searches go back to their share after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 # --- building -----------------------------------------------------------------------------------
 
 def run_build(index_dir: Path, corpus_dir: Path, model: str, what: str) -> None:
@@ -83,7 +99,8 @@ def run_build(index_dir: Path, corpus_dir: Path, model: str, what: str) -> None:
             bar.progress(fraction, text=f"{what}: {message}")
 
     try:
-        summary = build_index(corpus_dir, index_dir, model, embedder=embedder_for(model), progress=progress)
+        with all_cores():
+            summary = build_index(corpus_dir, index_dir, model, embedder=embedder_for(model), progress=progress)
     except Exception as exc:  # PolyseekError says what to do; disk full, permissions… must not crash the page
         reason = str(exc) if isinstance(exc, PolyseekError) else f"{type(exc).__name__}: {exc}"
         kept = " The previous index is still in service." if had_index(index_dir) else ""
@@ -108,7 +125,16 @@ def flash(kind: str, message: str) -> None:
 
 def show_flash() -> None:
     for kind, message in st.session_state.pop("flash", []):
-        {"error": st.error, "warning": st.warning, "success": st.success}[kind](message)
+        {"error": st.error, "warning": st.warning, "success": st.success}[kind](md(message))
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def md(value) -> str:
+    """Text as Streamlit's Markdown shows it literally: file names and messages may hold
+    ``*``, ``[x](javascript:…)`` or ``<b>``; line breaks are kept."""
+    return _MARKDOWN.sub(r"\\\1", str(value)).replace("\n", "  \n")
 
 
 # --- sidebar ------------------------------------------------------------------------------------
@@ -117,7 +143,7 @@ def sidebar(index_dir: Path, corpus_dir: Path, searcher: Searcher | None, model:
     with st.sidebar:
         st.header("Index")
         if searcher is None:
-            st.caption(f"No index in service at `{index_dir}`.")
+            st.caption(f"No index in service at {md(index_dir)}.")
         else:
             m = searcher.manifest
             langs = ", ".join(label(code, n) for code, n in m.languages.items())
@@ -126,7 +152,7 @@ def sidebar(index_dir: Path, corpus_dir: Path, searcher: Searcher | None, model:
                     ("Index folder", str(index_dir)), ("Version", searcher.folder.name), ("Corpus", m.corpus)]
             st.html('<table class="ps-status">' + "".join(
                 f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows) + "</table>")
-        if st.button("Rebuild index", key="rebuild", help=f"Rebuild from {corpus_dir} with {model}",
+        if st.button("Rebuild index", key="rebuild", help=f"Rebuild from {md(corpus_dir)} with {md(model)}",
                      disabled=searcher is None, width="stretch"):
             run_build(index_dir, corpus_dir, model, "Rebuild")
 
@@ -140,8 +166,8 @@ def sidebar(index_dir: Path, corpus_dir: Path, searcher: Searcher | None, model:
             taken = existing(corpus_dir, [f.name for f in files])
             replace = False
             if taken:
-                replace = st.checkbox(f"Replace {len(taken)} existing file(s): {', '.join(taken)}", key="replace")
-            if st.button(f"Add {len(files)} file(s) to {corpus_dir} and rebuild", key="add_files",
+                replace = st.checkbox(f"Replace {len(taken)} existing file(s): {md(', '.join(taken))}", key="replace")
+            if st.button(f"Add {len(files)} file(s) to {md(corpus_dir)} and rebuild", key="add_files",
                          width="stretch"):
                 add_files(index_dir, corpus_dir, model, [(f.name, f.getvalue()) for f in files], replace)
 
@@ -174,7 +200,7 @@ def results(searcher: Searcher, query: str, k: int, langs: list[str], per_docume
         qvec = searcher.encode_query(query)
         hits = searcher.search_vector(qvec, k, langs or None, per_document=per_document)
     except QueryError as exc:
-        st.warning(str(exc))
+        st.warning(md(exc))
         return
     search_ms = (time.perf_counter() - started) * 1000
     if not hits:
@@ -195,7 +221,7 @@ def results(searcher: Searcher, query: str, k: int, langs: list[str], per_docume
     for rank, hit in enumerate(hits, 1):
         card = st.empty()
         card.html(hit_html(rank, hit, None))
-        with st.expander(f"Whole document: {hit.doc_id}"):
+        with st.expander(f"Whole document: {md(hit.doc_id)}"):
             text = searcher.document_text(hit.doc_id)
             doc = st.empty()
             if text is None:
@@ -238,10 +264,10 @@ def main() -> None:
 
     if searcher is None:
         if problem:
-            st.error(f"The index at {index_dir} cannot be used: {problem}")
+            st.error(f"The index at {md(index_dir)} cannot be used: {md(problem)}")
         else:
-            st.info(f"There is no index yet at `{index_dir}`. Build one from the articles in `{corpus_dir}` "
-                    f"with the model `{model}`.")
+            st.info(f"There is no index yet at {md(index_dir)}. Build one from the articles in {md(corpus_dir)} "
+                    f"with the model {md(model)}.")
         if st.button("Build the index", key="build_first", type="primary"):
             run_build(index_dir, corpus_dir, model, "Build")
         return

@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", "--top", dest="k", type=int, default=10, help="number of passages (1-1000)")
     parser.add_argument("-l", "--lang", action="append", default=[], metavar="CODE",
                         help="only passages in this language (ISO 639-1, e.g. ro); repeat or comma-separate for several")
+    parser.add_argument("-d", "--per-document", action="store_true", help="only the best passage of each document")
     parser.add_argument("-i", "--index", default=None, help=f"index folder (default: ${settings.ENV_INDEX} or .polyseek/index)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
     args = parser.parse_args(argv)
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Searcher.open(args.index) as searcher:
             started = time.perf_counter()
-            hits = searcher.search(args.query, k=args.k, langs=langs or None)
+            hits = searcher.search(args.query, k=args.k, langs=langs or None, per_document=args.per_document)
             elapsed = time.perf_counter() - started
             missing = [c for c in langs if c.lower() not in searcher.languages]
             present = ", ".join(searcher.languages)
@@ -51,5 +52,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{rank:>2}. [{hit.lang}] score {hit.score:.3f} (cosine {hit.cosine:.3f})  {hit.title}  ({hit.doc_id}, chars {hit.start}-{hit.end})")
         print(textwrap.fill(" ".join(hit.text.split()), width=width, initial_indent="    ", subsequent_indent="    "))
         print()
-    print(f"{len(hits)} passages in {elapsed * 1000:.0f} ms")
+    print(f"{len(hits)} {'documents' if args.per_document else 'passages'} in {elapsed * 1000:.0f} ms")
     return 0

@@ -48,6 +48,11 @@ def summary(at: AppTest) -> str:
     return next(re.sub("<[^>]+>", "", h.value) for h in at.html if h.value.startswith('<p class="ps-summary"'))
 
 
+def plain(elements) -> list[str]:
+    """Messages as a reader sees them: the page escapes Markdown in everything it quotes."""
+    return [re.sub(r"\\(.)", r"\1", e.label if e.type == "checkbox" else e.value) for e in elements]
+
+
 def status_table(at: AppTest) -> str:
     return next(h.value for h in at.sidebar.get("html") if "ps-status" in h.value)
 
@@ -91,9 +96,9 @@ def test_one_passage_per_document(site):
 
 def test_empty_query_gives_a_hint_not_an_error(site):
     at = open_page()
-    assert any("Type a question" in c.value for c in at.caption)
+    assert any("Type a question" in c for c in plain(at.caption))
     at = search(at, "   ")
-    assert not cards(at) and any("Type a question" in c.value for c in at.caption)
+    assert not cards(at) and any("Type a question" in c for c in plain(at.caption))
 
 
 def test_corpus_text_shows_as_text(site, fake):
@@ -112,11 +117,11 @@ def test_no_index_offers_to_build_one(tmp_path, corpus, monkeypatch):
     monkeypatch.setenv("POLYSEEK_CORPUS", str(corpus))
     monkeypatch.setenv("POLYSEEK_MODEL", "fake:64")
     at = open_page()
-    assert any("no index yet" in i.value for i in at.info)
+    assert any("no index yet" in i for i in plain(at.info))
     assert not at.text_input  # nothing to search yet
     at.button(key="build_first").click().run()
     assert not at.exception, at.exception
-    assert any("Indexed 5 of 5 documents" in s.value for s in at.success)
+    assert any("Indexed 5 of 5 documents" in s for s in plain(at.success))
     assert (tmp_path / "none" / "CURRENT").is_file()
     assert cards(search(at, "missile shield"))
 
@@ -128,8 +133,8 @@ def test_rebuild_switches_the_page_to_the_new_index(site):
     (corpus / "de.txt").write_text("Die Nachrichtenagentur berichtet über die Raketenabwehr in Europa und die "
                                    "Sicherheitsgarantien, die Russland von der NATO verlangt.", encoding="utf-8")
     at.button(key="rebuild").click().run()
-    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
-    assert any("Indexed 6 of 6 documents" in s.value for s in at.success)
+    assert not at.exception and not at.error, (at.exception, plain(at.error))
+    assert any("Indexed 6 of 6 documents" in s for s in plain(at.success))
     assert current_version(index_dir) != before
     assert current_version(index_dir).name in status_table(at) and "German (de)" in status_table(at)
     at.multiselect(key="langs").set_value(["de"]).run()
@@ -144,7 +149,7 @@ def test_failed_rebuild_keeps_the_old_index_and_says_why(site):
         path.unlink() if path.is_file() else path.rmdir()  # an empty corpus: nothing to index
     at.button(key="rebuild").click().run()
     assert not at.exception
-    errors = [e.value for e in at.error]
+    errors = plain(at.error)
     assert any("Rebuild failed: nothing to index" in e and "previous index is still in service" in e for e in errors), errors
     assert current_version(index_dir) == before
     assert cards(search(at, "missile shield"))  # still answering from the old index
@@ -159,8 +164,8 @@ def test_upload_saves_safely_then_rebuilds(site):
     assert not at.exception, at.exception
     assert (corpus / "Știri azi.txt").is_file() and not (corpus.parent.parent / "Știri azi.txt").exists()
     assert not (corpus / "bad.txt").exists()
-    assert any("Not added: bad.txt: binary" in e.value for e in at.error)
-    assert any("Added to" in s.value for s in at.success) and any("Indexed 6 of 6" in s.value for s in at.success)
+    assert any("Not added: bad.txt: binary" in e for e in plain(at.error))
+    assert any("Added to" in s for s in plain(at.success)) and any("Indexed 6 of 6" in s for s in plain(at.success))
     assert not at.file_uploader[0].value  # emptied for the next upload
 
 
@@ -170,20 +175,31 @@ def test_upload_never_overwrites_without_asking(site):
     (corpus / "weather.md").write_bytes(original)
     at = open_page()
     at.file_uploader[0].set_value(("weather.md", b"# Replaced\n\nA different forecast.", "text/markdown")).run()
-    assert at.checkbox(key="replace").label.startswith("Replace 1 existing file(s): weather.md")
+    assert plain([at.checkbox(key="replace")])[0] == "Replace 1 existing file(s): weather.md"
     at.button(key="add_files").click().run()
-    assert any("name is taken" in w.value for w in at.warning)
+    assert any("name is taken" in w for w in plain(at.warning))
     assert (corpus / "weather.md").read_bytes() == original
     at.file_uploader[0].set_value(("weather.md", b"# Replaced\n\nA different forecast.", "text/markdown")).run()
     at.checkbox(key="replace").check().run()
     at.button(key="add_files").click().run()
     assert (corpus / "weather.md").read_text(encoding="utf-8").startswith("# Replaced")
-    assert any("Added to" in s.value for s in at.success)
+    assert any("Added to" in s for s in plain(at.success))
 
 
 def test_a_damaged_index_is_reported_with_a_way_out(site):
     index_dir, _ = site
     (current_version(index_dir) / "manifest.json").write_text("{not json", encoding="utf-8")
     at = open_page()
-    assert any("cannot be used" in e.value and "corrupt" in e.value for e in at.error)
+    assert any("cannot be used" in e and "corrupt" in e for e in plain(at.error))
     assert at.button(key="build_first")
+
+
+def test_file_names_in_labels_and_messages_show_as_text(site, fake):
+    index_dir, corpus = site
+    tricky = "a*b*_c_ [x](javascript:alert(1)) <b>.txt"
+    (corpus / tricky).write_text("Sanctions were announced against the shipping company.", encoding="utf-8")
+    build_index(corpus, index_dir, embedder=fake)
+    at = search(open_page(), "sanctions shipping company")
+    label = next(e.label for e in at.expander if "javascript" in e.label)
+    assert "\\*" in label and "\\[x\\]\\(javascript\\:alert" in label and "\\<b\\>" in label
+    assert re.sub(r"\\(.)", r"\1", label) == f"Whole document: {tricky}"

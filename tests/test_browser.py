@@ -138,4 +138,6 @@ def test_filter_rebuild_and_upload_in_a_real_browser(site, page):
     page.get_by_role("button", name="Add 1 file(s)").click()
     page.get_by_text("Indexed 5 of 5 documents").wait_for()
     assert (site["corpus"] / "stire.txt").is_file()
+    page.locator(".ps-summary[data-state=done]").wait_for()  # the page has re-run the search on the new index
+    assert page.locator('table.ps-status tr:has(th:text-is("Documents")) td').inner_text() == "5"
     page.screenshot(path=str(site["root"] / "after-upload.png"))

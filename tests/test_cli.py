@@ -32,6 +32,10 @@ def test_build_then_search_in_json_and_text(corpus, tmp_path):
     human = run("search", "missile shield", "--index", str(index_dir), "-k", "1")
     assert human.returncode == 0 and "1. [" in human.stdout and "passages in" in human.stdout
 
+    grouped = run("search", "missile shield", "--index", str(index_dir), "-k", "50", "--per-document", "--json")
+    docs = [json.loads(line)["doc_id"] for line in grouped.stdout.splitlines()]
+    assert grouped.returncode == 0 and len(docs) == len(set(docs)) == 5
+
 
 def test_errors_are_one_clear_line_and_exit_2(tmp_path, corpus):
     missing = run("search", "anything", "--index", str(tmp_path / "none"))
