@@ -217,22 +217,27 @@ def results(searcher: Searcher, query: str, k: int, langs: list[str], per_docume
     tag = f'<p class="ps-summary" data-query="{escape(query.strip(), quote=True)}"'
     summary_slot.html(f'{tag} data-state="marking">{summary} · marking the best sentences…</p>')
 
-    cards = []
+    # Cards whose sentences are cached are drawn marked at once; the others are drawn plain,
+    # then marked one by one as their sentences are embedded.
+    highlighter = highlighter_for(searcher.manifest.model)
+    started = time.perf_counter()
+    ready = highlighter.known(qvec, [(hit.text, hit.lang) for hit in hits])
+    pending = []
     for rank, hit in enumerate(hits, 1):
+        best = ready.get(rank - 1)
         card = st.empty()
-        card.html(hit_html(rank, hit, None))
+        card.html(hit_html(rank, hit, best))
         with st.expander(f"Whole document: {md(hit.doc_id)}"):
             text = searcher.document_text(hit.doc_id)
             doc = st.empty()
             if text is None:
                 doc.caption("The document is no longer in the index.")
             else:
-                doc.html(document_html(text, hit, None))
-        cards.append((rank, hit, card, doc, text))
+                doc.html(document_html(text, hit, best))
+        if rank - 1 not in ready:
+            pending.append((rank, hit, card, doc, text))
 
-    highlighter = highlighter_for(searcher.manifest.model)
-    started = time.perf_counter()
-    for rank, hit, card, doc, text in cards:
+    for rank, hit, card, doc, text in pending:
         best = highlighter.best_sentences(qvec, [(hit.text, hit.lang)])[0]
         card.html(hit_html(rank, hit, best))
         if text is not None:

@@ -75,6 +75,15 @@ class SentenceHighlighter:
             out.append(Highlight(spans[best][0], spans[best][1], float(sims[best])))
         return out
 
+    def known(self, qvec: np.ndarray, passages: Sequence[tuple[str, str]]) -> dict[int, Highlight | None]:
+        """:meth:`best_sentences` for the passages whose sentences are cached already (by
+        position in ``passages``); embeds nothing."""
+        with self._lock:
+            cached = [i for i, (text, lang) in enumerate(passages) if self._key(text, lang) in self._cache]
+        if not cached:
+            return {}
+        return dict(zip(cached, self.best_sentences(qvec, [passages[i] for i in cached])))
+
     def _put(self, key: str, spans: list[tuple[int, int]], vecs: np.ndarray) -> None:
         self._cache[key] = (spans, vecs)
         while len(self._cache) > max(self._capacity, 1):

@@ -28,6 +28,18 @@ def test_sentence_vectors_are_cached_across_queries(fake):
     assert PASSAGE[best.start : best.end] == "The football season starts in August."
 
 
+def test_known_answers_from_the_cache_only(fake):
+    h = SentenceHighlighter(fake)
+    q = fake.embed(["football August"], "query")[0]
+    other = ("Another passage. Not seen yet.", "en")
+    assert h.known(q, [(PASSAGE, "en"), other]) == {}
+    h.best_sentences(q, [(PASSAGE, "en")])
+    embedded = fake.texts_embedded
+    known = h.known(q, [other, (PASSAGE, "en")])
+    assert list(known) == [1] and PASSAGE[known[1].start : known[1].end] == "The football season starts in August."
+    assert fake.texts_embedded == embedded
+
+
 def test_one_batch_for_many_passages_and_none_for_empty_text(fake):
     h = SentenceHighlighter(fake)
     passages = [(PASSAGE, "en"), ("Un singur rând.", "ro"), ("   ", "en"), (PASSAGE, "en")]
