@@ -28,7 +28,7 @@ from polyseek.errors import IndexNotFoundError, PolyseekError, QueryError
 from polyseek.languages import label, language_name
 from search.highlight import SentenceHighlighter
 from search.render import CSS, document_html, hit_html
-from search.searcher import Searcher
+from search.searcher import DEFAULT_MODE, MODES, Searcher
 
 MAX_RESULTS = 100
 EXAMPLES = ["missile defense guarantees", "extinderea tratatului New START", "ضمانات الدفاع الصاروخي"]
@@ -192,13 +192,13 @@ def add_files(index_dir: Path, corpus_dir: Path, model: str, files: list[tuple[s
 
 # --- results ------------------------------------------------------------------------------------
 
-def results(searcher: Searcher, query: str, k: int, langs: list[str], per_document: bool) -> None:
+def results(searcher: Searcher, query: str, k: int, langs: list[str], per_document: bool, mode: str) -> None:
     """Results appear as soon as the search is done; each card's best sentence is marked as soon
     as its sentences are embedded (a fraction of a second per passage on a CPU)."""
     started = time.perf_counter()
     try:
         qvec = searcher.encode_query(query)
-        hits = searcher.search_vector(qvec, k, langs or None, per_document=per_document)
+        hits = searcher.search_vector(qvec, k, langs or None, per_document=per_document, mode=mode, query=query)
     except QueryError as exc:
         st.warning(md(exc))
         return
@@ -212,7 +212,7 @@ def results(searcher: Searcher, query: str, k: int, langs: list[str], per_docume
         counts[hit.lang] = counts.get(hit.lang, 0) + 1
     spread = ", ".join(f"{language_name(c)} {n}" for c, n in counts.items())
     summary = (f'{len(hits)} {"documents" if per_document else "passages"} in {len(counts)} '
-               f'language{"s" if len(counts) != 1 else ""} ({escape(spread)}) · search {search_ms:.0f} ms')
+               f'language{"s" if len(counts) != 1 else ""} ({escape(spread)}) · {mode} · search {search_ms:.0f} ms')
     summary_slot = st.empty()
     tag = f'<p class="ps-summary" data-query="{escape(query.strip(), quote=True)}"'
     summary_slot.html(f'{tag} data-state="marking">{summary} · marking the best sentences…</p>')
@@ -279,17 +279,23 @@ def main() -> None:
 
     query = st.text_input("Search", key="query", placeholder="Ask in any language, then press Enter",
                           label_visibility="collapsed")
-    col_k, col_langs, col_group = st.columns([1, 3, 2], vertical_alignment="bottom")
+    col_k, col_langs, col_mode, col_group = st.columns([1, 3, 2, 2], vertical_alignment="bottom")
     k = col_k.number_input("Results", min_value=1, max_value=MAX_RESULTS, value=10, step=1, key="k")
     counts = searcher.languages
     langs = col_langs.multiselect("Languages", options=list(counts), key="langs", placeholder="All languages",
                                   format_func=lambda code: label(code, counts.get(code)))
+    modes = list(MODES) if searcher.has_lexical else ["dense"]
+    mode = col_mode.segmented_control(
+        "Ranking", modes, default=DEFAULT_MODE if DEFAULT_MODE in modes else "dense", key="mode",
+        format_func=lambda m: {"dense": "Meaning", "hybrid": "Meaning + words"}[m],
+        help="Meaning: the multilingual model alone. Meaning + words: also BM25 word matches in the "
+             "query's own language, fused by rank." + ("" if searcher.has_lexical else " (Rebuild the index to enable it.)"))
     per_document = col_group.checkbox("One passage per document", key="per_document")
 
     if not query.strip():
         st.caption("Type a question and press Enter. Try: " + " · ".join(f"“{e}”" for e in EXAMPLES))
         return
-    results(searcher, query, int(k), langs, per_document)
+    results(searcher, query, int(k), langs, per_document, mode or "dense")
 
 
 main()

@@ -15,6 +15,7 @@ import numpy as np
 from index.chunking import DEFAULT_CHUNK_TOKENS, chunk_text
 from index.corpus import DEFAULT_MAX_BYTES, Document, Skipped, read_corpus
 from index.language import detect
+from index.lexical import TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
 from index.manifest import FORMAT_VERSION, STORE, VECTORS, Manifest, write_manifest
 from index.store import DocumentRow, PassageRow, write_store
 from index.vectors import KIND, LANGUAGE_PRIOR, METRIC, build_vector_index, language_means, save_vector_index
@@ -91,6 +92,7 @@ def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedde
             offsets = np.stack([means[lang] for lang in langs])
             save_vector_index(build_vector_index(np.array([p.passage_id for p in passages], np.int64), vectors - offsets),
                               build_dir / VECTORS)
+            lexical_files = LexicalIndex.build([p.text for p in passages]).save(build_dir)
             languages = _count_languages(passages)
             write_manifest(build_dir, Manifest(
                 format_version=FORMAT_VERSION, model=embedder.name, model_fingerprint=embedder.fingerprint,
@@ -99,7 +101,8 @@ def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedde
                 chunk_tokens=chunk_tokens, corpus=str(corpus_dir.resolve()),
                 built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 build_seconds=round(time.perf_counter() - started, 3),
-                files={name: (build_dir / name).stat().st_size for name in (STORE, VECTORS)},
+                files={name: (build_dir / name).stat().st_size for name in (STORE, VECTORS, *lexical_files)},
+                lexical=LEXICAL_TOKENIZER,
                 libraries=_library_versions(),
             ))
             version = publish(index_dir, build_dir)

@@ -22,3 +22,18 @@ def detect(text: str, fallback: str | None = None) -> str:
 
     lang, _score = py3langid.classify(text[:5000])
     return lang
+
+
+def detect_among(text: str, candidates) -> str:
+    """The most likely of ``candidates`` (say, the languages an index holds) for ``text``, with no
+    minimum length: choosing among a few languages is reliable even for a three-word query,
+    where open identification is not. 'und' when ``text`` has no letters or no candidate fits."""
+    candidates = set(candidates)
+    if not candidates or not _LETTER.search(text[:2000]):
+        return UNDETERMINED
+    from py3langid import langid
+
+    for lang, _score in langid.rank(text[:5000]):
+        if lang in candidates:
+            return lang
+    return UNDETERMINED

@@ -38,6 +38,7 @@ class Manifest:
     build_seconds: float
     files: dict[str, int] = field(default_factory=dict)  # file name -> size in bytes
     libraries: dict[str, str] = field(default_factory=dict)
+    lexical: str = ""  # tokenizer of the BM25 index in bm25/ ("" = none: dense search only)
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:

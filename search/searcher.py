@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from index.lexical import TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
 from index.manifest import STORE, VECTORS, Manifest, read_manifest
 from index.store import PassageStore
 from index.vectors import load_vector_index, search_vectors
@@ -16,8 +17,14 @@ from index.versions import current_version
 from polyseek import settings
 from polyseek.embedder import Embedder, load_embedder
 from polyseek.errors import IndexFormatError, ModelMismatchError, QueryError
+from search.fusion import rrf
 
 MAX_K = 1000
+MODES = ("dense", "hybrid")
+#: Default search mode; chosen from the figures in BENCHMARKS.md (issue 4).
+DEFAULT_MODE = "dense"
+#: Passages each retriever contributes to a hybrid ranking (at least; more when k asks for more).
+CANDIDATES = 100
 #: A query is cut to this many characters before tokenizing; the model reads at most 512
 #: tokens of it anyway, and a 100,000-character paste should not cost a second of tokenizing.
 MAX_QUERY_CHARS = 20_000
@@ -43,8 +50,10 @@ class Hit:
 class Searcher:
     """An open index. Thread-safe for searching; open it once and reuse it."""
 
-    def __init__(self, folder: Path, manifest: Manifest, embedder: Embedder, vectors, store: PassageStore):
+    def __init__(self, folder: Path, manifest: Manifest, embedder: Embedder, vectors, store: PassageStore,
+                 lexical: LexicalIndex | None = None):
         self.folder = folder
+        self._lexical = lexical
         self.manifest = manifest
         self.embedder = embedder
         self._vectors = vectors
@@ -80,6 +89,7 @@ class Searcher:
         if embedder.dim != manifest.dim:
             raise ModelMismatchError(f"model {embedder.name!r} gives {embedder.dim} dimensions, the index holds {manifest.dim}")
         vectors = load_vector_index(folder / VECTORS)
+        lexical = LexicalIndex.load(folder, manifest.passages) if manifest.lexical == LEXICAL_TOKENIZER else None
         store = PassageStore(folder / STORE)
         counts = (vectors.ntotal, store.count_passages(), manifest.passages)
         if len(set(counts)) != 1:
@@ -87,7 +97,7 @@ class Searcher:
             raise IndexFormatError(
                 f"the index at {folder} is inconsistent: {counts[0]} vectors, {counts[1]} stored passages, "
                 f"manifest says {counts[2]}: rebuild it")
-        return cls(folder, manifest, embedder, vectors, store)
+        return cls(folder, manifest, embedder, vectors, store, lexical)
 
     @property
     def languages(self) -> dict[str, int]:
@@ -95,12 +105,16 @@ class Searcher:
         return dict(self.manifest.languages)
 
     def search(self, query: str, k: int = 10, langs: list[str] | None = None, *,
-               per_document: bool = False) -> list[Hit]:
+               per_document: bool = False, mode: str = DEFAULT_MODE) -> list[Hit]:
         """The ``k`` passages closest to ``query``, best first; only ``langs`` (ISO 639-1 codes)
         when given. A language with no passages in the index simply matches nothing.
-        ``per_document``: only the best passage of each document (k documents)."""
+        ``per_document``: only the best passage of each document (k documents).
+        ``mode``: "dense" (the embedding model alone) or "hybrid" (fused with BM25 by
+        reciprocal rank fusion; see :meth:`search_vector`)."""
         _check_k(k)
-        return self.search_vector(self.encode_query(query), k, langs, per_document=per_document)
+        _check_mode(mode)
+        return self.search_vector(self.encode_query(query), k, langs, per_document=per_document, mode=mode,
+                                  query=query)
 
     def encode_query(self, query: str) -> np.ndarray:
         """The query's vector, shape (dim,), as :meth:`search_vector` and highlighting use it."""
@@ -108,20 +122,41 @@ class Searcher:
             raise QueryError("the query is empty: type some words to search for")
         return self.embedder.embed([query.strip()[:MAX_QUERY_CHARS]], "query")[0]
 
+    @property
+    def has_lexical(self) -> bool:
+        return self._lexical is not None
+
     def search_vector(self, qvec: np.ndarray, k: int = 10, langs: list[str] | None = None, *,
-                      per_document: bool = False) -> list[Hit]:
-        """:meth:`search` for a vector from :meth:`encode_query`."""
+                      per_document: bool = False, mode: str = "dense", query: str | None = None,
+                      lexical_weight: float = 1.0, lexical_same_language: bool = True) -> list[Hit]:
+        """:meth:`search` for a vector from :meth:`encode_query` (and, for "hybrid", the query's
+        text). Hybrid ranking: ``1/(60 + dense rank) + lexical_weight/(60 + BM25 rank)``. With
+        ``lexical_same_language``, BM25 only proposes passages in the query's own language
+        (lexical overlap across languages is mostly noise); its choice comes from BENCHMARKS.md."""
         _check_k(k)
+        _check_mode(mode)
+        if mode == "hybrid":
+            if query is None:
+                raise QueryError("hybrid search needs the query's text as well as its vector")
+            if self._lexical is None:
+                raise IndexFormatError(f"the index at {self.folder.parent} has no lexical index (built before "
+                                       "hybrid search existed): rebuild it, or search in dense mode")
         allowed = self._allowed_ids(langs)
         qvec = np.ascontiguousarray(qvec, np.float32).reshape(1, -1)
         total = self._vectors.ntotal if allowed is None else len(allowed)
         fetch = min(int(k) * 4, total) if per_document else int(k)
+        lexical_allowed = allowed
+        if mode == "hybrid" and lexical_same_language:
+            lexical_allowed = self._same_language_ids(query, allowed)
         while True:
-            scores, ids = search_vectors(self._vectors, qvec, max(fetch, 1), allowed)
-            found = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
-            hits = self._hits(qvec[0], found)
+            if mode == "hybrid":
+                found = self._fused(qvec, query, max(fetch, CANDIDATES), allowed, lexical_allowed, lexical_weight)
+            else:
+                scores, ids = search_vectors(self._vectors, qvec, max(fetch, 1), allowed)
+                found = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+            hits = self._hits(qvec[0], found, fused=mode == "hybrid")
             if not per_document:
-                return hits
+                return hits[: int(k)]
             best: dict[str, Hit] = {}
             for hit in hits:
                 best.setdefault(hit.doc_id, hit)
@@ -130,15 +165,38 @@ class Searcher:
                 return list(best.values())[: int(k)]
             fetch = min(fetch * 4, total)
 
-    def _hits(self, qvec: np.ndarray, found: list[tuple[float, int]]) -> list[Hit]:
+    def _fused(self, qvec: np.ndarray, query: str, n: int, allowed, lexical_allowed, weight: float) -> list[tuple[float, int]]:
+        """Reciprocal rank fusion of the dense and the BM25 rankings, best first."""
+        _, ids = search_vectors(self._vectors, qvec, n, allowed)
+        dense = [int(i) for i in ids[0] if i >= 0]
+        lexical = []
+        if weight > 0 and (lexical_allowed is None or len(lexical_allowed)):
+            lexical = [pid for pid, _ in self._lexical.search(query, n, lexical_allowed)]
+        return rrf([dense, lexical], [1.0, weight])
+
+    def _same_language_ids(self, query: str, allowed: np.ndarray | None) -> np.ndarray:
+        """Passages in the query's language (within ``allowed``); none if it is not in the index."""
+        from index.language import detect_among
+
+        own = self._ids_by_lang.get(detect_among(query, self._ids_by_lang), np.zeros(0, np.int64))
+        return own if allowed is None else np.intersect1d(own, allowed, assume_unique=True)
+
+    def _hits(self, qvec: np.ndarray, found: list[tuple[float, int]], fused: bool = False) -> list[Hit]:
         rows = self._store.passages(i for _, i in found)
         hits = []
         for score, pid in found:
             if pid in rows:
                 row, title = rows[pid]
-                cosine = score + float(qvec @ self._means[row.lang])
-                hits.append(Hit(pid, row.doc_id, title, row.lang, row.text, score, row.start, row.end, cosine))
+                offset = float(qvec @ self._means[row.lang])
+                # Dense scores are q·(p − mean); a fused score is a rank fusion, so the cosine
+                # comes from the stored vector.
+                centred = float(qvec @ self._vectors.reconstruct(pid)) if fused else score
+                hits.append(Hit(pid, row.doc_id, title, row.lang, row.text, score, row.start, row.end, centred + offset))
         return hits
+
+    def passage_languages(self) -> list[tuple[str, str]]:
+        """(doc_id, lang) of every passage, in passage-id order."""
+        return self._store.passage_languages()
 
     def document_text(self, doc_id: str) -> str | None:
         doc = self._store.document(doc_id)
@@ -171,3 +229,8 @@ class Searcher:
 def _check_k(k) -> None:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
         raise QueryError(f"k of {k!r} is out of range: ask for 1 to {MAX_K} results")
+
+
+def _check_mode(mode) -> None:
+    if mode not in MODES:
+        raise QueryError(f"search mode {mode!r} is unknown: use one of {', '.join(MODES)}")

@@ -64,7 +64,7 @@ def test_search_shows_ranked_cards_with_best_sentence_and_document(site):
     assert '<mark class="ps-best">Moscow wants legally binding guarantees about the missile shield.</mark>' in found[0]
     assert all(f'class="ps-rank">{i}.<' in c for i, c in enumerate(found, 1))
     text = summary(at)
-    assert re.match(rf"{len(found)} passages in \d languages? \(.*English \d.*\) · search \d+ ms · best sentences \d+ ms", text), text
+    assert re.match(rf"{len(found)} passages in \d languages? \(.*English \d.*\) · dense · search \d+ ms · best sentences \d+ ms", text), text
     docs = [h.value for h in at.html if h.value.startswith('<div class="ps-doc"')]
     assert len(docs) == len(found) == len(at.expander)
     assert '<mark class="ps-passage">' in docs[0]
@@ -203,3 +203,12 @@ def test_file_names_in_labels_and_messages_show_as_text(site, fake):
     label = next(e.label for e in at.expander if "javascript" in e.label)
     assert "\\*" in label and "\\[x\\]\\(javascript\\:alert" in label and "\\<b\\>" in label
     assert re.sub(r"\\(.)", r"\1", label) == f"Whole document: {tricky}"
+
+
+def test_ranking_mode_switches_to_hybrid(site):
+    at = open_page()
+    assert at.get("button_group")[0].options == ["Meaning", "Meaning + words"]
+    at.get("button_group")[0].set_value("hybrid").run()
+    at = search(at, "Deveselu scutul antirachetă")
+    assert " · hybrid · " in summary(at)
+    assert card_field(cards(at)[0], "ps-file") == "ro/deveselu.txt"

@@ -1,0 +1,140 @@
+"""The lexical side of hybrid search: BM25 (bm25s) over script-aware tokens.
+
+Tokens are made per run of one script, the same way for passages and queries, so no language
+detection is needed at query time:
+
+* alphabetic scripts (Latin, Cyrillic, Greek, …): words, case-folded, diacritics folded the way
+  people type them (Romanian ş/ș → s, ţ/ț → t; é → e);
+* Arabic: words with the tashkeel and tatweel removed and the letter variants people mix up
+  unified (pyarabic strips the marks; alef forms → ا, ta marbuta ة → ه, alef maqsura ى → ي);
+* scripts written without spaces (Han, kana, Thai, Lao, Khmer, Myanmar): overlapping character
+  bigrams (a lone character stays a unigram).
+
+The BM25 matrices are saved with numpy (``allow_pickle=False``) in the index version's
+``bm25/`` folder, and its passage order is the passage ids' order.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+#: Recorded in the manifest: a change of tokenization makes old lexical indexes unusable.
+TOKENIZER = "polyseek-script-v1"
+FOLDER = "bm25"
+FILES = ("data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy", "vocab.index.json",
+         "params.index.json")
+
+_SPACELESS = ("Han", "Hiragana", "Katakana", "Thai", "Lao", "Khmer", "Myanmar")
+_RUNS = None
+
+
+def _runs():
+    """One regex finding word runs, with the kind of script named by the group that matched."""
+    global _RUNS
+    if _RUNS is None:
+        import regex
+
+        spaceless = "".join(rf"\p{{{s}}}" for s in _SPACELESS)
+        # Arabic runs keep their combining marks (script Inherited) and tatweel (Common) inside.
+        arabic = r"[[\p{Arabic}\p{M}\u0640]--[\p{P}\p{N}\p{S}]]"
+        _RUNS = regex.compile(
+            rf"(?P<spaceless>[{spaceless}][{spaceless}\p{{M}}]*)"
+            rf"|(?P<arabic>[\p{{Arabic}}--[\p{{P}}\p{{N}}\p{{S}}\p{{M}}]]{arabic}*)"
+            rf"|(?P<word>[[\p{{L}}\p{{M}}\p{{N}}]--[{spaceless}[\p{{Arabic}}--\p{{N}}]]]+)",
+            regex.V1,
+        )
+    return _RUNS
+
+
+def fold(word: str) -> str:
+    """Case-fold, strip diacritics, ASCII digits: "Şeful" / "Șeful" → "seful", "٢٠١٠" → "2010"."""
+    decomposed = unicodedata.normalize("NFKD", word.casefold())
+    kept = (str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in decomposed if not unicodedata.combining(ch))
+    return unicodedata.normalize("NFC", "".join(kept))
+
+
+_ARABIC_LETTERS = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ة": "ه", "ى": "ي"})
+
+
+def normalize_arabic(word: str) -> str:
+    """Tashkeel and tatweel removed; alef variants (أ إ آ ٱ) → ا, ta marbuta ة → ه, alef
+    maqsura ى → ي: the light normalization Arabic search engines use."""
+    from pyarabic import araby
+
+    return araby.strip_tashkeel(araby.strip_tatweel(word)).translate(_ARABIC_LETTERS)
+
+
+def tokenize(text: str) -> list[str]:
+    """The lexical tokens of ``text`` (passage or query alike)."""
+    tokens: list[str] = []
+    for m in _runs().finditer(text):
+        kind, run = m.lastgroup, m.group()
+        if kind == "word":
+            tokens.append(fold(run))
+        elif kind == "arabic":
+            tokens.append(normalize_arabic(run))
+        else:  # no spaces between words: overlapping bigrams of characters (graphemes)
+            chars = _graphemes(run.casefold())
+            tokens.extend(chars if len(chars) == 1 else [chars[i] + chars[i + 1] for i in range(len(chars) - 1)])
+    return [t for t in tokens if t]
+
+
+def _graphemes(text: str) -> list[str]:
+    import regex
+
+    return regex.findall(r"\X", text)
+
+
+class LexicalIndex:
+    """BM25 over the passages, in passage-id order."""
+
+    def __init__(self, bm25, n_passages: int):
+        self._bm25 = bm25
+        self.n_passages = n_passages
+
+    @classmethod
+    def build(cls, texts: Sequence[str]) -> "LexicalIndex":
+        import bm25s
+
+        bm25 = bm25s.BM25()
+        bm25.index([tokenize(t) for t in texts], show_progress=False)
+        return cls(bm25, len(texts))
+
+    def save(self, folder: Path) -> list[str]:
+        """Write into ``folder/bm25``; the file names, relative to ``folder``."""
+        self._bm25.save(str(folder / FOLDER), allow_pickle=False, show_progress=False)
+        return [f"{FOLDER}/{name}" for name in FILES if (folder / FOLDER / name).is_file()]
+
+    @classmethod
+    def load(cls, folder: Path, n_passages: int) -> "LexicalIndex":
+        import bm25s
+
+        bm25 = bm25s.BM25.load(str(folder / FOLDER), allow_pickle=False, show_progress=False)
+        return cls(bm25, n_passages)
+
+    def search(self, query: str, k: int, allowed_ids: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Up to ``k`` (passage_id, bm25 score) with a score above zero, best first; only
+        ``allowed_ids`` when given."""
+        tokens = [t for t in tokenize(query) if t in self._vocab()]
+        if not tokens or self.n_passages == 0:
+            return []
+        mask = None
+        if allowed_ids is not None:
+            if len(allowed_ids) == 0:
+                return []
+            mask = np.zeros(self.n_passages, np.float32)
+            mask[np.asarray(allowed_ids, np.int64)] = 1.0
+        k = min(k, self.n_passages)
+        ids, scores = self._bm25.retrieve([tokens], k=k, show_progress=False, weight_mask=mask, n_threads=0)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
+
+    def _vocab(self) -> dict:
+        return self._bm25.vocab_dict
+
+
+def tokens_of(texts: Iterable[str]) -> list[list[str]]:
+    return [tokenize(t) for t in texts]

@@ -1,0 +1,312 @@
+"""``python -m search.eval``: cross-lingual retrieval quality, measured through the product.
+
+XQuAD / SQuAD-v1.1 files (one per language, parallel by position): every paragraph of every
+language becomes a document of one corpus, built by ``index.build_index`` (chunking, store,
+FAISS, BM25 — what users run); every question of every language is a query, searched with the
+language filter set to each target language, one passage per document; the gold is the
+parallel paragraph. Recall@1, Recall@10 and MRR@10 per (query language → passage language).
+
+Tatoeba line-aligned pairs (``tatoeba.xxx-eng.xxx`` + ``.eng``): each side becomes an index of
+its sentences; each sentence searches the other side; accuracy = top hit is its translation,
+in both directions.
+
+``--bare`` adds the bare model: sentence-transformers encode of whole paragraphs (sentences)
+and exact inner-product search, with no chunking, store or index — to show any loss in the
+pipeline. Results: Markdown on stdout, ``results.json`` and ``heatmap.png`` in ``--out``.
+
+    python -m search.eval ../shared/eval/xquad/xquad.{de,es,ru}.json --bare --out eval-out
+    python -m search.eval --tatoeba ../shared/eval/tatoeba/tatoeba.deu-eng.deu --bare
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from polyseek import settings
+from polyseek.errors import PolyseekError
+from search.metrics import rank_of, summarize
+
+SYSTEMS = ("dense", "hybrid", "hybrid-all", "bare")
+#: How each pipeline system searches: "hybrid" fuses BM25 only in the query's own language (the
+#: product's hybrid mode); "hybrid-all" lets BM25 propose passages in any language.
+_SEARCH = {"dense": {"mode": "dense"}, "hybrid": {"mode": "hybrid", "lexical_same_language": True},
+           "hybrid-all": {"mode": "hybrid", "lexical_same_language": False}}
+
+
+@dataclass
+class Parallel:
+    """One language of a parallel XQuAD set: paragraphs, and questions with their paragraph."""
+
+    lang: str
+    paragraphs: list[str]
+    questions: list[tuple[int, str]]
+
+
+def read_squad(path: Path, lang: str | None = None) -> Parallel:
+    """A SQuAD-v1.1 JSON file; the language from ``lang`` or the file name (``xquad.de.json``)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        paragraphs, questions = [], []
+        for article in data["data"]:
+            for para in article["paragraphs"]:
+                for qa in para["qas"]:
+                    questions.append((len(paragraphs), qa["question"]))
+                paragraphs.append(para["context"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PolyseekError(f"{path} is not a readable SQuAD-v1.1 JSON file ({type(exc).__name__}: {exc})") from exc
+    if lang is None:
+        m = re.search(r"\.([a-z]{2,3})\.json$", Path(path).name)
+        if not m:
+            raise PolyseekError(f"cannot tell the language of {path}: name it like xquad.de.json")
+        lang = m.group(1)
+    return Parallel(lang, paragraphs, questions)
+
+
+def evaluate_xquad(sets: list[Parallel], embedder, systems=SYSTEMS, work: Path | None = None,
+                   chunk_tokens: int | None = None, max_questions: int | None = None,
+                   progress: bool = True) -> dict:
+    """Per-pair metrics for each system: ``{system: {"A->B": summary}}``, plus details."""
+    from index import build_index
+    from index.chunking import DEFAULT_CHUNK_TOKENS
+    from search.searcher import Searcher
+
+    n = {len(s.paragraphs) for s in sets}
+    if len(n) != 1:
+        raise PolyseekError(f"the files are not parallel: paragraph counts {sorted(n)}")
+    work = Path(work or tempfile.mkdtemp(prefix="polyseek-eval-"))
+    corpus = work / "corpus"
+    for s in sets:
+        (corpus / s.lang).mkdir(parents=True, exist_ok=True)
+        for i, text in enumerate(s.paragraphs):
+            (corpus / s.lang / f"{i:04d}.txt").write_text(text, encoding="utf-8")
+    queries = {s.lang: s.questions[:max_questions] if max_questions else s.questions for s in sets}
+    langs = [s.lang for s in sets]
+    results: dict = {"systems": {}, "languages": langs, "paragraphs": n.pop(),
+                     "questions": {lang: len(q) for lang, q in queries.items()}}
+
+    pipeline = [m for m in systems if m in _SEARCH]
+    qvecs = {lang: _embed([q for _, q in queries[lang]], embedder, "query", f"queries {lang}", progress) for lang in langs}
+    if pipeline:
+        started = time.perf_counter()
+        summary = build_index(corpus, work / "index", embedder=embedder,
+                              chunk_tokens=chunk_tokens or DEFAULT_CHUNK_TOKENS, progress=_bar() if progress else None)
+        results["build"] = {"passages": summary.passages, "languages": summary.languages,
+                            "seconds": round(time.perf_counter() - started, 1)}
+        with Searcher.open(work / "index", embedder=embedder) as searcher:
+            results["misdetected_passages"] = _misdetected(searcher, langs)
+            for mode in pipeline:
+                table = {}
+                for a in langs:
+                    for b in langs:
+                        ranks = []
+                        for (gold, text), qvec in zip(queries[a], qvecs[a]):
+                            hits = searcher.search_vector(qvec, 10, [b], per_document=True, query=text, **_SEARCH[mode])
+                            ranks.append(rank_of([h.doc_id for h in hits], f"{b}/{gold:04d}.txt"))
+                        table[f"{a}->{b}"] = summarize(ranks)
+                results["systems"][mode] = table
+    if "bare" in systems:
+        table = {}
+        pvecs = {s.lang: _embed(s.paragraphs, embedder, "passage", f"paragraphs {s.lang}", progress) for s in sets}
+        for a in langs:
+            for b in langs:
+                order = np.argsort(-(qvecs[a] @ pvecs[b].T), axis=1)[:, :10]
+                ranks = [rank_of(list(row), gold) for (gold, _), row in zip(queries[a], order)]
+                table[f"{a}->{b}"] = summarize(ranks)
+        results["systems"]["bare"] = table
+    for table in results["systems"].values():
+        _add_means(table, langs)
+    return results
+
+
+def evaluate_tatoeba(pairs: list[tuple[Path, Path]], embedder, systems=SYSTEMS, work: Path | None = None,
+                     progress: bool = True) -> dict:
+    """Bitext retrieval accuracy, both directions: ``{system: {"deu->eng": acc, ...}}``."""
+    from index import build_index
+    from search.searcher import Searcher
+
+    work = Path(work or tempfile.mkdtemp(prefix="polyseek-tatoeba-"))
+    out: dict = {}
+    for xxx_path, eng_path in pairs:
+        sides = {}
+        for path in (xxx_path, eng_path):
+            lines = path.read_text(encoding="utf-8").splitlines()
+            sides[path.suffix.lstrip(".")] = lines
+        (a, la), (b, lb) = list(sides.items())
+        if len(la) != len(lb):
+            raise PolyseekError(f"{xxx_path} and {eng_path} are not line-aligned ({len(la)} and {len(lb)} lines)")
+        vecs = {code: _embed(lines, embedder, "query", f"tatoeba {code}", progress) for code, lines in sides.items()}
+        for mode in systems:
+            if mode == "bare":
+                pvecs = {code: _embed(lines, embedder, "passage", f"tatoeba {code} (bare)", progress)
+                         for code, lines in sides.items()}
+                for src, dst in ((a, b), (b, a)):
+                    best = np.argmax(vecs[src] @ pvecs[dst].T, axis=1)
+                    out.setdefault(mode, {})[f"{src}->{dst}"] = float(np.mean(best == np.arange(len(best))))
+                continue
+            for src, dst in ((a, b), (b, a)):
+                folder = work / f"{a}-{b}" / dst
+                if not (folder / "index").exists():
+                    corpus = folder / "corpus"
+                    corpus.mkdir(parents=True, exist_ok=True)
+                    for i, line in enumerate(sides[dst]):
+                        (corpus / f"{i:05d}.txt").write_text(line or ".", encoding="utf-8")
+                    build_index(corpus, folder / "index", embedder=embedder, progress=_bar() if progress else None)
+                with Searcher.open(folder / "index", embedder=embedder) as searcher:
+                    correct = 0
+                    for i, (text, qvec) in enumerate(zip(sides[src], vecs[src])):
+                        hits = searcher.search_vector(qvec, 1, None, query=text or ".", **_SEARCH[mode])
+                        correct += bool(hits) and hits[0].doc_id == f"{i:05d}.txt"
+                out.setdefault(mode, {})[f"{src}->{dst}"] = correct / len(sides[src])
+    return out
+
+
+def _add_means(table: dict, langs: list[str]) -> None:
+    pairs = [f"{a}->{b}" for a in langs for b in langs]
+    for name, keep in (("mean", pairs), ("same-language", [p for p in pairs if p.split("->")[0] == p.split("->")[1]]),
+                       ("cross-language", [p for p in pairs if p.split("->")[0] != p.split("->")[1]])):
+        if keep:
+            table[name] = {m: float(np.mean([table[p][m] for p in keep])) for m in ("r1", "r10", "mrr10")}
+
+
+def _misdetected(searcher, langs: list[str]) -> int:
+    """Passages whose detected language is not the language of their file: the language
+    filter hides them, so they cost recall."""
+    return sum(1 for doc_id, lang in searcher.passage_languages() if lang != doc_id.split("/")[0])
+
+
+def _embed(texts: list[str], embedder, kind: str, desc: str, progress: bool, batch: int = 64) -> np.ndarray:
+    from tqdm import tqdm
+
+    out = np.empty((len(texts), embedder.dim), np.float32)
+    with tqdm(total=len(texts), desc=desc, unit="text", file=sys.stderr, disable=not progress, leave=False) as bar:
+        for start in range(0, len(texts), batch):
+            out[start : start + batch] = embedder.embed(texts[start : start + batch], kind, batch_size=batch)
+            bar.update(min(batch, len(texts) - start))
+    return out
+
+
+def _bar():
+    from index.cli import _TqdmProgress
+
+    return _TqdmProgress()
+
+
+# --- reporting ------------------------------------------------------------------------------
+
+def markdown(results: dict) -> str:
+    lines = []
+    langs = results.get("languages", [])
+    systems = results.get("systems", {})
+    if systems:
+        lines += ["| system | mean R@1 | mean R@10 | mean MRR@10 | same-language R@1 | cross-language R@1 |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for name, table in systems.items():
+            m, s, c = table["mean"], table.get("same-language", {}), table.get("cross-language", {})
+            lines.append(f"| {name} | {m['r1']:.4f} | {m['r10']:.4f} | {m['mrr10']:.4f} | "
+                         f"{s.get('r1', float('nan')):.4f} | {c.get('r1', float('nan')):.4f} |")
+        for name, table in systems.items():
+            lines += ["", f"**{name}**: R@1 / R@10 / MRR@10, query language (rows) → passage language (columns)", "",
+                      "| query \\ passage | " + " | ".join(langs) + " |", "| --- |" + " --- |" * len(langs)]
+            for a in langs:
+                cells = [table[f"{a}->{b}"] for b in langs]
+                lines.append(f"| {a} | " + " | ".join(f"{x['r1']:.3f} / {x['r10']:.3f} / {x['mrr10']:.3f}" for x in cells) + " |")
+    tatoeba = results.get("tatoeba")
+    if tatoeba:
+        directions = sorted({d for table in tatoeba.values() for d in table})
+        lines += ["", "**Tatoeba** bitext retrieval accuracy", "", "| system | " + " | ".join(directions) + " | mean |",
+                  "| --- |" + " --- |" * (len(directions) + 1)]
+        for name, table in tatoeba.items():
+            values = [table[d] for d in directions]
+            lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {np.mean(values):.3f} |")
+    return "\n".join(lines)
+
+
+def heatmap(results: dict, path: Path) -> None:
+    """R@1 matrices of each system, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    langs, systems = results["languages"], results["systems"]
+    fig, axes = plt.subplots(1, len(systems), figsize=(3.2 * len(systems) + 1, 3.4), squeeze=False)
+    for ax, (name, table) in zip(axes[0], systems.items()):
+        grid = np.array([[table[f"{a}->{b}"]["r1"] for b in langs] for a in langs])
+        image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis")
+        ax.set_xticks(range(len(langs)), langs)
+        ax.set_yticks(range(len(langs)), langs)
+        ax.set_xlabel("passage language")
+        ax.set_ylabel("query language")
+        ax.set_title(f"{name}: R@1 (mean {table['mean']['r1']:.3f})", fontsize=9)
+        for i in range(len(langs)):
+            for j in range(len(langs)):
+                ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="black" if grid[i, j] > 0.6 else "white")
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m search.eval", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("xquad", nargs="*", type=Path, help="XQuAD/SQuAD-v1.1 JSON files, one per language (xquad.de.json)")
+    parser.add_argument("--tatoeba", nargs="*", type=Path, default=[],
+                        help="Tatoeba files tatoeba.xxx-eng.xxx (the .eng beside each is found)")
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=["dense", "hybrid"],
+                        help="what to measure; 'bare' is the model without the pipeline")
+    parser.add_argument("--bare", action="store_true", help="add the bare model to --systems")
+    parser.add_argument("-m", "--model", default=None, help=f"model (default: ${settings.ENV_MODEL} or {settings.DEFAULT_MODEL})")
+    parser.add_argument("--chunk-tokens", type=int, default=None, help="passage budget (default: the product's)")
+    parser.add_argument("--max-questions", type=int, default=None, help="first N questions per language (quick runs)")
+    parser.add_argument("--out", type=Path, default=Path("eval-out"), help="folder for results.json and heatmap.png")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    systems = tuple(dict.fromkeys([*args.systems, *(["bare"] if args.bare else [])]))
+    if not args.xquad and not args.tatoeba:
+        parser.error("give XQuAD files, --tatoeba files, or both")
+
+    from polyseek.embedder import load_embedder
+
+    try:
+        embedder = load_embedder(args.model)
+        results: dict = {"model": embedder.name, "systems": {}}
+        if args.xquad:
+            sets = [read_squad(p) for p in args.xquad]
+            results.update(evaluate_xquad(sets, embedder, systems, chunk_tokens=args.chunk_tokens,
+                                          max_questions=args.max_questions, progress=not args.quiet))
+            results["model"] = embedder.name
+        if args.tatoeba:
+            pairs = []
+            for path in args.tatoeba:
+                eng = path.with_suffix(".eng")
+                if not path.is_file() or not eng.is_file():
+                    raise PolyseekError(f"need {path} and {eng}, line-aligned")
+                pairs.append((path, eng))
+            results["tatoeba"] = evaluate_tatoeba(pairs, embedder, systems, progress=not args.quiet)
+    except PolyseekError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"Model {results['model']}; " + (f"{results.get('paragraphs')} paragraphs per language, "
+          f"questions {results.get('questions')}; built {results.get('build')}; passages whose detected language "
+          f"differs from their file's: {results.get('misdetected_passages')}\n" if args.xquad else "\n"))
+    print(markdown(results))
+    if results.get("systems"):
+        heatmap(results, args.out / "heatmap.png")
+    print(f"\nWrote {args.out / 'results.json'}" + (f" and {args.out / 'heatmap.png'}" if results.get("systems") else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
