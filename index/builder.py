@@ -92,7 +92,7 @@ def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedde
             offsets = np.stack([means[lang] for lang in langs])
             save_vector_index(build_vector_index(np.array([p.passage_id for p in passages], np.int64), vectors - offsets),
                               build_dir / VECTORS)
-            lexical_files = LexicalIndex.build([p.text for p in passages]).save(build_dir)
+            lexical_files = LexicalIndex.build([p.text for p in passages], langs).save(build_dir)
             languages = _count_languages(passages)
             write_manifest(build_dir, Manifest(
                 format_version=FORMAT_VERSION, model=embedder.name, model_fingerprint=embedder.fingerprint,

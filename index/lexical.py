@@ -1,11 +1,12 @@
 """The lexical side of hybrid search: BM25 (bm25s) over script-aware tokens.
 
-Tokens are made per run of one script, the same way for passages and queries, so no language
-detection is needed at query time:
+Tokens are made per run of one script, the same way for passages and queries:
 
-* alphabetic scripts (Latin, Cyrillic, Greek, …): words, case-folded, diacritics folded the way
-  people type them (Romanian ş/ș → s, ţ/ț → t; é → e);
-* Arabic: words with the tashkeel and tatweel removed and the letter variants people mix up
+* alphabetic scripts (Latin, Cyrillic, Greek, …): words, case-folded, reduced to their Snowball
+  stem when the text's language has one (PyStemmer: "гарантий"/"гарантии" → "гарант"), then
+  diacritics folded the way people type them (Romanian ş/ș → s, ţ/ț → t; é → e);
+* Arabic: words with the tashkeel and tatweel removed, stemmed (Snowball Arabic), and the
+  letter variants people mix up
   unified (pyarabic strips the marks; alef forms → ا, ta marbuta ة → ه, alef maqsura ى → ي);
 * scripts written without spaces (Han, kana, Thai, Lao, Khmer, Myanmar): overlapping character
   bigrams (a lone character stays a unigram).
@@ -16,14 +17,23 @@ The BM25 matrices are saved with numpy (``allow_pickle=False``) in the index ver
 
 from __future__ import annotations
 
+import threading
 import unicodedata
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 #: Recorded in the manifest: a change of tokenization makes old lexical indexes unusable.
-TOKENIZER = "polyseek-script-v1"
+TOKENIZER = "polyseek-script-v2-snowball"
+#: ISO 639-1 → Snowball algorithm (PyStemmer).
+STEMMERS = {"ar": "arabic", "hy": "armenian", "eu": "basque", "ca": "catalan", "cs": "czech", "da": "danish",
+            "nl": "dutch", "en": "english", "eo": "esperanto", "et": "estonian", "fi": "finnish", "fr": "french",
+            "de": "german", "el": "greek", "hi": "hindi", "hu": "hungarian", "id": "indonesian", "ga": "irish",
+            "it": "italian", "lt": "lithuanian", "ne": "nepali", "no": "norwegian", "nb": "norwegian",
+            "fa": "persian", "pl": "polish", "pt": "portuguese", "ro": "romanian", "ru": "russian",
+            "sr": "serbian", "es": "spanish", "sv": "swedish", "ta": "tamil", "tr": "turkish", "yi": "yiddish"}
+_local = threading.local()  # PyStemmer's stemmers must not be shared between threads
 FOLDER = "bm25"
 FILES = ("data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy", "vocab.index.json",
          "params.index.json")
@@ -68,15 +78,34 @@ def normalize_arabic(word: str) -> str:
     return araby.strip_tashkeel(araby.strip_tatweel(word)).translate(_ARABIC_LETTERS)
 
 
-def tokenize(text: str) -> list[str]:
-    """The lexical tokens of ``text`` (passage or query alike)."""
+def stemmer(lang: str | None):
+    """This thread's Snowball stemmer for ``lang``, or None where Snowball has none."""
+    algorithm = STEMMERS.get(lang or "")
+    if algorithm is None:
+        return None
+    cache = _local.__dict__.setdefault("stemmers", {})
+    if algorithm not in cache:
+        import Stemmer
+
+        cache[algorithm] = Stemmer.Stemmer(algorithm)
+    return cache[algorithm]
+
+
+def tokenize(text: str, lang: str | None = None, stem: bool = True) -> list[str]:
+    """The lexical tokens of ``text`` (passage or query alike) in language ``lang`` (ISO 639-1;
+    it only chooses the stemmer)."""
+    from pyarabic import araby
+
+    stems = stemmer(lang) if stem else None
     tokens: list[str] = []
     for m in _runs().finditer(text):
         kind, run = m.lastgroup, m.group()
         if kind == "word":
-            tokens.append(fold(run))
+            word = run.casefold()
+            tokens.append(fold(stems.stemWord(word) if stems else word))
         elif kind == "arabic":
-            tokens.append(normalize_arabic(run))
+            word = araby.strip_tashkeel(araby.strip_tatweel(run))
+            tokens.append(normalize_arabic(stems.stemWord(word) if stems and lang == "ar" else word))
         else:  # no spaces between words: overlapping bigrams of characters (graphemes)
             chars = _graphemes(run.casefold())
             tokens.extend(chars if len(chars) == 1 else [chars[i] + chars[i + 1] for i in range(len(chars) - 1)])
@@ -95,14 +124,19 @@ class LexicalIndex:
     def __init__(self, bm25, n_passages: int):
         self._bm25 = bm25
         self.n_passages = n_passages
+        self.stem = True
 
     @classmethod
-    def build(cls, texts: Sequence[str]) -> "LexicalIndex":
+    def build(cls, texts: Sequence[str], langs: Sequence[str] | None = None, stem: bool = True) -> "LexicalIndex":
+        """BM25 over ``texts``; ``langs`` (one per text) choose the stemmers."""
         import bm25s
 
+        langs = langs if langs is not None else [None] * len(texts)
         bm25 = bm25s.BM25()
-        bm25.index([tokenize(t) for t in texts], show_progress=False)
-        return cls(bm25, len(texts))
+        bm25.index([tokenize(t, lang, stem) for t, lang in zip(texts, langs)], show_progress=False)
+        index = cls(bm25, len(texts))
+        index.stem = stem
+        return index
 
     def save(self, folder: Path) -> list[str]:
         """Write into ``folder/bm25``; the file names, relative to ``folder``."""
@@ -116,10 +150,11 @@ class LexicalIndex:
         bm25 = bm25s.BM25.load(str(folder / FOLDER), allow_pickle=False, show_progress=False)
         return cls(bm25, n_passages)
 
-    def search(self, query: str, k: int, allowed_ids: np.ndarray | None = None) -> list[tuple[int, float]]:
+    def search(self, query: str, k: int, allowed_ids: np.ndarray | None = None,
+               lang: str | None = None) -> list[tuple[int, float]]:
         """Up to ``k`` (passage_id, bm25 score) with a score above zero, best first; only
-        ``allowed_ids`` when given."""
-        tokens = [t for t in tokenize(query) if t in self._vocab()]
+        ``allowed_ids`` when given; ``lang`` is the query's language (its stemmer)."""
+        tokens = [t for t in tokenize(query, lang, self.stem) if t in self._vocab()]
         if not tokens or self.n_passages == 0:
             return []
         mask = None
@@ -135,6 +170,3 @@ class LexicalIndex:
     def _vocab(self) -> dict:
         return self._bm25.vocab_dict
 
-
-def tokens_of(texts: Iterable[str]) -> list[list[str]]:
-    return [tokenize(t) for t in texts]

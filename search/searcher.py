@@ -145,12 +145,16 @@ class Searcher:
         qvec = np.ascontiguousarray(qvec, np.float32).reshape(1, -1)
         total = self._vectors.ntotal if allowed is None else len(allowed)
         fetch = min(int(k) * 4, total) if per_document else int(k)
-        lexical_allowed = allowed
-        if mode == "hybrid" and lexical_same_language:
-            lexical_allowed = self._same_language_ids(query, allowed)
+        lexical_allowed, query_lang = allowed, None
+        if mode == "hybrid":
+            query_lang = self.query_language(query)
+            if lexical_same_language:
+                own = self._ids_by_lang.get(query_lang, np.zeros(0, np.int64))
+                lexical_allowed = own if allowed is None else np.intersect1d(own, allowed, assume_unique=True)
         while True:
             if mode == "hybrid":
-                found = self._fused(qvec, query, max(fetch, CANDIDATES), allowed, lexical_allowed, lexical_weight)
+                found = self._fused(qvec, query, query_lang, max(fetch, CANDIDATES), allowed, lexical_allowed,
+                                    lexical_weight)
             else:
                 scores, ids = search_vectors(self._vectors, qvec, max(fetch, 1), allowed)
                 found = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
@@ -165,21 +169,21 @@ class Searcher:
                 return list(best.values())[: int(k)]
             fetch = min(fetch * 4, total)
 
-    def _fused(self, qvec: np.ndarray, query: str, n: int, allowed, lexical_allowed, weight: float) -> list[tuple[float, int]]:
+    def _fused(self, qvec: np.ndarray, query: str, query_lang: str, n: int, allowed, lexical_allowed,
+               weight: float) -> list[tuple[float, int]]:
         """Reciprocal rank fusion of the dense and the BM25 rankings, best first."""
         _, ids = search_vectors(self._vectors, qvec, n, allowed)
         dense = [int(i) for i in ids[0] if i >= 0]
         lexical = []
         if weight > 0 and (lexical_allowed is None or len(lexical_allowed)):
-            lexical = [pid for pid, _ in self._lexical.search(query, n, lexical_allowed)]
+            lexical = [pid for pid, _ in self._lexical.search(query, n, lexical_allowed, query_lang)]
         return rrf([dense, lexical], [1.0, weight])
 
-    def _same_language_ids(self, query: str, allowed: np.ndarray | None) -> np.ndarray:
-        """Passages in the query's language (within ``allowed``); none if it is not in the index."""
+    def query_language(self, query: str) -> str:
+        """The query's language, chosen among the index's languages ('und' if none fits)."""
         from index.language import detect_among
 
-        own = self._ids_by_lang.get(detect_among(query, self._ids_by_lang), np.zeros(0, np.int64))
-        return own if allowed is None else np.intersect1d(own, allowed, assume_unique=True)
+        return detect_among(query, self._ids_by_lang)
 
     def _hits(self, qvec: np.ndarray, found: list[tuple[float, int]], fused: bool = False) -> list[Hit]:
         rows = self._store.passages(i for _, i in found)

@@ -26,7 +26,10 @@ def test_hybrid_ranks_by_fused_reciprocal_ranks(searcher):
     query = "garanţii de securitate NATO"
     qvec = searcher.encode_query(query)
     dense = [h.passage_id for h in searcher.search_vector(qvec, 100)]
-    lexical = [pid for pid, _ in searcher._lexical.search(query, 100, searcher._same_language_ids(query, None))]
+    lang = searcher.query_language(query)
+    assert lang == "ro"
+    own = searcher._ids_by_lang["ro"]
+    lexical = [pid for pid, _ in searcher._lexical.search(query, 100, own, lang)]
     assert lexical  # the Romanian passage shares the query's (folded) words
     hybrid = searcher.search(query, k=5, mode="hybrid")
     expected = rrf([dense, lexical])[:5]

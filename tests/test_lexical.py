@@ -5,7 +5,7 @@ import json
 import numpy as np
 
 from index import build_index
-from index.lexical import FOLDER, LexicalIndex, normalize_arabic, tokenize
+from index.lexical import FOLDER, TOKENIZER, LexicalIndex, normalize_arabic, tokenize
 from index.manifest import read_manifest
 from index.versions import current_version
 
@@ -14,6 +14,15 @@ def test_romanian_diacritics_fold_as_people_type_them():
     # cedilla (ş ţ) and comma-below (ș ț) forms, upper and lower case, and none at all
     assert tokenize("Şeful ţării") == tokenize("Șeful țării") == tokenize("SEFUL TARII") == ["seful", "tarii"]
     assert tokenize("garanţiile de securitate, «NATO»!") == ["garantiile", "de", "securitate", "nato"]
+
+
+def test_words_are_stemmed_in_their_language():
+    assert tokenize("гарантий", "ru") == tokenize("гарантии", "ru") == ["гарант"]
+    assert tokenize("garanţiile securității", "ro") == tokenize("Garanții securitate", "ro") == ["garant", "secur"]
+    assert tokenize("Guarantees", "en") == tokenize("guaranteed", "en")
+    assert tokenize("гарантия") != tokenize("гарантии")  # no language, no stemmer
+    assert tokenize("garanţiile", "xx") == ["garantiile"]  # a language Snowball lacks: words as they are
+    assert tokenize("المعاهدة", "ar") == tokenize("معاهدة", "ar") == ["معاهد"]  # article and ta marbuta go
 
 
 def test_arabic_is_normalized():
@@ -53,7 +62,7 @@ def test_builds_store_bm25_and_rebuilds_keep_it_consistent(corpus, tmp_path, fak
     build_index(corpus, index_dir, embedder=fake)
     version = current_version(index_dir)
     manifest = read_manifest(version)
-    assert manifest.lexical == "polyseek-script-v1"
+    assert manifest.lexical == TOKENIZER
     assert any(name.startswith(f"{FOLDER}/") for name in manifest.files)
     (corpus / "new.txt").write_text("Zanzibar spice markets reopened on Tuesday.", encoding="utf-8")
     build_index(corpus, index_dir, embedder=fake)
