@@ -198,6 +198,7 @@ def results(searcher: Searcher, query: str, k: int, langs: list[str], per_docume
     started = time.perf_counter()
     try:
         qvec = searcher.encode_query(query)
+        mode = searcher.resolve_mode(mode, query, langs or None)
         hits = searcher.search_vector(qvec, k, langs or None, per_document=per_document, mode=mode, query=query)
     except QueryError as exc:
         st.warning(md(exc))
@@ -287,15 +288,16 @@ def main() -> None:
     modes = list(MODES) if searcher.has_lexical else ["dense"]
     mode = col_mode.segmented_control(
         "Ranking", modes, default=DEFAULT_MODE if DEFAULT_MODE in modes else "dense", key="mode",
-        format_func=lambda m: {"dense": "Meaning", "hybrid": "Meaning + words"}[m],
+        format_func=lambda m: {"auto": "Auto", "dense": "Meaning", "hybrid": "Meaning + words"}[m],
         help="Meaning: the multilingual model alone. Meaning + words: also BM25 word matches in the "
-             "query's own language, fused by rank." + ("" if searcher.has_lexical else " (Rebuild the index to enable it.)"))
+             "query's own language, fused by rank. Auto: words too when the language filter is the "
+             "query's own language." + ("" if searcher.has_lexical else " (Rebuild the index to enable words.)"))
     per_document = col_group.checkbox("One passage per document", key="per_document")
 
     if not query.strip():
         st.caption("Type a question and press Enter. Try: " + " · ".join(f"“{e}”" for e in EXAMPLES))
         return
-    results(searcher, query, int(k), langs, per_document, mode or "dense")
+    results(searcher, query, int(k), langs, per_document, mode or DEFAULT_MODE)
 
 
 main()

@@ -20,22 +20,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", "--top", dest="k", type=int, default=10, help="number of passages (1-1000)")
     parser.add_argument("-l", "--lang", action="append", default=[], metavar="CODE",
                         help="only passages in this language (ISO 639-1, e.g. ro); repeat or comma-separate for several")
-    parser.add_argument("--mode", choices=("dense", "hybrid"), default=None,
-                        help="dense: the embedding model alone; hybrid: fused with BM25 in the query's language "
-                             "(default: the product's default, see README)")
+    parser.add_argument("--mode", choices=("auto", "dense", "hybrid"), default="auto",
+                        help="dense: the embedding model alone; hybrid: fused with BM25 matches in the query's "
+                             "language; auto: hybrid when --lang is the query's own language, else dense")
     parser.add_argument("-d", "--per-document", action="store_true", help="only the best passage of each document")
     parser.add_argument("-i", "--index", default=None, help=f"index folder (default: ${settings.ENV_INDEX} or .polyseek/index)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
     args = parser.parse_args(argv)
     langs = [code for value in args.lang for code in value.split(",") if code.strip()]
 
-    from search.searcher import DEFAULT_MODE, Searcher
+    from search.searcher import Searcher
 
     try:
         with Searcher.open(args.index) as searcher:
             started = time.perf_counter()
             hits = searcher.search(args.query, k=args.k, langs=langs or None, per_document=args.per_document,
-                                   mode=args.mode or DEFAULT_MODE)
+                                   mode=args.mode)
             elapsed = time.perf_counter() - started
             missing = [c for c in langs if c.lower() not in searcher.languages]
             present = ", ".join(searcher.languages)

@@ -238,14 +238,15 @@ def heatmap(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     langs, systems = results["languages"], results["systems"]
-    fig, axes = plt.subplots(1, len(systems), figsize=(3.2 * len(systems) + 1, 3.4), squeeze=False)
-    for ax, (name, table) in zip(axes[0], systems.items()):
+    fig, axes = plt.subplots(1, len(systems), figsize=(3.6 * len(systems) + 1, 3.6), squeeze=False)
+    for n, (ax, (name, table)) in enumerate(zip(axes[0], systems.items())):
         grid = np.array([[table[f"{a}->{b}"]["r1"] for b in langs] for a in langs])
         image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis")
         ax.set_xticks(range(len(langs)), langs)
         ax.set_yticks(range(len(langs)), langs)
         ax.set_xlabel("passage language")
-        ax.set_ylabel("query language")
+        if n == 0:
+            ax.set_ylabel("query language")
         ax.set_title(f"{name}: R@1 (mean {table['mean']['r1']:.3f})", fontsize=9)
         for i in range(len(langs)):
             for j in range(len(langs)):

@@ -205,10 +205,17 @@ def test_file_names_in_labels_and_messages_show_as_text(site, fake):
     assert re.sub(r"\\(.)", r"\1", label) == f"Whole document: {tricky}"
 
 
-def test_ranking_mode_switches_to_hybrid(site):
+def test_ranking_mode_auto_uses_words_only_within_the_querys_language(site):
     at = open_page()
-    assert at.get("button_group")[0].options == ["Meaning", "Meaning + words"]
-    at.get("button_group")[0].set_value("hybrid").run()
-    at = search(at, "Deveselu scutul antirachetă")
-    assert " · hybrid · " in summary(at)
+    control = at.get("button_group")[0]
+    assert control.options == ["Auto", "Meaning", "Meaning + words"] and control.value == "auto"
+    at = search(at, "Rusia cere garanţii de securitate privind scutul antirachetă")
+    assert " · dense · " in summary(at)  # all languages: the model alone
+    at.multiselect(key="langs").set_value(["ro"]).run()
+    assert " · hybrid · " in summary(at)  # the query's own language: words too
     assert card_field(cards(at)[0], "ps-file") == "ro/deveselu.txt"
+    at.get("button_group")[0].set_value("dense").run()
+    assert " · dense · " in summary(at)
+    at.multiselect(key="langs").set_value([]).run()
+    at.get("button_group")[0].set_value("hybrid").run()
+    assert " · hybrid · " in summary(at)

@@ -85,3 +85,19 @@ def test_short_queries_are_identified_among_the_index_languages():
     assert detect_among("missile defense guarantees", {"en", "ro", "ar"}) == "en"
     assert detect_among("ضمانات", {"en", "ro", "ar"}) == "ar"
     assert detect_among("1954", {"en", "ro"}) == "und" and detect_among("text", set()) == "und"
+
+
+def test_auto_mode_is_hybrid_only_within_the_querys_language(searcher):
+    query = "Rusia cere garanţii de securitate privind scutul antirachetă"
+    assert searcher.resolve_mode("auto", query, ["ro"]) == "hybrid"
+    assert searcher.resolve_mode("auto", query, ["RO"]) == "hybrid"
+    assert searcher.resolve_mode("auto", query, None) == "dense"  # a mixed-language list
+    assert searcher.resolve_mode("auto", query, ["ro", "en"]) == "dense"
+    assert searcher.resolve_mode("auto", query, ["en"]) == "dense"
+    assert searcher.resolve_mode("auto", None, ["ro"]) == "dense"
+    assert searcher.resolve_mode("dense", query, ["ro"]) == "dense"
+    assert searcher.resolve_mode("hybrid", query, None) == "hybrid"
+    qvec = searcher.encode_query(query)
+    auto = searcher.search_vector(qvec, 5, ["ro"], mode="auto", query=query)
+    assert auto == searcher.search_vector(qvec, 5, ["ro"], mode="hybrid", query=query)
+    assert searcher.search(query, 5) == searcher.search(query, 5, mode="dense")  # the default is auto

@@ -48,7 +48,7 @@ def test_grouping_looks_deeper_until_it_has_k_documents(tmp_path, fake):
 def test_search_vector_equals_search(searcher):
     qvec = searcher.encode_query("garanţii de securitate")
     assert qvec.shape == (64,) and np.isclose(np.linalg.norm(qvec), 1)
-    assert searcher.search_vector(qvec, 5) == searcher.search("garanţii de securitate", 5)
+    assert searcher.search_vector(qvec, 5) == searcher.search("garanţii de securitate", 5, mode="dense")
     with pytest.raises(QueryError, match="empty"):
         searcher.encode_query("  ")
     with pytest.raises(QueryError, match="out of range"):
