@@ -299,9 +299,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"Model {results['model']}; " + (f"{results.get('paragraphs')} paragraphs per language, "
-          f"questions {results.get('questions')}; built {results.get('build')}; passages whose detected language "
-          f"differs from their file's: {results.get('misdetected_passages')}\n" if args.xquad else "\n"))
+    head = f"Model {results['model']}"
+    if args.xquad:
+        head += (f"; {results.get('paragraphs')} paragraphs per language, questions {results.get('questions')}; "
+                 f"built {results.get('build')}; passages whose detected language differs from their file's: "
+                 f"{results.get('misdetected_passages')}")
+    print(head + "\n")
     print(markdown(results))
     if results.get("systems"):
         heatmap(results, args.out / "heatmap.png")
