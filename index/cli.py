@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from index.builder import build_index
 
-    progress = None if args.quiet else _TqdmProgress()
+    progress = None if args.quiet else TqdmProgress()
     try:
         summary = build_index(args.corpus, args.index, args.model, chunk_tokens=args.chunk_tokens,
                               batch_size=args.batch_size, progress=progress)
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-class _TqdmProgress:
+class TqdmProgress:
     """One tqdm bar per stage, on stderr."""
 
     def __init__(self):

@@ -75,7 +75,6 @@ def evaluate_xquad(sets: list[Parallel], embedder, systems=SYSTEMS, work: Path |
                    chunk_tokens: int | None = None, max_questions: int | None = None,
                    progress: bool = True) -> dict:
     """Per-pair metrics for each system: ``{system: {"A->B": summary}}``, plus details."""
-    from index import build_index
     from index.chunking import DEFAULT_CHUNK_TOKENS
     from search.searcher import Searcher
 
@@ -97,8 +96,7 @@ def evaluate_xquad(sets: list[Parallel], embedder, systems=SYSTEMS, work: Path |
     qvecs = {lang: _embed([q for _, q in queries[lang]], embedder, "query", f"queries {lang}", progress) for lang in langs}
     if pipeline:
         started = time.perf_counter()
-        summary = build_index(corpus, work / "index", embedder=embedder,
-                              chunk_tokens=chunk_tokens or DEFAULT_CHUNK_TOKENS, progress=_bar() if progress else None)
+        summary = _build(corpus, work / "index", embedder, progress, chunk_tokens=chunk_tokens or DEFAULT_CHUNK_TOKENS)
         results["build"] = {"passages": summary.passages, "languages": summary.languages,
                             "seconds": round(time.perf_counter() - started, 1)}
         with Searcher.open(work / "index", embedder=embedder) as searcher:
@@ -130,7 +128,6 @@ def evaluate_xquad(sets: list[Parallel], embedder, systems=SYSTEMS, work: Path |
 def evaluate_tatoeba(pairs: list[tuple[Path, Path]], embedder, systems=SYSTEMS, work: Path | None = None,
                      progress: bool = True) -> dict:
     """Bitext retrieval accuracy, both directions: ``{system: {"deu->eng": acc, ...}}``."""
-    from index import build_index
     from search.searcher import Searcher
 
     work = Path(work or tempfile.mkdtemp(prefix="polyseek-tatoeba-"))
@@ -159,7 +156,7 @@ def evaluate_tatoeba(pairs: list[tuple[Path, Path]], embedder, systems=SYSTEMS, 
                     corpus.mkdir(parents=True, exist_ok=True)
                     for i, line in enumerate(sides[dst]):
                         (corpus / f"{i:05d}.txt").write_text(line or ".", encoding="utf-8")
-                    build_index(corpus, folder / "index", embedder=embedder, progress=_bar() if progress else None)
+                    _build(corpus, folder / "index", embedder, progress)
                 with Searcher.open(folder / "index", embedder=embedder) as searcher:
                     correct = 0
                     for i, (text, qvec) in enumerate(zip(sides[src], vecs[src])):
@@ -194,10 +191,17 @@ def _embed(texts: list[str], embedder, kind: str, desc: str, progress: bool, bat
     return out
 
 
-def _bar():
-    from index.cli import _TqdmProgress
+def _build(corpus: Path, index_dir: Path, embedder, progress: bool, **options):
+    """``build_index`` with the CLI's progress bars (closed when it ends)."""
+    from index import build_index
+    from index.cli import TqdmProgress
 
-    return _TqdmProgress()
+    bars = TqdmProgress() if progress else None
+    try:
+        return build_index(corpus, index_dir, embedder=embedder, progress=bars, **options)
+    finally:
+        if bars:
+            bars.close()
 
 
 # --- reporting ------------------------------------------------------------------------------
