@@ -280,7 +280,7 @@ def main() -> None:
 
     query = st.text_input("Search", key="query", placeholder="Ask in any language, then press Enter",
                           label_visibility="collapsed")
-    col_k, col_langs, col_mode, col_group = st.columns([1, 3, 2, 2], vertical_alignment="bottom")
+    col_k, col_langs, col_mode, col_group = st.columns([1, 3, 3, 2], vertical_alignment="bottom")
     k = col_k.number_input("Results", min_value=1, max_value=MAX_RESULTS, value=10, step=1, key="k")
     counts = searcher.languages
     langs = col_langs.multiselect("Languages", options=list(counts), key="langs", placeholder="All languages",
