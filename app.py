@@ -16,7 +16,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from index.builder import build_index
+from index.builder import update_index
 from index.corpus import READERS
 from index.manifest import read_manifest
 from index.progress import describe
@@ -100,7 +100,8 @@ def run_build(index_dir: Path, corpus_dir: Path, model: str, what: str) -> None:
 
     try:
         with all_cores():
-            summary = build_index(corpus_dir, index_dir, model, embedder=embedder_for(model), progress=progress)
+            # An index in service is updated: unchanged passages keep their vectors.
+            summary = update_index(corpus_dir, index_dir, embedder=embedder_for(model), progress=progress)
     except Exception as exc:  # PolyseekError says what to do; disk full, permissions… must not crash the page
         reason = str(exc) if isinstance(exc, PolyseekError) else f"{type(exc).__name__}: {exc}"
         kept = " The previous index is still in service." if had_index(index_dir) else ""
@@ -152,7 +153,8 @@ def sidebar(index_dir: Path, corpus_dir: Path, searcher: Searcher | None, model:
                     ("Index folder", str(index_dir)), ("Version", searcher.folder.name), ("Corpus", m.corpus)]
             st.html('<table class="ps-status">' + "".join(
                 f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows) + "</table>")
-        if st.button("Rebuild index", key="rebuild", help=f"Rebuild from {md(corpus_dir)} with {md(model)}",
+        if st.button("Rebuild index", key="rebuild", help=f"Bring the index up to date with {md(corpus_dir)}: new and changed articles are embedded, "
+                          f"deleted ones dropped, unchanged passages keep their vectors",
                      disabled=searcher is None, width="stretch"):
             run_build(index_dir, corpus_dir, model, "Rebuild")
 

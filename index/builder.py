@@ -40,6 +40,8 @@ class BuildSummary:
     seconds: float
     embed_seconds: float
     skipped: list[Skipped] = field(default_factory=list)
+    embedded: int = 0  # passages sent to the model
+    reused: int = 0  # passages whose vector came from the previous version (update)
 
     @property
     def passages_per_second(self) -> float:
@@ -52,19 +54,47 @@ class BuildSummary:
             f"({langs}) in {self.seconds:.1f} s ({self.passages_per_second:.1f} passages/s; embedding {self.embed_seconds:.1f} s).",
             f"Index: {self.index_dir} (version {self.version}, model {self.model})",
         ]
+        if self.reused:
+            lines.insert(1, f"Unchanged passages kept their vectors: {self.reused} reused, {self.embedded} embedded.")
         if self.skipped:
             lines.append(f"Skipped {len(self.skipped)}:")
             lines += [f"  {s.doc_id}: {s.reason}" for s in self.skipped]
         return "\n".join(lines)
 
 
+def update_index(corpus_dir=None, index_dir=None, *, embedder: Embedder | None = None, batch_size: int = 32,
+                 max_bytes: int = DEFAULT_MAX_BYTES, progress: Progress | None = None) -> BuildSummary:
+    """Bring the index up to date with its corpus: new and changed documents are chunked and
+    embedded, deleted ones dropped, and every passage whose text is unchanged keeps its vector
+    (nothing is embedded twice). The result is the index a full build would make, put in
+    service atomically. ``corpus_dir`` defaults to the corpus the index was built from; the
+    model and passage size are the index's own. With no index yet, this is a full build."""
+    from index.manifest import read_manifest
+    from index.versions import current_version
+    from polyseek.errors import IndexNotFoundError
+
+    index_dir = settings.index_dir(index_dir)
+    try:
+        manifest = read_manifest(current_version(index_dir))
+    except IndexNotFoundError:
+        if corpus_dir is None:
+            raise
+        return build_index(corpus_dir, index_dir, embedder=embedder, batch_size=batch_size, max_bytes=max_bytes,
+                           progress=progress)
+    embedder = embedder or load_embedder(manifest.model)
+    return build_index(corpus_dir or manifest.corpus, index_dir, embedder=embedder, chunk_tokens=manifest.chunk_tokens,
+                       batch_size=batch_size, max_bytes=max_bytes, progress=progress, reuse=True)
+
+
 def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedder: Embedder | None = None,
                 chunk_tokens: int = DEFAULT_CHUNK_TOKENS, batch_size: int = 32,
-                max_bytes: int = DEFAULT_MAX_BYTES, progress: Progress | None = None) -> BuildSummary:
+                max_bytes: int = DEFAULT_MAX_BYTES, progress: Progress | None = None,
+                reuse: bool = False) -> BuildSummary:
     """(Re)build the index of ``corpus_dir`` into ``index_dir`` and put it in service atomically.
 
     ``model`` names the model (default: the bundled one); ``embedder`` gives one directly.
-    The index in service, if any, keeps answering until the new one is complete."""
+    The index in service, if any, keeps answering until the new one is complete. ``reuse``:
+    take the vectors of unchanged passages from the index in service (see :func:`update_index`)."""
     started = time.perf_counter()
     corpus_dir, index_dir = Path(corpus_dir), settings.index_dir(index_dir)
     progress = progress or (lambda stage, done, total: None)
@@ -79,8 +109,9 @@ def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedde
         if not passages:
             reasons = "; ".join(f"{s.doc_id}: {s.reason}" for s in skipped[:5]) or "no files"
             raise CorpusError(f"nothing to index in {corpus_dir}: {reasons}")
+        known = _reusable_vectors(index_dir, embedder, chunk_tokens) if reuse else {}
         embed_started = time.perf_counter()
-        vectors = _embed(passages, embedder, batch_size, progress)
+        vectors, embedded = _embed(passages, embedder, batch_size, progress, known)
         embed_seconds = time.perf_counter() - embed_started
 
         progress("writing", 0, 1)
@@ -113,7 +144,7 @@ def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedde
 
     return BuildSummary(str(index_dir), version.name, embedder.name, len(documents) + len(skipped),
                         len(doc_rows), len(passages), languages, time.perf_counter() - started,
-                        embed_seconds, skipped)
+                        embed_seconds, skipped, embedded=embedded, reused=len(passages) - embedded)
 
 
 def _read(corpus_dir: Path, max_bytes: int, progress: Progress) -> tuple[list[Document], list[Skipped]]:
@@ -141,16 +172,55 @@ def _chunk(documents: list[Document], embedder: Embedder, chunk_tokens: int, ski
     return doc_rows, passages
 
 
-def _embed(passages: list[PassageRow], embedder: Embedder, batch_size: int, progress: Progress) -> np.ndarray:
-    """Embed in batches of similar length (less padding), reporting progress per batch."""
-    order = np.argsort([p.n_tokens for p in passages], kind="stable")
+def _embed(passages: list[PassageRow], embedder: Embedder, batch_size: int, progress: Progress,
+           known: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, int]:
+    """Vectors of all passages: ``known`` ones (by text) reused, the others embedded in batches
+    of similar length (less padding), reporting progress per batch. Also: how many were embedded."""
+    known = known or {}
     vectors = np.empty((len(passages), embedder.dim), np.float32)
-    progress("embedding", 0, len(passages))
+    todo = []
+    for i, p in enumerate(passages):
+        if p.text in known:
+            vectors[i] = known[p.text]
+        else:
+            todo.append(i)
+    order = sorted(todo, key=lambda i: passages[i].n_tokens)
+    progress("embedding", 0, len(order))
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         vectors[idx] = embedder.embed([passages[i].text for i in idx], "passage", batch_size=batch_size)
-        progress("embedding", min(start + batch_size, len(order)), len(passages))
-    return vectors
+        progress("embedding", min(start + batch_size, len(order)), len(order))
+    return vectors, len(order)
+
+
+def _reusable_vectors(index_dir: Path, embedder: Embedder, chunk_tokens: int) -> dict[str, np.ndarray]:
+    """Passage text → model vector, from the index in service when it was made by this model with
+    this passage size; empty otherwise (or when it cannot be read: then everything is embedded)."""
+    from index.manifest import read_manifest
+    from index.store import PassageStore
+    from index.vectors import load_vector_index
+    from index.versions import current_version
+    from polyseek.errors import PolyseekError
+
+    try:
+        folder = current_version(index_dir)
+        manifest = read_manifest(folder)
+        if (manifest.model, manifest.model_fingerprint, manifest.chunk_tokens) != (embedder.name, embedder.fingerprint, chunk_tokens):
+            return {}
+        index = load_vector_index(folder / VECTORS)
+        store = PassageStore(folder / STORE)
+        try:
+            rows, means = store.passage_texts(), store.language_means()
+        finally:
+            store.close()
+    except PolyseekError:
+        return {}
+    if len(rows) != index.ntotal:
+        return {}
+    ids = np.array([pid for pid, _, _ in rows], np.int64)
+    # FAISS holds p − mean(lang); add the mean back for the model's own vector.
+    stored = index.reconstruct_batch(ids) if len(ids) else np.zeros((0, embedder.dim), np.float32)
+    return {text: stored[i] + means[lang] for i, (_, lang, text) in enumerate(rows)}
 
 
 def _count_languages(passages: list[PassageRow]) -> dict[str, int]:

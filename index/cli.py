@@ -25,14 +25,27 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--batch-size", type=int, default=32, help="passages per encoder batch")
     build.add_argument("--json", action="store_true", help="print the summary as JSON")
     build.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    update = sub.add_parser("update", help="bring the index up to date with its corpus: embed only new and changed "
+                            "passages, drop deleted documents, put the result in service atomically",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    update.add_argument("corpus", metavar="CORPUS_DIR", nargs="?", default=None,
+                        help="folder of articles (default: the one the index was built from)")
+    update.add_argument("-i", "--index", default=None,
+                        help=f"index folder (default: ${settings.ENV_INDEX} or .polyseek/index)")
+    update.add_argument("--batch-size", type=int, default=32, help="passages per encoder batch")
+    update.add_argument("--json", action="store_true", help="print the summary as JSON")
+    update.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
 
-    from index.builder import build_index
+    from index.builder import build_index, update_index
 
     progress = None if args.quiet else TqdmProgress()
     try:
-        summary = build_index(args.corpus, args.index, args.model, chunk_tokens=args.chunk_tokens,
-                              batch_size=args.batch_size, progress=progress)
+        if args.command == "update":
+            summary = update_index(args.corpus, args.index, batch_size=args.batch_size, progress=progress)
+        else:
+            summary = build_index(args.corpus, args.index, args.model, chunk_tokens=args.chunk_tokens,
+                                  batch_size=args.batch_size, progress=progress)
     except (PolyseekError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -117,6 +117,10 @@ class PassageStore:
             out.setdefault(lang, []).append(pid)
         return {lang: np.asarray(ids, dtype=np.int64) for lang, ids in out.items()}
 
+    def passage_texts(self) -> list[tuple[int, str, str]]:
+        """(passage_id, lang, text) of every passage, in passage-id order."""
+        return self._all("SELECT passage_id, lang, text FROM passages ORDER BY passage_id")
+
     def passage_languages(self) -> list[tuple[str, str]]:
         """(doc_id, lang) of every passage, in passage-id order."""
         return self._all("SELECT doc_id, lang FROM passages ORDER BY passage_id")
