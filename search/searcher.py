@@ -20,6 +20,7 @@ from polyseek.errors import IndexFormatError, ModelMismatchError, QueryError
 from search.fusion import rrf
 
 MAX_K = 1000
+OPEN_ATTEMPTS = 5
 MODES = ("auto", "dense", "hybrid")
 #: "auto" is hybrid when the search is restricted to the query's own language, dense otherwise:
 #: BM25 lifts same-language R@1 on XQuAD by 1.3 points, but in a mixed-language result list it
@@ -70,11 +71,15 @@ class Searcher:
         ``embedder`` may be given (tests, or a model already loaded); it must be the model the
         manifest names, with the same fingerprint."""
         index_dir = settings.index_dir(index_dir)
-        try:
-            return cls.open_version(current_version(index_dir), embedder)
-        except IndexFormatError:
-            # A writer may have replaced the version between reading CURRENT and opening it.
-            return cls.open_version(current_version(index_dir), embedder)
+        for attempt in range(OPEN_ATTEMPTS):
+            folder = current_version(index_dir)
+            try:
+                return cls.open_version(folder, embedder)
+            except IndexFormatError:
+                # A writer may have put a new version in service and removed this one between
+                # reading CURRENT and opening the files: read CURRENT again.
+                if attempt == OPEN_ATTEMPTS - 1 or current_version(index_dir) == folder:
+                    raise
 
     @classmethod
     def open_version(cls, folder: Path, embedder: Embedder | None = None) -> "Searcher":
@@ -91,7 +96,10 @@ class Searcher:
         if embedder.dim != manifest.dim:
             raise ModelMismatchError(f"model {embedder.name!r} gives {embedder.dim} dimensions, the index holds {manifest.dim}")
         vectors = load_vector_index(folder / VECTORS)
-        lexical = LexicalIndex.load(folder, manifest.passages) if manifest.lexical == LEXICAL_TOKENIZER else None
+        try:
+            lexical = LexicalIndex.load(folder, manifest.passages) if manifest.lexical == LEXICAL_TOKENIZER else None
+        except (OSError, ValueError) as exc:
+            raise IndexFormatError(f"the lexical index in {folder} is unreadable ({exc}): rebuild the index") from exc
         store = PassageStore(folder / STORE)
         counts = (vectors.ntotal, store.count_passages(), manifest.passages)
         if len(set(counts)) != 1:
