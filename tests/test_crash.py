@@ -1,0 +1,78 @@
+"""Crash safety: a build or update killed with SIGKILL at a random moment leaves the previous
+index answering exactly as before, and the next update completes normally."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from index import build_index, update_index
+from index.versions import current_version
+from polyseek.embedder import HashingEmbedder
+from search import Searcher
+from tests.conftest import ROOT
+
+TRIALS = 20
+QUERIES = ["missile shield Russia", "Bucharest rain", "scutul antirachetă", "معاهدة ستارت", "Bulletin Geneva talks"]
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+
+
+def answers(index_dir):
+    with Searcher.open(index_dir, embedder=HashingEmbedder(64)) as s:
+        return {q: [(h.doc_id, h.text, round(h.score, 5)) for h in s.search(q, 5, mode="hybrid")] for q in QUERIES}
+
+
+def leftovers(index_dir):
+    return sorted(p.name for p in index_dir.iterdir() if p.name.startswith((".build-", "v-")))
+
+
+def test_sigkill_at_random_moments_never_costs_the_index(corpus, tmp_path):
+    index_dir = tmp_path / "index"
+    build_index(corpus, index_dir, embedder=HashingEmbedder(64), chunk_tokens=16)
+    rng = random.Random(20261124)
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    # How long an update of this corpus takes, from process start (imports included).
+    for i in range(60):
+        (corpus / f"bulk-{i:02d}.txt").write_text(f"Bulletin {i}: the missile shield talks in Geneva. " * 30, encoding="utf-8")
+    cmd = [sys.executable, "-m", "index", "update", str(corpus), "--index", str(index_dir)]
+    started = time.monotonic()
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    duration = time.monotonic() - started
+    stages: dict[str, int] = {}
+
+    killed_before_publish = killed_after_publish = 0
+    for trial in range(TRIALS):
+        # Change the corpus, so each update has work to do and a different result.
+        (corpus / f"bulk-{trial % 60:02d}.txt").write_text(f"Trial {trial}: Geneva talks went on. " * 30, encoding="utf-8")
+        before_version, before = current_version(index_dir), answers(index_dir)
+        log = tmp_path / f"trial-{trial}.log"
+        with open(log, "w") as err:
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+            time.sleep(rng.uniform(0.2, 1.05) * duration)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=60)
+        # the progress bars say how far the process got
+        shown = [stage for stage in ("reading", "chunking", "embedding", "writing") if stage in log.read_text()]
+        stage = shown[-1] if shown else "starting"
+        stages[stage] = stages.get(stage, 0) + 1
+        after_version = current_version(index_dir)
+        if after_version == before_version:
+            killed_before_publish += 1
+            assert answers(index_dir) == before, f"trial {trial}: answers changed after a crash"
+        else:  # the kill came after the new version was in service: that version is complete
+            killed_after_publish += 1
+        # The next writer is not locked out, cleans up, and completes.
+        summary = update_index(corpus, index_dir, embedder=HashingEmbedder(64))
+        assert summary.documents_indexed == 65
+        assert leftovers(index_dir) == [current_version(index_dir).name]
+        with Searcher.open(index_dir, embedder=HashingEmbedder(64)) as s:
+            assert s.document_text(f"bulk-{trial % 60:02d}.txt").startswith(f"Trial {trial}:")
+    print(f"\n{TRIALS} SIGKILLs ({stages}): {killed_before_publish} before the new version was in service "
+          f"(old index intact), {killed_after_publish} after; every next update completed")
+    assert killed_before_publish >= TRIALS // 2
+    assert len(stages) >= 3, stages  # the kills landed in several stages of the work
