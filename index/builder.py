@@ -16,7 +16,7 @@ from index.chunking import DEFAULT_CHUNK_TOKENS, chunk_text
 from index.corpus import DEFAULT_MAX_BYTES, Document, Skipped, read_corpus
 from index.language import detect
 from index.lexical import TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
-from index.manifest import FORMAT_VERSION, STORE, VECTORS, Manifest, write_manifest
+from index.manifest import FORMAT_VERSION, STORE, VECTORS, Manifest, file_digest, write_manifest
 from index.store import DocumentRow, PassageRow, write_store
 from index.vectors import KIND, LANGUAGE_PRIOR, METRIC, build_vector_index, language_means, save_vector_index
 from index.versions import new_build_dir, publish, remove_stale, writer_lock
@@ -133,6 +133,7 @@ def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedde
                 built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 build_seconds=round(time.perf_counter() - started, 3),
                 files={name: (build_dir / name).stat().st_size for name in (STORE, VECTORS, *lexical_files)},
+                checksums={name: file_digest(build_dir / name) for name in (STORE, VECTORS, *lexical_files)},
                 lexical=LEXICAL_TOKENIZER,
                 libraries=_library_versions(),
             ))
@@ -196,7 +197,7 @@ def _embed(passages: list[PassageRow], embedder: Embedder, batch_size: int, prog
 def _reusable_vectors(index_dir: Path, embedder: Embedder, chunk_tokens: int) -> dict[str, np.ndarray]:
     """Passage text → model vector, from the index in service when it was made by this model with
     this passage size; empty otherwise (or when it cannot be read: then everything is embedded)."""
-    from index.manifest import read_manifest
+    from index.manifest import read_manifest, verify_files
     from index.store import PassageStore
     from index.vectors import load_vector_index
     from index.versions import current_version
@@ -207,6 +208,7 @@ def _reusable_vectors(index_dir: Path, embedder: Embedder, chunk_tokens: int) ->
         manifest = read_manifest(folder)
         if (manifest.model, manifest.model_fingerprint, manifest.chunk_tokens) != (embedder.name, embedder.fingerprint, chunk_tokens):
             return {}
+        verify_files(folder, manifest)  # a damaged index gives nothing to reuse: embed everything
         index = load_vector_index(folder / VECTORS)
         store = PassageStore(folder / STORE)
         try:

@@ -39,6 +39,7 @@ class Manifest:
     files: dict[str, int] = field(default_factory=dict)  # file name -> size in bytes
     libraries: dict[str, str] = field(default_factory=dict)
     lexical: str = ""  # tokenizer of the BM25 index in bm25/ ("" = none: dense search only)
+    checksums: dict[str, str] = field(default_factory=dict)  # file name -> blake2b-256 hex digest
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
@@ -68,6 +69,29 @@ def read_manifest(folder: Path) -> Manifest:
             state = "missing" if actual is None else f"{actual:,} bytes, the manifest says {size:,}"
             raise IndexFormatError(f"{folder / name} is {state}: the index is damaged; rebuild it")
     return manifest
+
+
+def file_digest(path: Path) -> str:
+    """blake2b-256 of a file's bytes (read in 1 MiB blocks)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=32)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_files(folder: Path, manifest: Manifest) -> None:
+    """Check every file of a version against the digest the manifest recorded: a file damaged
+    without changing size raises IndexFormatError naming it, before anything reads it."""
+    for name, digest in manifest.checksums.items():
+        try:
+            actual = file_digest(folder / name)
+        except OSError as exc:
+            raise IndexFormatError(f"{folder / name} cannot be read ({exc.strerror or exc}): rebuild the index") from exc
+        if actual != digest:
+            raise IndexFormatError(f"{folder / name} does not match its checksum: the index is damaged; rebuild it")
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from index.lexical import TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
-from index.manifest import STORE, VECTORS, Manifest, read_manifest
+from index.manifest import STORE, VECTORS, Manifest, read_manifest, verify_files
 from index.store import PassageStore
 from index.vectors import load_vector_index, search_vectors
 from index.versions import current_version
@@ -95,6 +95,7 @@ class Searcher:
                 f"rebuild the index with this model, or open it without naming a model.")
         if embedder.dim != manifest.dim:
             raise ModelMismatchError(f"model {embedder.name!r} gives {embedder.dim} dimensions, the index holds {manifest.dim}")
+        verify_files(folder, manifest)
         vectors = load_vector_index(folder / VECTORS)
         try:
             lexical = LexicalIndex.load(folder, manifest.passages) if manifest.lexical == LEXICAL_TOKENIZER else None

@@ -97,6 +97,20 @@ def test_unknown_format_version_and_damaged_files_are_refused(built, fake):
         Searcher.open(built[0], embedder=fake)
 
 
+@pytest.mark.parametrize("name", ["store.sqlite", "vectors.faiss", "bm25/data.csc.index.npy", "bm25/vocab.index.json"])
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_damaged_files_are_named_never_served(built, fake, name, damage):
+    path = current_version(built[0]) / name
+    data = bytearray(path.read_bytes())
+    if damage == "flip":  # same size, different bytes: only the checksum can tell
+        data[len(data) // 2] ^= 0xFF
+    else:
+        data = data[: len(data) // 2]
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexFormatError, match=name.replace(".", r"\.")):
+        Searcher.open(built[0], embedder=fake)
+
+
 def test_rebuild_swaps_atomically_and_old_readers_keep_answering(built, corpus, fake):
     index_dir, first = built
     old = Searcher.open(index_dir, embedder=fake)

@@ -87,3 +87,18 @@ def test_update_uses_the_index_model_and_corpus(corpus, tmp_path):
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["model"] == "fake:64" and summary["documents_indexed"] == 5 and 0 < summary["embedded"] < summary["passages"]
+
+
+def test_a_damaged_index_is_not_reused(corpus, tmp_path):
+    fake = HashingEmbedder(64)
+    index_dir = tmp_path / "index"
+    build_index(corpus, index_dir, embedder=fake, chunk_tokens=16)
+    passages = len(snapshot(index_dir)[0])
+    path = current_version(index_dir) / VECTORS
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF  # a vector's bytes, same size
+    path.write_bytes(bytes(data))
+    summary = update_index(corpus, index_dir, embedder=fake)
+    assert summary.embedded == passages and summary.reused == 0  # embedded afresh, nothing taken from it
+    with Searcher.open(index_dir, embedder=fake) as s:
+        assert s.search("missile shield", 1)[0].doc_id == "en/missiles.txt"
