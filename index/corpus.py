@@ -163,7 +163,21 @@ def read_md(data: bytes) -> tuple[str, str]:
     return (heading.group(1) if heading else _first_line(text)), text
 
 
-READERS: dict[str, Callable[[bytes], tuple[str, str]]] = {".txt": read_txt, ".md": read_md}
+def read_html(data: bytes) -> tuple[str, str]:
+    from index.html_reader import read_html as read
+
+    return read(data)
+
+
+def read_pdf(data: bytes) -> tuple[str, str]:
+    from index.pdf_reader import read_pdf as read
+
+    return read(data)
+
+
+READERS: dict[str, Callable[[bytes], tuple[str, str]]] = {
+    ".txt": read_txt, ".md": read_md, ".html": read_html, ".htm": read_html, ".pdf": read_pdf,
+}
 
 
 def _ignore_patterns(root: Path) -> list[str]:

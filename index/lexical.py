@@ -35,6 +35,7 @@ STEMMERS = {"ar": "arabic", "hy": "armenian", "eu": "basque", "ca": "catalan", "
             "sr": "serbian", "es": "spanish", "sv": "swedish", "ta": "tamil", "tr": "turkish", "yi": "yiddish"}
 _local = threading.local()  # PyStemmer's stemmers must not be shared between threads
 FOLDER = "bm25"
+NO_WORDS = "\x00"
 FILES = ("data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy", "vocab.index.json",
          "params.index.json")
 
@@ -132,8 +133,13 @@ class LexicalIndex:
         import bm25s
 
         langs = langs if langs is not None else [None] * len(texts)
+        tokens = [tokenize(t, lang, stem) for t, lang in zip(texts, langs)]
+        if tokens and not any(tokens):
+            # Passages of symbols alone give BM25 no vocabulary, which bm25s refuses. A token no
+            # query can produce (tokenize never yields control characters) keeps it well-formed.
+            tokens[0] = [NO_WORDS]
         bm25 = bm25s.BM25()
-        bm25.index([tokenize(t, lang, stem) for t, lang in zip(texts, langs)], show_progress=False)
+        bm25.index(tokens, show_progress=False)
         index = cls(bm25, len(texts))
         index.stem = stem
         return index

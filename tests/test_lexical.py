@@ -82,3 +82,8 @@ def test_builds_store_bm25_and_rebuilds_keep_it_consistent(corpus, tmp_path, fak
 
     with pytest.raises(IndexFormatError, match="damaged"):
         read_manifest(version)
+
+
+def test_passages_without_words_still_make_an_index():
+    idx = LexicalIndex.build(["😀 🚀", "… —"])
+    assert idx.search("rocket", 5) == [] and idx.search("😀", 5) == []

@@ -1,0 +1,20 @@
+"""HTML pages: the article's text and title, extracted by trafilatura; menus, footers,
+"Related posts" and counters are left out."""
+
+from __future__ import annotations
+
+from index.corpus import SkipDocument
+
+
+def read_html(data: bytes) -> tuple[str, str]:
+    """(title, text) of the main article of an HTML page, or SkipDocument when it has none."""
+    import trafilatura
+
+    try:
+        doc = trafilatura.bare_extraction(data, with_metadata=True, include_comments=False, favor_precision=True)
+    except Exception as exc:  # lxml and trafilatura raise many kinds on broken input
+        raise SkipDocument(f"unreadable HTML ({type(exc).__name__}: {exc})") from None
+    text = (getattr(doc, "text", None) or "").strip() if doc is not None else ""
+    if not text:
+        raise SkipDocument("no article text found in the HTML page")
+    return getattr(doc, "title", None) or "", text
