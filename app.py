@@ -194,14 +194,17 @@ def add_files(index_dir: Path, corpus_dir: Path, model: str, files: list[tuple[s
 
 # --- results ------------------------------------------------------------------------------------
 
-def results(searcher: Searcher, query: str, k: int, langs: list[str], per_document: bool, mode: str) -> None:
+def results(searcher: Searcher, query: str, k: int, langs: list[str], per_document: bool, mode: str,
+            filters: dict | None = None) -> None:
     """Results appear as soon as the search is done; each card's best sentence is marked as soon
     as its sentences are embedded (a fraction of a second per passage on a CPU)."""
     started = time.perf_counter()
     try:
         qvec = searcher.encode_query(query)
         mode = searcher.resolve_mode(mode, query, langs or None)
-        hits = searcher.search_vector(qvec, k, langs or None, per_document=per_document, mode=mode, query=query)
+        hits = searcher.search_vector(qvec, k, langs or None, per_document=per_document, mode=mode, query=query,
+                                      **(filters or {}))
+        also = {h.passage_id: searcher.same_story(h) for h in hits}
     except QueryError as exc:
         st.warning(md(exc))
         return
@@ -229,7 +232,7 @@ def results(searcher: Searcher, query: str, k: int, langs: list[str], per_docume
     for rank, hit in enumerate(hits, 1):
         best = ready.get(rank - 1)
         card = st.empty()
-        card.html(hit_html(rank, hit, best))
+        card.html(hit_html(rank, hit, best, also[hit.passage_id]))
         with st.expander(f"Whole document: {md(hit.doc_id)}"):
             text = searcher.document_text(hit.doc_id)
             doc = st.empty()
@@ -242,11 +245,28 @@ def results(searcher: Searcher, query: str, k: int, langs: list[str], per_docume
 
     for rank, hit, card, doc, text in pending:
         best = highlighter.best_sentences(qvec, [(hit.text, hit.lang)])[0]
-        card.html(hit_html(rank, hit, best))
+        card.html(hit_html(rank, hit, best, also[hit.passage_id]))
         if text is not None:
             doc.html(document_html(text, hit, best))
     highlight_ms = (time.perf_counter() - started) * 1000
     summary_slot.html(f'{tag} data-state="done">{summary} · best sentences {highlight_ms:.0f} ms</p>')
+
+
+def more_filters(searcher: Searcher) -> dict:
+    """Source, publication dates and order, when the index has such metadata."""
+    sources, dates = searcher.sources, searcher.date_range
+    if not sources and not dates:
+        return {}
+    with st.expander("Sources, dates and order", expanded=False):
+        col_src, col_from, col_to, col_sort = st.columns([3, 2, 2, 2])
+        chosen = col_src.multiselect("Sources", options=list(sources), key="sources", placeholder="All sources",
+                                     format_func=lambda name: f"{name} · {sources[name]}")
+        since = col_from.date_input("Published from", value=None, key="since", format="YYYY-MM-DD")
+        until = col_to.date_input("Published until", value=None, key="until", format="YYYY-MM-DD")
+        sort = col_sort.selectbox("Order", ["relevance", "date"], key="sort",
+                                  format_func=lambda v: {"relevance": "Most relevant", "date": "Newest first"}[v])
+    return {"sources": chosen or None, "since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None, "sort": sort}
 
 
 # --- page ---------------------------------------------------------------------------------------
@@ -295,11 +315,12 @@ def main() -> None:
              "query's own language, fused by rank. Auto: words too when the language filter is the "
              "query's own language." + ("" if searcher.has_lexical else " (Rebuild the index to enable words.)"))
     per_document = col_group.checkbox("One passage per document", key="per_document")
+    filters = more_filters(searcher)
 
     if not query.strip():
         st.caption("Type a question and press Enter. Try: " + " · ".join(f"“{e}”" for e in EXAMPLES))
         return
-    results(searcher, query, int(k), langs, per_document, mode or DEFAULT_MODE)
+    results(searcher, query, int(k), langs, per_document, mode or DEFAULT_MODE, filters)
 
 
 main()

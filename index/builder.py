@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -63,7 +64,8 @@ class BuildSummary:
 
 
 def update_index(corpus_dir=None, index_dir=None, *, embedder: Embedder | None = None, batch_size: int = 32,
-                 max_bytes: int = DEFAULT_MAX_BYTES, progress: Progress | None = None) -> BuildSummary:
+                 max_bytes: int = DEFAULT_MAX_BYTES, progress: Progress | None = None,
+                 fields: dict[str, str] | None = None) -> BuildSummary:
     """Bring the index up to date with its corpus: new and changed documents are chunked and
     embedded, deleted ones dropped, and every passage whose text is unchanged keeps its vector
     (nothing is embedded twice). The result is the index a full build would make, put in
@@ -73,23 +75,27 @@ def update_index(corpus_dir=None, index_dir=None, *, embedder: Embedder | None =
     from index.versions import current_version
     from polyseek.errors import IndexNotFoundError
 
+    from polyseek.errors import IndexFormatError
+
     index_dir = settings.index_dir(index_dir)
     try:
         manifest = read_manifest(current_version(index_dir))
-    except IndexNotFoundError:
+    except (IndexNotFoundError, IndexFormatError) as exc:
+        # No index, or one this version cannot read (older format, damaged manifest): build anew.
         if corpus_dir is None:
-            raise
+            raise type(exc)(f"{exc} — name the corpus folder to build it: python -m index update CORPUS_DIR") from exc
         return build_index(corpus_dir, index_dir, embedder=embedder, batch_size=batch_size, max_bytes=max_bytes,
-                           progress=progress)
+                           progress=progress, fields=fields)
     embedder = embedder or load_embedder(manifest.model)
     return build_index(corpus_dir or manifest.corpus, index_dir, embedder=embedder, chunk_tokens=manifest.chunk_tokens,
-                       batch_size=batch_size, max_bytes=max_bytes, progress=progress, reuse=True)
+                       batch_size=batch_size, max_bytes=max_bytes, progress=progress, reuse=True,
+                       fields=fields if fields is not None else manifest.fields)
 
 
 def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedder: Embedder | None = None,
                 chunk_tokens: int = DEFAULT_CHUNK_TOKENS, batch_size: int = 32,
                 max_bytes: int = DEFAULT_MAX_BYTES, progress: Progress | None = None,
-                reuse: bool = False) -> BuildSummary:
+                reuse: bool = False, fields: dict[str, str] | None = None) -> BuildSummary:
     """(Re)build the index of ``corpus_dir`` into ``index_dir`` and put it in service atomically.
 
     ``model`` names the model (default: the bundled one); ``embedder`` gives one directly.
@@ -97,6 +103,10 @@ def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedde
     take the vectors of unchanged passages from the index in service (see :func:`update_index`)."""
     started = time.perf_counter()
     corpus_dir, index_dir = Path(corpus_dir), settings.index_dir(index_dir)
+    if fields is None:
+        from index.record_reader import parse_field_map
+
+        fields = parse_field_map(os.environ.get(settings.ENV_FIELDS))
     progress = progress or (lambda stage, done, total: None)
     if not 1 <= batch_size <= 4096:
         raise ValueError(f"batch size {batch_size} is out of range: use 1 to 4096")
@@ -104,7 +114,8 @@ def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedde
 
     with writer_lock(index_dir):
         remove_stale(index_dir)
-        documents, skipped = _read(corpus_dir, max_bytes, progress)
+        documents, skipped = _read(corpus_dir, max_bytes, progress, fields)
+        documents_read = len(documents) + len(skipped)  # chunking may skip some documents too
         doc_rows, passages = _chunk(documents, embedder, chunk_tokens, skipped, progress)
         if not passages:
             reasons = "; ".join(f"{s.doc_id}: {s.reason}" for s in skipped[:5]) or "no files"
@@ -135,6 +146,7 @@ def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedde
                 files={name: (build_dir / name).stat().st_size for name in (STORE, VECTORS, *lexical_files)},
                 checksums={name: file_digest(build_dir / name) for name in (STORE, VECTORS, *lexical_files)},
                 lexical=LEXICAL_TOKENIZER,
+                fields=dict(fields or {}),
                 libraries=_library_versions(),
             ))
             version = publish(index_dir, build_dir)
@@ -143,14 +155,15 @@ def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedde
             raise
         progress("writing", 1, 1)
 
-    return BuildSummary(str(index_dir), version.name, embedder.name, len(documents) + len(skipped),
+    return BuildSummary(str(index_dir), version.name, embedder.name, documents_read,
                         len(doc_rows), len(passages), languages, time.perf_counter() - started,
                         embed_seconds, skipped, embedded=embedded, reused=len(passages) - embedded)
 
 
-def _read(corpus_dir: Path, max_bytes: int, progress: Progress) -> tuple[list[Document], list[Skipped]]:
+def _read(corpus_dir: Path, max_bytes: int, progress: Progress,
+          fields: dict[str, str] | None = None) -> tuple[list[Document], list[Skipped]]:
     documents, skipped = [], []
-    for item in read_corpus(corpus_dir, max_bytes):
+    for item in read_corpus(corpus_dir, max_bytes, fields):
         (documents if isinstance(item, Document) else skipped).append(item)
         progress("reading", len(documents) + len(skipped), 0)
     return documents, skipped
@@ -158,17 +171,23 @@ def _read(corpus_dir: Path, max_bytes: int, progress: Progress) -> tuple[list[Do
 
 def _chunk(documents: list[Document], embedder: Embedder, chunk_tokens: int, skipped: list[Skipped],
            progress: Progress) -> tuple[list[DocumentRow], list[PassageRow]]:
-    doc_rows, passages = [], []
+    doc_rows, passages, first_with = [], [], {}
     for i, doc in enumerate(documents, 1):
-        lang = detect(doc.text)
+        if doc.content_hash in first_with:  # the same text twice: indexed once
+            skipped.append(Skipped(doc.doc_id, f"duplicate of {first_with[doc.content_hash]} (same text)"))
+            progress("chunking", i, len(documents))
+            continue
+        first_with[doc.content_hash] = doc.doc_id
+        lang = doc.lang or detect(doc.text)  # a language the export declares is taken as it is
         chunks = [c for c in chunk_text(doc.text, lang, embedder, chunk_tokens) if c.n_tokens]
         if not chunks:
             skipped.append(Skipped(doc.doc_id, "no text to index: the model reads no tokens in it"))
         else:
-            doc_rows.append(DocumentRow(doc.doc_id, doc.title, doc.format, lang, doc.content_hash, doc.text))
+            doc_rows.append(DocumentRow(doc.doc_id, doc.title, doc.format, lang, doc.content_hash, doc.text,
+                                        doc.url, doc.source, doc.date, doc.author, doc.pages))
             for ordinal, c in enumerate(chunks):
                 passages.append(PassageRow(len(passages), doc.doc_id, ordinal, c.start, c.end,
-                                           detect(c.text, fallback=lang), c.n_tokens, c.text))
+                                           doc.lang or detect(c.text, fallback=lang), c.n_tokens, c.text))
         progress("chunking", i, len(documents))
     return doc_rows, passages
 

@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
                        help=f"sentence-transformers model name or folder (default: ${settings.ENV_MODEL} or {settings.DEFAULT_MODEL})")
     build.add_argument("--chunk-tokens", type=int, default=200, help="passage size budget, in model tokens")
     build.add_argument("--batch-size", type=int, default=32, help="passages per encoder batch")
+    build.add_argument("--fields", default=None, metavar="OURS=THEIRS,...",
+                       help="JSONL/CSV column names of your export, e.g. text=body,title=headline "
+                            f"(default: ${settings.ENV_FIELDS} or id,title,text,url,date,source,lang)")
     build.add_argument("--json", action="store_true", help="print the summary as JSON")
     build.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     update = sub.add_parser("update", help="bring the index up to date with its corpus: embed only new and changed "
@@ -44,8 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "update":
             summary = update_index(args.corpus, args.index, batch_size=args.batch_size, progress=progress)
         else:
+            from index.record_reader import parse_field_map
+
+            fields = parse_field_map(args.fields) if args.fields is not None else None
             summary = build_index(args.corpus, args.index, args.model, chunk_tokens=args.chunk_tokens,
-                                  batch_size=args.batch_size, progress=progress)
+                                  batch_size=args.batch_size, progress=progress, fields=fields)
     except (PolyseekError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

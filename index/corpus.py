@@ -28,11 +28,32 @@ TITLE_MAX_CHARS = 120
 
 @dataclass(frozen=True)
 class Document:
-    doc_id: str  # path relative to the corpus root, with '/' separators
+    doc_id: str  # path relative to the corpus root, with '/' separators ("file.jsonl#id" for a record)
     title: str
     text: str
     format: str
     content_hash: str  # sha256 of the text
+    url: str = ""
+    source: str = ""  # site or publication
+    date: str = ""  # publication date, ISO 8601 ("2011-05-05" or with a time)
+    author: str = ""
+    lang: str = ""  # the language the file declares (JSONL/CSV "lang"); "" = identify it
+    pages: tuple[int, ...] = ()  # PDF: character offset where each page starts
+
+
+@dataclass
+class Parsed:
+    """What a reader found in a file (or a record): text and whatever metadata it has. ``pages``,
+    when given, replaces ``text``: the pages are cleaned and joined, and their offsets kept."""
+
+    title: str = ""
+    text: str = ""
+    url: str = ""
+    source: str = ""
+    date: str = ""
+    author: str = ""
+    lang: str = ""
+    pages: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -45,8 +66,10 @@ class SkipDocument(Exception):
     """Raised by a reader for a file that cannot be indexed; the message is the reason."""
 
 
-def read_corpus(root: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[Document | Skipped]:
-    """Yield each file of ``root`` (recursively, in path order) as a Document or a Skipped."""
+def read_corpus(root: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES,
+                fields: dict[str, str] | None = None) -> Iterator[Document | Skipped]:
+    """Yield each file of ``root`` (recursively, in path order) as a Document or a Skipped; a
+    JSONL or CSV export yields one per record. ``fields`` renames export columns (see records)."""
     root = Path(root)
     if not root.is_dir():
         raise CorpusError(f"corpus folder {str(root)!r} does not exist or is not a folder: give the folder that holds your articles")
@@ -54,7 +77,10 @@ def read_corpus(root: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> 
     for path in corpus_files(root, ignore):
         doc_id = path.relative_to(root).as_posix()
         try:
-            yield read_document(path, doc_id, max_bytes)
+            if path.suffix.lower() in RECORD_READERS:
+                yield from read_records(path, doc_id, max_bytes, fields)
+            else:
+                yield read_document(path, doc_id, max_bytes)
         except SkipDocument as skip:
             yield Skipped(doc_id, str(skip))
         except OSError as exc:
@@ -91,14 +117,86 @@ def document_from_bytes(data: bytes, doc_id: str) -> Document:
     path = Path(doc_id)
     reader = READERS.get(path.suffix.lower())
     if reader is None:
-        known = ", ".join(sorted(READERS))
+        if path.suffix.lower() in RECORD_READERS:
+            raise SkipDocument(f"{path.suffix} exports hold many articles: they are read by read_records")
+        known = ", ".join(sorted({*READERS, *RECORD_READERS}))
         raise SkipDocument(f"unsupported format {path.suffix or '(no extension)'!r}; Polyseek reads {known}")
-    title, text = reader(data)
-    text = clean_text(text)
+    found = reader(data)
+    if isinstance(found, tuple):
+        found = Parsed(title=found[0], text=found[1])
+    return make_document(found, doc_id, path.suffix.lower().lstrip("."), path.stem)
+
+
+def make_document(found: Parsed, doc_id: str, fmt: str, fallback_title: str) -> Document:
+    """A Document from what a reader found: text cleaned (pages joined, their offsets kept),
+    title shortened, date normalized; SkipDocument when there is no visible text."""
+    pages: tuple[int, ...] = ()
+    if found.pages is not None:
+        cleaned = [clean_text(p).strip() for p in found.pages]
+        offsets, parts, pos = [], [], 0
+        for page in cleaned:
+            offsets.append(pos)
+            parts.append(page)
+            pos += len(page) + len(PAGE_BREAK)
+        text, pages = PAGE_BREAK.join(parts), tuple(offsets)
+    else:
+        text = clean_text(found.text or "")
     if not has_visible_text(text):
         raise SkipDocument("empty: no visible text")
-    title = shorten(title or "") or path.stem
-    return Document(doc_id, title, text, path.suffix.lower().lstrip("."), hashlib.sha256(text.encode("utf-8")).hexdigest())
+    title = shorten(found.title or "") or shorten(_first_line(text)) or fallback_title
+    return Document(doc_id, title, text, fmt, hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                    url=(found.url or "").strip(), source=shorten(found.source or ""), date=iso_date(found.date),
+                    author=shorten(found.author or ""), lang=(found.lang or "").strip().lower()[:3], pages=pages)
+
+
+#: Pages of a PDF are joined by a blank line, so sentences never run across a page break.
+PAGE_BREAK = "\n\n"
+
+
+def iso_date(value) -> str:
+    """An ISO 8601 date (or date and time) from what a file says; "" when it says nothing usable."""
+    from datetime import datetime
+
+    value = str(value or "").strip()
+    if not value:
+        return ""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    return parsed.date().isoformat() if len(value) <= 10 else parsed.isoformat()
+
+
+def read_records(path: Path, doc_id: str, max_bytes: int = DEFAULT_MAX_BYTES,
+                 fields: dict[str, str] | None = None) -> Iterator[Document | Skipped]:
+    """Each record of a JSONL or CSV export as a Document ("file#id"), or a Skipped saying why."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise SkipDocument(f"too large: {size:,} bytes, the limit is {max_bytes:,}")
+    yield from documents_from_records(path.read_bytes(), doc_id, fields)
+
+
+def documents_from_records(data: bytes, doc_id: str, fields: dict[str, str] | None = None) -> Iterator[Document | Skipped]:
+    from index.record_reader import RECORD_FIELDS, read_export
+
+    names = {**RECORD_FIELDS, **(fields or {})}
+    fmt = Path(doc_id).suffix.lower().lstrip(".")
+    for number, record in read_export(data, fmt, names):
+        if isinstance(record, SkipDocument):
+            yield Skipped(f"{doc_id}#{number}", str(record))
+            continue
+        rid = str(record.get("id") or number)
+        record_id = f"{doc_id}#{rid}"
+        if not has_visible_text(str(record.get("text") or "")):
+            yield Skipped(record_id, f"record {number} has no text (field {names['text']!r})")
+            continue
+        found = Parsed(title=str(record.get("title") or ""), text=str(record["text"]), url=str(record.get("url") or ""),
+                       source=str(record.get("source") or ""), date=str(record.get("date") or ""),
+                       lang=str(record.get("lang") or ""))
+        try:
+            yield make_document(found, record_id, fmt, rid)
+        except SkipDocument as skip:
+            yield Skipped(record_id, str(skip))
 
 
 def decode(data: bytes) -> str:
@@ -175,9 +273,11 @@ def read_pdf(data: bytes) -> tuple[str, str]:
     return read(data)
 
 
-READERS: dict[str, Callable[[bytes], tuple[str, str]]] = {
+READERS: dict[str, Callable[[bytes], "tuple[str, str] | Parsed"]] = {
     ".txt": read_txt, ".md": read_md, ".html": read_html, ".htm": read_html, ".pdf": read_pdf,
 }
+#: Exports holding one article per record (index/record_reader.py).
+RECORD_READERS = (".jsonl", ".csv")
 
 
 def _ignore_patterns(root: Path) -> list[str]:

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from index.corpus import SkipDocument
+from index.corpus import Parsed, SkipDocument
 
 
-def read_html(data: bytes) -> tuple[str, str]:
-    """(title, text) of the main article of an HTML page, or SkipDocument when it has none."""
+def read_html(data: bytes) -> Parsed:
+    """The main article of an HTML page with its title, author, date, site and URL, or
+    SkipDocument when it has none."""
     import trafilatura
 
     try:
@@ -17,4 +18,6 @@ def read_html(data: bytes) -> tuple[str, str]:
     text = (getattr(doc, "text", None) or "").strip() if doc is not None else ""
     if not text:
         raise SkipDocument("no article text found in the HTML page")
-    return getattr(doc, "title", None) or "", text
+    meta = lambda name: str(getattr(doc, name, None) or "")  # noqa: E731
+    return Parsed(title=meta("title"), text=text, url=meta("url"), source=meta("sitename"), date=meta("date"),
+                  author=meta("author"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from polyseek.errors import IndexFormatError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: document metadata (url, source, published, author, pages)
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
 VECTORS = "vectors.faiss"
@@ -40,6 +40,7 @@ class Manifest:
     libraries: dict[str, str] = field(default_factory=dict)
     lexical: str = ""  # tokenizer of the BM25 index in bm25/ ("" = none: dense search only)
     checksums: dict[str, str] = field(default_factory=dict)  # file name -> blake2b-256 hex digest
+    fields: dict[str, str] = field(default_factory=dict)  # JSONL/CSV field names (ours -> the export's)
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import io
 
-from index.corpus import SkipDocument
-
-#: Pages are joined by a blank line, so sentences never run across a page break.
-PAGE_BREAK = "\n\n"
+from index.corpus import Parsed, SkipDocument
 
 
-def read_pdf(data: bytes) -> tuple[str, str]:
-    """(title, text) of a PDF: its metadata title (or nothing) and its pages' text in order."""
+def read_pdf(data: bytes) -> Parsed:
+    """A PDF's metadata title and author, and its pages' text in order (their offsets are kept,
+    so a hit can say which page it is on)."""
     from pypdf import PdfReader
 
     try:
@@ -21,10 +19,11 @@ def read_pdf(data: bytes) -> tuple[str, str]:
             raise SkipDocument("encrypted PDF: it needs a password")
         pages = [(page.extract_text() or "").strip() for page in reader.pages]
         title = (reader.metadata.title if reader.metadata else None) or ""
+        author = (reader.metadata.author if reader.metadata else None) or ""
     except SkipDocument:
         raise
     except Exception as exc:  # pypdf raises many kinds on damaged files
         raise SkipDocument(f"unreadable PDF ({type(exc).__name__}: {exc})") from None
     if not any(pages):
         raise SkipDocument(f"no text layer in {len(pages)} page(s): a scanned PDF? Polyseek does no OCR")
-    return str(title), PAGE_BREAK.join(p for p in pages if p)
+    return Parsed(title=str(title), author=str(author), pages=pages)

@@ -6,6 +6,7 @@ parameters; nothing from a document or a query is ever formatted into SQL.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -23,7 +24,12 @@ CREATE TABLE documents (
     format       TEXT NOT NULL,
     lang         TEXT NOT NULL,
     content_hash TEXT NOT NULL,
-    text         TEXT NOT NULL
+    text         TEXT NOT NULL,
+    url          TEXT NOT NULL DEFAULT '',
+    source       TEXT NOT NULL DEFAULT '',
+    published    TEXT NOT NULL DEFAULT '',   -- ISO 8601, '' when unknown
+    author       TEXT NOT NULL DEFAULT '',
+    pages        TEXT NOT NULL DEFAULT '[]'  -- JSON list: character offset where each page starts
 );
 CREATE TABLE passages (
     passage_id   INTEGER PRIMARY KEY,
@@ -52,6 +58,11 @@ class DocumentRow:
     lang: str
     content_hash: str
     text: str
+    url: str = ""
+    source: str = ""
+    published: str = ""
+    author: str = ""
+    pages: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,8 +84,9 @@ def write_store(path: Path, documents: Iterable[DocumentRow], passages: Iterable
     try:
         with con:
             con.executescript(SCHEMA)
-            con.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
-                            ((d.doc_id, d.title, d.format, d.lang, d.content_hash, d.text) for d in documents))
+            con.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            ((d.doc_id, d.title, d.format, d.lang, d.content_hash, d.text, d.url, d.source,
+                              d.published, d.author, json.dumps(list(d.pages))) for d in documents))
             con.executemany("INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                             ((p.passage_id, p.doc_id, p.ordinal, p.start, p.end, p.lang, p.n_tokens, p.text)
                              for p in passages))
@@ -140,8 +152,52 @@ class PassageStore:
         return {r[0]: (PassageRow(*r[:8]), r[8]) for r in rows}
 
     def document(self, doc_id: str) -> DocumentRow | None:
-        rows = self._all("SELECT doc_id, title, format, lang, content_hash, text FROM documents WHERE doc_id = ?", (doc_id,))
-        return DocumentRow(*rows[0]) if rows else None
+        rows = self._all("SELECT doc_id, title, format, lang, content_hash, text, url, source, published, author, pages "
+                         "FROM documents WHERE doc_id = ?", (doc_id,))
+        if not rows:
+            return None
+        *head, pages = rows[0]
+        return DocumentRow(*head, tuple(json.loads(pages)))
+
+    def document_meta(self, doc_ids) -> dict[str, tuple[str, str, str, str, tuple[int, ...]]]:
+        """doc_id → (url, source, published, author, page offsets), for the given documents."""
+        ids = list(dict.fromkeys(doc_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._all(f"SELECT doc_id, url, source, published, author, pages FROM documents WHERE doc_id IN ({marks})",
+                         tuple(ids))
+        return {r[0]: (r[1], r[2], r[3], r[4], tuple(json.loads(r[5]))) for r in rows}
+
+    def ids_where(self, sources: list[str] | None = None, since: str | None = None,
+                  until: str | None = None) -> np.ndarray:
+        """Passage ids whose document is from one of ``sources`` (case-insensitive) and was
+        published in [since, until] (ISO dates; a document without a date fails a date filter)."""
+        sql, params = ["SELECT p.passage_id FROM passages p JOIN documents d ON d.doc_id = p.doc_id WHERE 1=1"], []
+        if sources:
+            sql.append(f"AND lower(d.source) IN ({','.join('?' * len(sources))})")
+            params += [s.strip().lower() for s in sources]
+        if since:
+            sql.append("AND d.published != '' AND substr(d.published, 1, 10) >= ?")
+            params.append(since)
+        if until:
+            sql.append("AND d.published != '' AND substr(d.published, 1, 10) <= ?")
+            params.append(until)
+        rows = self._all(" ".join(sql) + " ORDER BY p.passage_id", tuple(params))
+        return np.asarray([r[0] for r in rows], dtype=np.int64)
+
+    def ids_of_document(self, doc_id: str) -> np.ndarray:
+        rows = self._all("SELECT passage_id FROM passages WHERE doc_id = ? ORDER BY passage_id", (doc_id,))
+        return np.asarray([r[0] for r in rows], dtype=np.int64)
+
+    def date_range(self) -> tuple[str, str] | None:
+        lo, hi = self._all("SELECT min(published), max(published) FROM documents WHERE published != ''")[0]
+        return (lo, hi) if lo else None
+
+    def sources(self) -> dict[str, int]:
+        """Documents per source (site or publication), most first; documents without one left out."""
+        return dict(self._all("SELECT source, count(*) FROM documents WHERE source != '' GROUP BY source "
+                              "ORDER BY count(*) DESC, source"))
 
     def close(self) -> None:
         with self._lock:

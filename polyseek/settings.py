@@ -13,6 +13,8 @@ ENV_INDEX = "POLYSEEK_INDEX"
 ENV_MODEL = "POLYSEEK_MODEL"
 ENV_CACHE = "POLYSEEK_CACHE"
 ENV_CORPUS = "POLYSEEK_CORPUS"
+#: JSONL/CSV field names of other exports: "text=body,title=headline" (see index/record_reader.py).
+ENV_FIELDS = "POLYSEEK_FIELDS"
 
 
 def index_dir(explicit: str | os.PathLike | None = None) -> Path:

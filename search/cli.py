@@ -23,6 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("auto", "dense", "hybrid"), default="auto",
                         help="dense: the embedding model alone; hybrid: fused with BM25 matches in the query's "
                              "language; auto: hybrid when --lang is the query's own language, else dense")
+    parser.add_argument("--source", action="append", default=[], metavar="NAME",
+                        help="only documents from this source or site (repeatable)")
+    parser.add_argument("--since", default=None, metavar="YYYY-MM-DD", help="only documents published on or after")
+    parser.add_argument("--until", default=None, metavar="YYYY-MM-DD", help="only documents published on or before")
+    parser.add_argument("--sort", choices=("relevance", "date"), default="relevance",
+                        help="order of the results: relevance, or the most relevant by date, newest first")
+    parser.add_argument("--also", action="store_true",
+                        help="under each result, where the same story was reported in other languages")
     parser.add_argument("-d", "--per-document", action="store_true", help="only the best passage of each document")
     parser.add_argument("-i", "--index", default=None, help=f"index folder (default: ${settings.ENV_INDEX} or .polyseek/index)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
@@ -35,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         with Searcher.open(args.index) as searcher:
             started = time.perf_counter()
             hits = searcher.search(args.query, k=args.k, langs=langs or None, per_document=args.per_document,
-                                   mode=args.mode)
+                                   mode=args.mode, sources=args.source or None, since=args.since, until=args.until,
+                                   sort=args.sort)
+            also = {h.passage_id: searcher.same_story(h) for h in hits} if args.also else {}
             elapsed = time.perf_counter() - started
             missing = [c for c in langs if c.lower() not in searcher.languages]
             present = ", ".join(searcher.languages)
@@ -46,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: the index has no passages in {', '.join(missing)} (it has: {present})", file=sys.stderr)
     if args.json:
         for rank, hit in enumerate(hits, 1):
-            print(json.dumps({"rank": rank, **hit.to_dict()}, ensure_ascii=False))
+            row = {"rank": rank, **hit.to_dict()}
+            if args.also:
+                row["also_reported_in"] = [h.to_dict() for h in also[hit.passage_id]]
+            print(json.dumps(row, ensure_ascii=False))
         return 0
     if not hits:
         print("No passages matched.")
@@ -54,7 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     width = min(shutil.get_terminal_size((100, 20)).columns, 100)
     for rank, hit in enumerate(hits, 1):
         print(f"{rank:>2}. [{hit.lang}] score {hit.score:.3f} (cosine {hit.cosine:.3f})  {hit.title}  ({hit.doc_id}, chars {hit.start}-{hit.end})")
+        where = " · ".join(x for x in (hit.source, hit.date, f"page {hit.page}" if hit.page else "", hit.url) if x)
+        if where:
+            print(f"    {where}")
         print(textwrap.fill(" ".join(hit.text.split()), width=width, initial_indent="    ", subsequent_indent="    "))
+        for other in also.get(hit.passage_id, []):
+            print(textwrap.shorten(f"    also reported in [{other.lang}] {other.title}: {' '.join(other.text.split())}",
+                                   width=width, placeholder=" …"))
         print()
     print(f"{len(hits)} {'documents' if args.per_document else 'passages'} in {elapsed * 1000:.0f} ms")
     return 0

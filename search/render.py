@@ -31,6 +31,9 @@ mark.ps-passage { background: #e6f4ea; }
                    padding-left: 0; padding-right: .7rem; }
 .ps-gap { color: #999; }
 .ps-summary { color: #555; margin: .2rem 0 .4rem; }
+.ps-meta { color: #555; font-size: .8rem; }
+.ps-also { margin-top: .45rem; font-size: .85rem; color: #444; }
+.ps-also ul { margin: .2rem 0 0 1rem; padding: 0; }
 table.ps-status { font-size: .85rem; border-collapse: collapse; width: 100%; }
 table.ps-status th { text-align: left; vertical-align: top; padding: .15rem .5rem .15rem 0; white-space: nowrap; font-weight: 600; }
 table.ps-status td { padding: .15rem 0; overflow-wrap: anywhere; }
@@ -38,21 +41,41 @@ table.ps-status td { padding: .15rem 0; overflow-wrap: anywhere; }
 """
 
 
-def hit_html(rank: int, hit: Hit, highlight: Highlight | None) -> str:
-    """One result card: rank, language badge, title and file, scores, and the passage with its
-    best sentence marked."""
+def hit_html(rank: int, hit: Hit, highlight: Highlight | None, also: list[Hit] | None = None) -> str:
+    """One result card: rank, language badge, title and file, source, date and page, scores,
+    the passage with its best sentence marked, and where else the story was reported."""
     dir_ = direction(hit.lang)
+    where = " · ".join(escape(x) for x in (hit.source, hit.date[:10], f"page {hit.page}" if hit.page else "") if x)
+    link = (f'<a class="ps-url" href="{escape(hit.url, quote=True)}" rel="noopener noreferrer" target="_blank">link</a>'
+            if hit.url.lower().startswith(("http://", "https://")) else "")
     head = (
         f'<span class="ps-rank">{rank}.</span>'
         f'<span class="ps-badge {dir_}" title="{escape(language_name(hit.lang))}">'
         f"{escape(language_name(hit.lang))} · {escape(hit.lang)}</span>"
         f'<span class="ps-title" dir="auto">{escape(hit.title)}</span>'
         f'<span class="ps-file">{escape(hit.doc_id)}</span>'
+        + (f'<span class="ps-meta">{where}</span>' if where else "") + link +
         f'<span class="ps-score">score {hit.score:.3f} · cosine {hit.cosine:.3f}</span>'
     )
     body = marked(hit.text, [(highlight.start, highlight.end, "ps-best")] if highlight else [])
     return (f'<div class="ps-hit"><div class="ps-head">{head}</div>'
-            f'<div class="ps-text" dir="{dir_}" lang="{escape(hit.lang)}">{body}</div></div>')
+            f'<div class="ps-text" dir="{dir_}" lang="{escape(hit.lang)}">{body}</div>{also_html(also)}</div>')
+
+
+def also_html(also: list[Hit] | None) -> str:
+    """"Also reported in: Română — …, العربية — …" (nothing when there is no such passage)."""
+    if not also:
+        return ""
+    items = "".join(
+        f'<li><span class="ps-badge {direction(o.lang)}">{escape(language_name(o.lang))} · {escape(o.lang)}</span> '
+        f'<span dir="auto">{escape(o.title)}</span> — <span dir="{direction(o.lang)}" lang="{escape(o.lang)}">'
+        f"{escape(_snippet(o.text))}</span> <span class=\"ps-score\">cosine {o.cosine:.2f}</span></li>" for o in also)
+    return f'<div class="ps-also">Also reported in:<ul>{items}</ul></div>'
+
+
+def _snippet(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 
 def document_html(text: str, hit: Hit, highlight: Highlight | None,
