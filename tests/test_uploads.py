@@ -76,3 +76,9 @@ def test_bad_content_is_refused_with_its_reason(tmp_path):
     assert "too large" in reasons["big.txt"] and "unsupported format" in reasons["program.exe"]
     assert "also named" in reasons["A.TXT"]
     assert result.saved == ["a.txt"] and sorted(os.listdir(tmp_path)) == ["a.txt"]
+
+
+def test_exports_are_accepted_when_a_record_has_text(tmp_path):
+    good = b'{"id": "1", "text": "Rusia cere garan\\u0163ii."}\n'
+    result = save_uploads(tmp_path, [("wire.jsonl", good), ("empty.csv", b"id,text\n1,\n")])
+    assert result.saved == ["wire.jsonl"] and "no record with text" in dict(result.rejected)["empty.csv"]
