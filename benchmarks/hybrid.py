@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from index import build_index  # noqa: E402
 from index.lexical import LexicalIndex  # noqa: E402
 from polyseek.embedder import load_embedder  # noqa: E402
-from search.eval import _embed, read_squad  # noqa: E402
+from search.eval import embed_texts, read_squad  # noqa: E402
 from search.metrics import rank_of, summarize  # noqa: E402
 from search.searcher import Searcher  # noqa: E402
 
@@ -47,7 +47,7 @@ def main() -> None:
             (work / "corpus" / s.lang / f"{i:04d}.txt").write_text(text, encoding="utf-8")
     build_index(work / "corpus", work / "index", embedder=embedder)
     queries = {s.lang: s.questions[: args.max_questions] for s in sets}
-    qvecs = {lang: _embed([q for _, q in qs], embedder, "query", f"queries {lang}", True) for lang, qs in queries.items()}
+    qvecs = {lang: embed_texts([q for _, q in qs], embedder, "query", f"queries {lang}", True) for lang, qs in queries.items()}
     langs = [s.lang for s in sets]
     print(f"model {embedder.name}; {len(sets[0].paragraphs)} paragraphs per language; "
           f"{len(queries[langs[0]])} questions per language; same-language pairs, language filter on\n")

@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from polyseek.embedder import load_embedder  # noqa: E402
-from search.eval import _embed, read_squad  # noqa: E402
+from search.eval import embed_texts, read_squad  # noqa: E402
 from search.searcher import SAME_STORY_THRESHOLD  # noqa: E402
 
 
@@ -30,7 +30,7 @@ def main() -> None:
     args = ap.parse_args()
     embedder = load_embedder()
     sets = [read_squad(p) for p in args.xquad]
-    vecs = {s.lang: _embed(s.paragraphs, embedder, "passage", f"paragraphs {s.lang}", True, batch=16) for s in sets}
+    vecs = {s.lang: embed_texts(s.paragraphs, embedder, "passage", f"paragraphs {s.lang}", True, batch=16) for s in sets}
     same, other = [], []
     langs = [s.lang for s in sets]
     for i, a in enumerate(langs):

@@ -93,7 +93,7 @@ def evaluate_xquad(sets: list[Parallel], embedder, systems=SYSTEMS, work: Path |
                      "questions": {lang: len(q) for lang, q in queries.items()}}
 
     pipeline = [m for m in systems if m in _SEARCH]
-    qvecs = {lang: _embed([q for _, q in queries[lang]], embedder, "query", f"queries {lang}", progress) for lang in langs}
+    qvecs = {lang: embed_texts([q for _, q in queries[lang]], embedder, "query", f"queries {lang}", progress) for lang in langs}
     if pipeline:
         started = time.perf_counter()
         summary = _build(corpus, work / "index", embedder, progress, chunk_tokens=chunk_tokens or DEFAULT_CHUNK_TOKENS)
@@ -113,7 +113,7 @@ def evaluate_xquad(sets: list[Parallel], embedder, systems=SYSTEMS, work: Path |
                 results["systems"][mode] = table
     if "bare" in systems:
         table = {}
-        pvecs = {s.lang: _embed(s.paragraphs, embedder, "passage", f"paragraphs {s.lang}", progress) for s in sets}
+        pvecs = {s.lang: embed_texts(s.paragraphs, embedder, "passage", f"paragraphs {s.lang}", progress) for s in sets}
         for a in langs:
             for b in langs:
                 order = np.argsort(-(qvecs[a] @ pvecs[b].T), axis=1)[:, :10]
@@ -140,10 +140,10 @@ def evaluate_tatoeba(pairs: list[tuple[Path, Path]], embedder, systems=SYSTEMS, 
         (a, la), (b, lb) = list(sides.items())
         if len(la) != len(lb):
             raise PolyseekError(f"{xxx_path} and {eng_path} are not line-aligned ({len(la)} and {len(lb)} lines)")
-        vecs = {code: _embed(lines, embedder, "query", f"tatoeba {code}", progress) for code, lines in sides.items()}
+        vecs = {code: embed_texts(lines, embedder, "query", f"tatoeba {code}", progress) for code, lines in sides.items()}
         for mode in systems:
             if mode == "bare":
-                pvecs = {code: _embed(lines, embedder, "passage", f"tatoeba {code} (bare)", progress)
+                pvecs = {code: embed_texts(lines, embedder, "passage", f"tatoeba {code} (bare)", progress)
                          for code, lines in sides.items()}
                 for src, dst in ((a, b), (b, a)):
                     best = np.argmax(vecs[src] @ pvecs[dst].T, axis=1)
@@ -180,7 +180,7 @@ def _misdetected(searcher, langs: list[str]) -> int:
     return sum(1 for doc_id, lang in searcher.passage_languages() if lang != doc_id.split("/")[0])
 
 
-def _embed(texts: list[str], embedder, kind: str, desc: str, progress: bool, batch: int = 64) -> np.ndarray:
+def embed_texts(texts: list[str], embedder, kind: str, desc: str, progress: bool, batch: int = 64) -> np.ndarray:
     from tqdm import tqdm
 
     out = np.empty((len(texts), embedder.dim), np.float32)
