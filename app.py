@@ -17,7 +17,7 @@ from pathlib import Path
 import streamlit as st
 
 from index.builder import update_index
-from index.corpus import READERS, RECORD_READERS
+from index.corpus import EXTENSIONS
 from index.manifest import read_manifest
 from index.progress import describe
 from index.uploads import UPLOAD_MAX_BYTES, existing, save_uploads
@@ -159,7 +159,7 @@ def sidebar(index_dir: Path, corpus_dir: Path, searcher: Searcher | None, model:
             run_build(index_dir, corpus_dir, model, "Rebuild")
 
         st.header("Add articles")
-        kinds = sorted(ext.lstrip(".") for ext in (*READERS, *RECORD_READERS))
+        kinds = [ext.lstrip(".") for ext in EXTENSIONS]
         # A new key after each addition empties the uploader.
         files = st.file_uploader(f"Articles ({', '.join(kinds)}), up to {UPLOAD_MAX_BYTES // 2**20} MB each",
                                  type=kinds, accept_multiple_files=True,

@@ -77,10 +77,10 @@ def read_corpus(root: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES,
     for path in corpus_files(root, ignore):
         doc_id = path.relative_to(root).as_posix()
         try:
-            if path.suffix.lower() in RECORD_READERS:
-                yield from read_records(path, doc_id, max_bytes, fields)
-            else:
-                yield read_document(path, doc_id, max_bytes)
+            size = path.stat().st_size
+            if size > max_bytes:
+                raise SkipDocument(f"too large: {size:,} bytes, the limit is {max_bytes:,}")
+            yield from documents_from_bytes(path.read_bytes(), doc_id, fields)
         except SkipDocument as skip:
             yield Skipped(doc_id, str(skip))
         except OSError as exc:
@@ -100,15 +100,13 @@ def corpus_files(root: Path, ignore: list[str]) -> list[Path]:
     return files
 
 
-def read_document(path: Path, doc_id: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Document:
-    reader = READERS.get(path.suffix.lower())
-    if reader is None:
-        known = ", ".join(sorted(READERS))
-        raise SkipDocument(f"unsupported format {path.suffix or '(no extension)'!r}; Polyseek reads {known}")
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise SkipDocument(f"too large: {size:,} bytes, the limit is {max_bytes:,}")
-    return document_from_bytes(path.read_bytes(), doc_id)
+def documents_from_bytes(data: bytes, doc_id: str, fields: dict[str, str] | None = None) -> list[Document | Skipped]:
+    """What a file named ``doc_id`` holding ``data`` becomes: one Document (or a SkipDocument
+    raised with the reason) for an article format, one Document or Skipped per record for an
+    export (JSONL, CSV; ``fields`` renames its columns)."""
+    if Path(doc_id).suffix.lower() in RECORD_READERS:
+        return list(documents_from_records(data, doc_id, fields))
+    return [document_from_bytes(data, doc_id)]
 
 
 def document_from_bytes(data: bytes, doc_id: str) -> Document:
@@ -118,9 +116,8 @@ def document_from_bytes(data: bytes, doc_id: str) -> Document:
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         if path.suffix.lower() in RECORD_READERS:
-            raise SkipDocument(f"{path.suffix} exports hold many articles: they are read by read_records")
-        known = ", ".join(sorted({*READERS, *RECORD_READERS}))
-        raise SkipDocument(f"unsupported format {path.suffix or '(no extension)'!r}; Polyseek reads {known}")
+            raise SkipDocument(f"{path.suffix} exports hold many articles: read them with documents_from_bytes")
+        raise SkipDocument(f"unsupported format {path.suffix or '(no extension)'!r}; Polyseek reads {', '.join(EXTENSIONS)}")
     found = reader(data)
     if isinstance(found, tuple):
         found = Parsed(title=found[0], text=found[1])
@@ -165,15 +162,6 @@ def iso_date(value) -> str:
     except ValueError:
         return ""
     return parsed.date().isoformat() if len(value) <= 10 else parsed.isoformat()
-
-
-def read_records(path: Path, doc_id: str, max_bytes: int = DEFAULT_MAX_BYTES,
-                 fields: dict[str, str] | None = None) -> Iterator[Document | Skipped]:
-    """Each record of a JSONL or CSV export as a Document ("file#id"), or a Skipped saying why."""
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise SkipDocument(f"too large: {size:,} bytes, the limit is {max_bytes:,}")
-    yield from documents_from_records(path.read_bytes(), doc_id, fields)
 
 
 def documents_from_records(data: bytes, doc_id: str, fields: dict[str, str] | None = None) -> Iterator[Document | Skipped]:
@@ -278,6 +266,8 @@ READERS: dict[str, Callable[[bytes], "tuple[str, str] | Parsed"]] = {
 }
 #: Exports holding one article per record (index/record_reader.py).
 RECORD_READERS = (".jsonl", ".csv")
+#: Every extension the corpus reads.
+EXTENSIONS = tuple(sorted({*READERS, *RECORD_READERS}))
 
 
 def _ignore_patterns(root: Path) -> list[str]:

@@ -122,10 +122,10 @@ def _graphemes(text: str) -> list[str]:
 class LexicalIndex:
     """BM25 over the passages, in passage-id order."""
 
-    def __init__(self, bm25, n_passages: int):
+    def __init__(self, bm25, n_passages: int, stem: bool = True):
         self._bm25 = bm25
         self.n_passages = n_passages
-        self.stem = True
+        self.stem = stem  # queries are tokenized as the passages were
 
     @classmethod
     def build(cls, texts: Sequence[str], langs: Sequence[str] | None = None, stem: bool = True) -> "LexicalIndex":
@@ -140,9 +140,7 @@ class LexicalIndex:
             tokens[0] = [NO_WORDS]
         bm25 = bm25s.BM25()
         bm25.index(tokens, show_progress=False)
-        index = cls(bm25, len(texts))
-        index.stem = stem
-        return index
+        return cls(bm25, len(texts), stem)
 
     def save(self, folder: Path) -> list[str]:
         """Write into ``folder/bm25``; the file names, relative to ``folder``."""
@@ -160,7 +158,7 @@ class LexicalIndex:
                lang: str | None = None) -> list[tuple[int, float]]:
         """Up to ``k`` (passage_id, bm25 score) with a score above zero, best first; only
         ``allowed_ids`` when given; ``lang`` is the query's language (its stemmer)."""
-        tokens = [t for t in tokenize(query, lang, self.stem) if t in self._vocab()]
+        tokens = [t for t in tokenize(query, lang, self.stem) if t in self._bm25.vocab_dict]
         if not tokens or self.n_passages == 0:
             return []
         mask = None
@@ -172,7 +170,4 @@ class LexicalIndex:
         k = min(k, self.n_passages)
         ids, scores = self._bm25.retrieve([tokens], k=k, show_progress=False, weight_mask=mask, n_threads=0)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
-
-    def _vocab(self) -> dict:
-        return self._bm25.vocab_dict
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from index.corpus import READERS, RECORD_READERS, Document, SkipDocument, document_from_bytes, documents_from_records
+from index.corpus import EXTENSIONS, Document, SkipDocument, documents_from_bytes
 from polyseek.errors import CorpusError
 
 #: Largest accepted upload, per file (the page's uploader is set to the same limit).
@@ -54,8 +54,8 @@ def safe_filename(name: str) -> str:
     if not dot or not stem.strip(" ._"):
         raise UnsafeName(f"{name!r} has no usable file name: name it like 'article.txt'")
     ext = "." + ext.lower()
-    if ext not in READERS and ext not in RECORD_READERS:
-        raise UnsafeName(f"{name!r}: unsupported format {ext!r}; Polyseek reads {', '.join(sorted({*READERS, *RECORD_READERS}))}")
+    if ext not in EXTENSIONS:
+        raise UnsafeName(f"{name!r}: unsupported format {ext!r}; Polyseek reads {', '.join(EXTENSIONS)}")
     stem = stem[: NAME_MAX_CHARS - len(ext)].rstrip(" .")
     return stem + ext
 
@@ -95,11 +95,8 @@ def save_uploads(corpus_dir: str | os.PathLike, files: Iterable[tuple[str, bytes
             result.rejected.append((original, f"too large: {len(data):,} bytes, the limit is {max_bytes:,}"))
             continue
         try:
-            if Path(name).suffix.lower() in RECORD_READERS:
-                if not any(isinstance(d, Document) for d in documents_from_records(data, name)):
-                    raise SkipDocument("no record with text in this export")
-            else:
-                document_from_bytes(data, name)
+            if not any(isinstance(d, Document) for d in documents_from_bytes(data, name)):
+                raise SkipDocument("no record with text in this export")
         except SkipDocument as exc:
             result.rejected.append((original, str(exc)))
             continue

@@ -206,9 +206,9 @@ class Searcher:
             else:
                 scores, ids = search_vectors(self._vectors, qvec, max(fetch, 1), allowed)
                 found = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+            if not per_document:  # only the k returned passages are fetched from the store
+                return _sorted(self._hits(qvec[0], found[: int(k)], fused=mode == "hybrid"), sort)
             hits = self._hits(qvec[0], found, fused=mode == "hybrid")
-            if not per_document:
-                return _sorted(hits[: int(k)], sort)
             best: dict[str, Hit] = {}
             for hit in hits:
                 best.setdefault(hit.doc_id, hit)
@@ -258,17 +258,21 @@ class Searcher:
     def _hits(self, qvec: np.ndarray, found: list[tuple[float, int]], fused: bool = False) -> list[Hit]:
         rows = self._store.passages(i for _, i in found)
         meta = self._store.document_meta(rows[pid][0].doc_id for _, pid in found if pid in rows)
+        # Dense scores are q·(p − mean); a fused score is a rank fusion, so the cosine comes from
+        # the stored vectors.
+        centred = {}
+        if fused and found:
+            ids = np.array([pid for _, pid in found], np.int64)
+            centred = dict(zip(ids.tolist(), (self._vectors.reconstruct_batch(ids) @ qvec).tolist()))
         hits = []
         for score, pid in found:
             if pid in rows:
                 row, title = rows[pid]
                 offset = float(qvec @ self._means[row.lang])
-                # Dense scores are q·(p − mean); a fused score is a rank fusion, so the cosine
-                # comes from the stored vector.
-                centred = float(qvec @ self._vectors.reconstruct(pid)) if fused else score
                 url, source, date, _author, pages = meta.get(row.doc_id, ("", "", "", "", ()))
                 page = bisect.bisect_right(pages, row.start) if pages else None
-                hits.append(Hit(pid, row.doc_id, title, row.lang, row.text, score, row.start, row.end, centred + offset,
+                hits.append(Hit(pid, row.doc_id, title, row.lang, row.text, score, row.start, row.end,
+                                centred.get(pid, score) + offset,
                                 url, source, date, page))
         return hits
 

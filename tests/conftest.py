@@ -46,6 +46,25 @@ def corpus(tmp_path):
     return root
 
 
+@pytest.fixture
+def corpus_searcher(corpus, tmp_path, fake):
+    """``corpus_searcher(chunk_tokens)``: the ``corpus`` fixture built with the hashing model into
+    ``tmp_path/index`` and opened (closed at teardown)."""
+    from index import build_index
+    from search import Searcher
+
+    opened = []
+
+    def open_index(chunk_tokens: int):
+        build_index(corpus, tmp_path / "index", embedder=fake, chunk_tokens=chunk_tokens)
+        opened.append(Searcher.open(tmp_path / "index", embedder=fake))
+        return opened[-1]
+
+    yield open_index
+    for searcher in opened:
+        searcher.close()
+
+
 @pytest.fixture(scope="session")
 def real_embedder():
     """The bundled model (converted once into the cache: ~15 s the first time on a machine)."""

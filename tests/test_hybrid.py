@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-from index import build_index
 from index.manifest import MANIFEST
 from index.versions import current_version
 from polyseek.errors import IndexFormatError, QueryError
@@ -16,10 +15,8 @@ from tests.conftest import ROOT
 
 
 @pytest.fixture
-def searcher(corpus, tmp_path, fake):
-    build_index(corpus, tmp_path / "index", embedder=fake, chunk_tokens=16)
-    with Searcher.open(tmp_path / "index", embedder=fake) as s:
-        yield s
+def searcher(corpus_searcher):
+    return corpus_searcher(16)
 
 
 def test_hybrid_ranks_by_fused_reciprocal_ranks(searcher):

@@ -9,11 +9,8 @@ from search import Searcher
 
 
 @pytest.fixture
-def searcher(corpus, tmp_path, fake):
-    # Small passages, so a document has several of them.
-    build_index(corpus, tmp_path / "index", embedder=fake, chunk_tokens=8)
-    with Searcher.open(tmp_path / "index", embedder=fake) as s:
-        yield s
+def searcher(corpus_searcher):
+    return corpus_searcher(8)  # small passages, so a document has several of them
 
 
 def test_one_passage_per_document_is_each_documents_best(searcher):
