@@ -5,6 +5,6 @@ Modules, in the order data flows through them: ``corpus`` (reading files), ``lan
 (SQLite), ``vectors`` (FAISS), ``manifest`` and ``versions`` (atomic switch).
 """
 
-from index.builder import BuildSummary, build_index, update_index
+from index.builder import BuildSummary, build_index, update_index, write_index
 
-__all__ = ["build_index", "update_index", "BuildSummary"]
+__all__ = ["build_index", "update_index", "write_index", "BuildSummary"]

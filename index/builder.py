@@ -17,9 +17,10 @@ from index.chunking import DEFAULT_CHUNK_TOKENS, chunk_text
 from index.corpus import DEFAULT_MAX_BYTES, Document, Skipped, read_corpus
 from index.language import detect
 from index.lexical import TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
-from index.manifest import FORMAT_VERSION, STORE, VECTORS, Manifest, file_digest, write_manifest
+from index.manifest import EMBEDDINGS, FORMAT_VERSION, STORE, VECTORS, Manifest, file_digest, write_manifest
 from index.store import DocumentRow, PassageRow, write_store
-from index.vectors import KIND, LANGUAGE_PRIOR, METRIC, build_vector_index, language_means, save_vector_index
+from index.vectors import (EXACT_MAX, LANGUAGE_PRIOR, METRIC, TUNING_QUERIES, build_vector_index, kind_name,
+                           language_means, load_embeddings, plan_vector_index, save_embeddings, save_vector_index)
 from index.versions import new_build_dir, publish, remove_stale, writer_lock
 from polyseek import settings
 from polyseek.embedder import Embedder, load_embedder
@@ -125,39 +126,77 @@ def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedde
         vectors, embedded = _embed(passages, embedder, batch_size, progress, known)
         embed_seconds = time.perf_counter() - embed_started
 
-        progress("writing", 0, 1)
-        build_dir = new_build_dir(index_dir)
-        try:
-            langs = [p.lang for p in passages]
-            means = language_means(vectors, langs)
-            write_store(build_dir / STORE, doc_rows, passages, means)
-            offsets = np.stack([means[lang] for lang in langs])
-            save_vector_index(build_vector_index(np.array([p.passage_id for p in passages], np.int64), vectors - offsets),
-                              build_dir / VECTORS)
-            lexical_files = LexicalIndex.build([p.text for p in passages], langs).save(build_dir)
-            languages = _count_languages(passages)
-            write_manifest(build_dir, Manifest(
-                format_version=FORMAT_VERSION, model=embedder.name, model_fingerprint=embedder.fingerprint,
-                dim=embedder.dim, metric=METRIC, vector_index=KIND, language_prior=LANGUAGE_PRIOR, prompts=dict(embedder.prompts),
-                passages=len(passages), documents=len(doc_rows), languages=languages,
-                chunk_tokens=chunk_tokens, corpus=str(corpus_dir.resolve()),
-                built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                build_seconds=round(time.perf_counter() - started, 3),
-                files={name: (build_dir / name).stat().st_size for name in (STORE, VECTORS, *lexical_files)},
-                checksums={name: file_digest(build_dir / name) for name in (STORE, VECTORS, *lexical_files)},
-                lexical=LEXICAL_TOKENIZER,
-                fields=dict(fields or {}),
-                libraries=_library_versions(),
-            ))
-            version = publish(index_dir, build_dir)
-        except BaseException:
-            shutil.rmtree(build_dir, ignore_errors=True)
-            raise
-        progress("writing", 1, 1)
+        version = _write_version(index_dir, embedder, doc_rows, passages, vectors, corpus_dir, chunk_tokens,
+                                 fields, started, progress)
+
 
     return BuildSummary(str(index_dir), version.name, embedder.name, documents_read,
-                        len(doc_rows), len(passages), languages, time.perf_counter() - started,
+                        len(doc_rows), len(passages), _count_languages(passages), time.perf_counter() - started,
                         embed_seconds, skipped, embedded=embedded, reused=len(passages) - embedded)
+
+
+def write_index(index_dir, embedder: Embedder, documents: list[DocumentRow], passages: list[PassageRow],
+                vectors: np.ndarray, *, corpus: str | os.PathLike = "", chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+                progress: Progress | None = None, exact_max: int | None = None) -> Path:
+    """Put an index of passages whose vectors are already known in service (benchmarks and
+    tools that embed elsewhere); ``embedder`` gives the model's identity and is not called.
+    Passage ids must be 0..n-1 in order. Returns the new version folder."""
+    index_dir = settings.index_dir(index_dir)
+    if len(passages) != len(vectors) or any(p.passage_id != i for i, p in enumerate(passages)):
+        raise ValueError("write_index needs one vector per passage and passage ids 0..n-1 in order")
+    with writer_lock(index_dir):
+        remove_stale(index_dir)
+        return _write_version(index_dir, embedder, documents, passages, np.asarray(vectors, np.float32),
+                              Path(corpus), chunk_tokens, {}, time.perf_counter(),
+                              progress or (lambda stage, done, total: None), exact_max)
+
+
+def _write_version(index_dir: Path, embedder: Embedder, doc_rows: list[DocumentRow], passages: list[PassageRow],
+                   vectors: np.ndarray, corpus_dir: Path, chunk_tokens: int, fields: dict[str, str] | None,
+                   started: float, progress: Progress, exact_max: int | None = None) -> Path:
+    """Write store, vectors, BM25 and manifest into a new version folder and put it in service
+    (the caller holds the writer lock). Vectors: the model's, one row per passage."""
+    progress("writing", 0, 1)
+    build_dir = new_build_dir(index_dir)
+    try:
+        langs = [p.lang for p in passages]
+        means = language_means(vectors, langs)
+        write_store(build_dir / STORE, doc_rows, passages, means)
+        save_embeddings(build_dir / EMBEDDINGS, vectors)
+        offsets, lang_of = np.empty_like(vectors), np.asarray(langs)
+        for lang, mean in means.items():  # one language at a time: no per-passage temporaries
+            offsets[lang_of == lang] = mean
+        np.subtract(vectors, offsets, out=offsets)
+        plan = plan_vector_index(len(passages), EXACT_MAX if exact_max is None else exact_max)
+        rng = np.random.default_rng(0)
+        sample = vectors[rng.choice(len(vectors), min(len(vectors), TUNING_QUERIES), replace=False)]
+        index, plan = build_vector_index(np.arange(len(passages), dtype=np.int64), offsets, plan, queries=sample)
+        del offsets
+        save_vector_index(index, build_dir / VECTORS)
+        del index
+        lexical_files = LexicalIndex.build([p.text for p in passages], langs).save(build_dir)
+        names = (STORE, VECTORS, EMBEDDINGS, *lexical_files)
+        write_manifest(build_dir, Manifest(
+            format_version=FORMAT_VERSION, model=embedder.name, model_fingerprint=embedder.fingerprint,
+            dim=embedder.dim, metric=METRIC, vector_index=kind_name(plan), language_prior=LANGUAGE_PRIOR,
+            prompts=dict(embedder.prompts), passages=len(passages), documents=len(doc_rows),
+            languages=_count_languages(passages), chunk_tokens=chunk_tokens,
+            corpus=str(corpus_dir.resolve()) if str(corpus_dir) else "",
+            built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            build_seconds=round(time.perf_counter() - started, 3),
+            files={name: (build_dir / name).stat().st_size for name in names},
+            checksums={name: file_digest(build_dir / name) for name in names},
+            lexical=LEXICAL_TOKENIZER,
+            fields=dict(fields or {}),
+            libraries=_library_versions(),
+            vector_params=plan,
+        ))
+        version = publish(index_dir, build_dir)
+    except BaseException:
+        shutil.rmtree(build_dir, ignore_errors=True)
+        raise
+    progress("writing", 1, 1)
+    return version
 
 
 def _read(corpus_dir: Path, max_bytes: int, progress: Progress,
@@ -228,19 +267,23 @@ def _reusable_vectors(index_dir: Path, embedder: Embedder, chunk_tokens: int) ->
         if (manifest.model, manifest.model_fingerprint, manifest.chunk_tokens) != (embedder.name, embedder.fingerprint, chunk_tokens):
             return {}
         verify_files(folder, manifest)  # a damaged index gives nothing to reuse: embed everything
-        index = load_vector_index(folder / VECTORS)
         store = PassageStore(folder / STORE)
         try:
             rows, means = store.passage_texts(), store.language_means()
         finally:
             store.close()
+        ids = np.array([pid for pid, _, _ in rows], np.int64)
+        if EMBEDDINGS in manifest.files:  # the model's vectors as they were embedded
+            stored = load_embeddings(folder / EMBEDDINGS)
+            if len(stored) != len(rows):
+                return {}
+            return {text: np.array(stored[pid]) for pid, _, text in rows}
+        index = load_vector_index(folder / VECTORS)  # older indexes: FAISS holds p − mean(lang)
+        if len(rows) != index.ntotal:
+            return {}
+        stored = index.reconstruct_batch(ids) if len(ids) else np.zeros((0, embedder.dim), np.float32)
     except PolyseekError:
         return {}
-    if len(rows) != index.ntotal:
-        return {}
-    ids = np.array([pid for pid, _, _ in rows], np.int64)
-    # FAISS holds p − mean(lang); add the mean back for the model's own vector.
-    stored = index.reconstruct_batch(ids) if len(ids) else np.zeros((0, embedder.dim), np.float32)
     return {text: stored[i] + means[lang] for i, (_, lang, text) in enumerate(rows)}
 
 

@@ -17,6 +17,7 @@ FORMAT_VERSION = 2  # 2: document metadata (url, source, published, author, page
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
 VECTORS = "vectors.faiss"
+EMBEDDINGS = "embeddings.npy"  # the model's vectors (float32, passage-id order): updates reuse them
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Manifest:
     lexical: str = ""  # tokenizer of the BM25 index in bm25/ ("" = none: dense search only)
     checksums: dict[str, str] = field(default_factory=dict)  # file name -> blake2b-256 hex digest
     fields: dict[str, str] = field(default_factory=dict)  # JSONL/CSV field names (ours -> the export's)
+    vector_params: dict = field(default_factory=dict)  # index.vectors.plan_vector_index + tuned nprobe, recall
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
@@ -83,10 +85,13 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify_files(folder: Path, manifest: Manifest) -> None:
-    """Check every file of a version against the digest the manifest recorded: a file damaged
-    without changing size raises IndexFormatError naming it, before anything reads it."""
+def verify_files(folder: Path, manifest: Manifest, skip: tuple[str, ...] = ()) -> None:
+    """Check every file of a version (but ``skip``: files the caller will not read) against the
+    digest the manifest recorded: a file damaged without changing size raises IndexFormatError
+    naming it, before anything reads it."""
     for name, digest in manifest.checksums.items():
+        if name in skip:
+            continue
         try:
             actual = file_digest(folder / name)
         except OSError as exc:

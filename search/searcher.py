@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from index.lexical import TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
-from index.manifest import STORE, VECTORS, Manifest, read_manifest, verify_files
+from index.manifest import EMBEDDINGS, STORE, VECTORS, Manifest, read_manifest, verify_files
 from index.store import PassageStore
 from index.vectors import load_vector_index, search_vectors
 from index.versions import current_version
@@ -106,8 +106,8 @@ class Searcher:
                 f"rebuild the index with this model, or open it without naming a model.")
         if embedder.dim != manifest.dim:
             raise ModelMismatchError(f"model {embedder.name!r} gives {embedder.dim} dimensions, the index holds {manifest.dim}")
-        verify_files(folder, manifest)
-        vectors = load_vector_index(folder / VECTORS)
+        verify_files(folder, manifest, skip=(EMBEDDINGS,))  # searching never reads the model's vectors
+        vectors = load_vector_index(folder / VECTORS, manifest.vector_params)
         try:
             lexical = LexicalIndex.load(folder, manifest.passages) if manifest.lexical == LEXICAL_TOKENIZER else None
         except (OSError, ValueError) as exc:

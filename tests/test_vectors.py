@@ -1,9 +1,11 @@
-"""FAISS against a brute-force numpy oracle on seeded random vectors."""
+"""FAISS against a brute-force numpy oracle on seeded random vectors; the approximate index
+against the exact one."""
 
 import numpy as np
 import pytest
 
-from index.vectors import build_vector_index, language_means, load_vector_index, save_vector_index, search_vectors
+from index.vectors import (EXACT_MAX, IVF_KIND, TARGET_RECALL, build_vector_index, language_means, load_vector_index,
+                           plan_vector_index, recall_at, save_vector_index, search_vectors)
 
 
 def unit(rng, n, d):
@@ -16,7 +18,7 @@ def test_top_k_matches_numpy(seed, tmp_path):
     rng = np.random.default_rng(seed)
     vecs, queries = unit(rng, 500, 32), unit(rng, 20, 32)
     ids = rng.permutation(10_000)[:500].astype(np.int64)  # ids need not be 0..n-1
-    save_vector_index(build_vector_index(ids, vecs), tmp_path / "v.faiss")
+    save_vector_index(build_vector_index(ids, vecs)[0], tmp_path / "v.faiss")
     index = load_vector_index(tmp_path / "v.faiss")
     scores, got = search_vectors(index, queries, 10)
     oracle = queries @ vecs.T
@@ -31,17 +33,17 @@ def test_allowed_ids_restrict_the_search():
     vecs, queries = unit(rng, 300, 16), unit(rng, 5, 16)
     ids = np.arange(300, dtype=np.int64)
     allowed = ids[ids % 3 == 0]
-    scores, got = search_vectors(build_vector_index(ids, vecs), queries, 7, allowed)
+    scores, got = search_vectors(build_vector_index(ids, vecs)[0], queries, 7, allowed)
     oracle = queries @ vecs[allowed].T
     for q in range(len(queries)):
         assert set(got[q]) == set(allowed[np.argsort(-oracle[q])[:7]])
-    _, none = search_vectors(build_vector_index(ids, vecs), queries, 3, np.zeros(0, np.int64))
+    _, none = search_vectors(build_vector_index(ids, vecs)[0], queries, 3, np.zeros(0, np.int64))
     assert (none == -1).all()
 
 
 def test_k_larger_than_the_index_pads_with_minus_one():
     rng = np.random.default_rng(3)
-    _, got = search_vectors(build_vector_index(np.arange(4), unit(rng, 4, 8)), unit(rng, 1, 8), 10)
+    _, got = search_vectors(build_vector_index(np.arange(4), unit(rng, 4, 8))[0], unit(rng, 1, 8), 10)
     assert sorted(got[0][:4]) == [0, 1, 2, 3] and (got[0][4:] == -1).all()
 
 
@@ -58,3 +60,55 @@ def test_language_offsets_keep_rankings_within_a_language():
     assert np.linalg.norm(stored[59]) > 0.1
     # Offsets are exactly the language means for large languages without a prior.
     np.testing.assert_allclose(language_means(vecs, langs, prior=0.0)["en"], vecs[:30].mean(0), rtol=1e-5)
+
+
+def clustered(rng, n, d, centres=40):
+    """Unit vectors in clusters, as embeddings of texts on a few dozen topics are (the same
+    topics for every call with the same ``d``: corpus and queries alike)."""
+    c = unit(np.random.default_rng(d), centres, d)
+    x = c[rng.integers(0, centres, n)] + 0.6 * unit(rng, n, d)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_the_plan_is_exact_up_to_the_threshold_then_ivf_with_about_sqrt_n_cells():
+    assert plan_vector_index(EXACT_MAX) == {"kind": "flat"}
+    assert plan_vector_index(EXACT_MAX + 1)["kind"] == "ivf-sq8"
+    assert plan_vector_index(1_000_000)["nlist"] == 1024
+    assert plan_vector_index(5_000, exact_max=1_000)["nlist"] == 64  # never fewer than 64 cells
+
+
+def test_ivf_sq8_is_tuned_to_the_target_recall_and_survives_saving(tmp_path):
+    rng = np.random.default_rng(11)
+    vecs = clustered(rng, 6_000, 32)
+    index, plan = build_vector_index(np.arange(6_000), vecs, plan_vector_index(6_000, exact_max=1_000))
+    assert plan["kind"] == "ivf-sq8" and 1 <= plan["nprobe"] <= plan["nlist"]
+    assert plan["recall_at_10"] >= TARGET_RECALL
+    save_vector_index(index, tmp_path / "v.faiss")
+    loaded = load_vector_index(tmp_path / "v.faiss", plan)
+    # Fresh queries (not the tuning sample): recall against exact search, and 8-bit codes that
+    # decode to the vectors within quantization error.
+    queries = clustered(np.random.default_rng(12), 200, 32)
+    _, found = search_vectors(loaded, queries, 10)
+    truth = np.argsort(-(queries @ vecs.T), axis=1)[:, :10]
+    assert recall_at(found, truth) >= 0.95
+    assert np.abs(loaded.reconstruct_batch(np.arange(50)) - vecs[:50]).max() < 0.02
+    assert IVF_KIND == "IVF,SQ8"
+
+
+def test_ivf_filter_on_a_small_share_still_finds_k_of_the_allowed_passages():
+    rng = np.random.default_rng(13)
+    vecs = clustered(rng, 6_000, 32)
+    index, _ = build_vector_index(np.arange(6_000), vecs, plan_vector_index(6_000, exact_max=1_000))
+    allowed = np.sort(rng.choice(6_000, 30, replace=False))  # half a percent of the index
+    queries = clustered(np.random.default_rng(14), 20, 32)
+    _, got = search_vectors(index, queries, 10, allowed)
+    oracle = queries @ vecs[allowed].T
+    assert (got >= 0).all() and np.isin(got, allowed).all()
+    truth = allowed[np.argsort(-oracle, axis=1)[:, :10]]
+    assert recall_at(got, truth) >= 0.9
+
+
+def test_ivf_needs_ids_in_passage_order():
+    rng = np.random.default_rng(15)
+    with pytest.raises(ValueError, match="0..n-1"):
+        build_vector_index(np.arange(1, 3_001), clustered(rng, 3_000, 16), plan_vector_index(3_000, exact_max=100))

@@ -1,0 +1,125 @@
+"""An index past the exact-search threshold: IVF with 8-bit codes, chosen and tuned when it is
+written, recorded in the manifest, and searched by the same Searcher as a flat one."""
+
+import json
+
+import numpy as np
+import pytest
+
+from index import update_index, write_index
+from index.manifest import EMBEDDINGS, MANIFEST, read_manifest
+from index.store import DocumentRow, PassageRow
+from index.vectors import recall_at
+from index.versions import current_version
+from polyseek.embedder import HashingEmbedder
+from search import Searcher
+
+N = 4_000
+LANGS = ["en", "en", "ro", "ar"]
+
+
+def passages_of(n, seed=0):
+    """Passages of 12 words drawn from a few topics (so the hashing model's vectors cluster)."""
+    rng = np.random.default_rng(seed)
+    topics = [[f"w{t}x{i}" for i in range(30)] for t in range(25)]
+    docs, passages = [], []
+    for pid in range(n):
+        words = rng.choice(topics[pid % 25], 12)
+        text = " ".join(words)
+        docs.append(DocumentRow(f"doc-{pid}.txt", f"Doc {pid}", "txt", LANGS[pid % 4], f"h{pid}", text))
+        passages.append(PassageRow(pid, f"doc-{pid}.txt", 0, 0, len(text), LANGS[pid % 4], 12, text))
+    return docs, passages
+
+
+@pytest.fixture(scope="module")
+def two_indexes(tmp_path_factory):
+    """The same passages written exact (flat) and approximate (IVF, threshold lowered)."""
+    root = tmp_path_factory.mktemp("scale")
+    fake = HashingEmbedder(64)
+    docs, passages = passages_of(N)
+    vectors = fake.embed([p.text for p in passages], "passage")
+    write_index(root / "flat", fake, docs, passages, vectors)
+    write_index(root / "ivf", fake, docs, passages, vectors, exact_max=1_000)
+    return root, fake, passages, vectors
+
+
+def test_the_manifest_records_the_chosen_index_and_its_measured_recall(two_indexes):
+    root, _, _, _ = two_indexes
+    flat = read_manifest(current_version(root / "flat"))
+    ivf = read_manifest(current_version(root / "ivf"))
+    assert flat.vector_index == "IDMap2,Flat" and flat.vector_params == {"kind": "flat"}
+    assert ivf.vector_index == "IVF,SQ8"
+    params = ivf.vector_params
+    assert params["kind"] == "ivf-sq8" and params["nlist"] == 64 and 1 <= params["nprobe"] <= 64
+    assert params["recall_at_10"] >= 0.97
+    assert EMBEDDINGS in ivf.files  # the model's vectors, for updates (FAISS keeps 8-bit codes)
+
+
+def test_the_approximate_searcher_finds_what_the_exact_one_finds(two_indexes):
+    root, fake, passages, _ = two_indexes
+    queries = [" ".join(p.text.split()[:5]) for p in passages[::97]]
+    with Searcher.open(root / "flat", embedder=fake) as exact, Searcher.open(root / "ivf", embedder=fake) as approx:
+        truth = np.array([[h.passage_id for h in exact.search(q, 10)] for q in queries])
+        found = np.array([[h.passage_id for h in approx.search(q, 10)] for q in queries])
+        assert recall_at(found, truth) >= 0.95
+        # Filters, hybrid ranking and "also reported in" work on it as on a flat index.
+        ro = approx.search(queries[0], 10, ["ro"])
+        assert len(ro) == 10 and {h.lang for h in ro} == {"ro"}
+        hybrid = approx.search(queries[1], 5, ["en"], mode="hybrid")
+        assert len(hybrid) == 5 and all(h.lang == "en" for h in hybrid)
+        top = approx.search(queries[2], 1)[0]
+        assert abs(top.cosine - float(fake.embed([top.text], "passage")[0] @ fake.embed([queries[2]], "query")[0])) < 0.02
+        assert all(h.lang != top.lang and h.doc_id != top.doc_id for h in approx.same_story(top, threshold=0.0))
+
+
+def test_the_search_of_a_tiny_language_in_a_large_index_is_not_starved(tmp_path):
+    """A language with 0.5% of the passages still gets its k results from an IVF index."""
+    fake = HashingEmbedder(64)
+    docs, passages = passages_of(N, seed=3)
+    rare = set(range(0, N, 200))  # 20 passages
+    passages = [PassageRow(p.passage_id, p.doc_id, 0, p.start, p.end, "cy" if p.passage_id in rare else "en",
+                           12, p.text) for p in passages]
+    vectors = fake.embed([p.text for p in passages], "passage")
+    write_index(tmp_path / "ivf", fake, docs, passages, vectors, exact_max=1_000)
+    with Searcher.open(tmp_path / "ivf", embedder=fake) as s:
+        hits = s.search("w3x1 w3x2", 10, ["cy"])
+        assert len(hits) == 10 and {h.lang for h in hits} == {"cy"}
+
+
+def test_updates_reuse_the_model_vectors_not_the_8_bit_codes(tmp_path, corpus):
+    """update_index takes unchanged passages' vectors from embeddings.npy: exactly the model's."""
+    from index import build_index
+
+    fake = HashingEmbedder(64)
+    build_index(corpus, tmp_path / "index", embedder=fake, chunk_tokens=16)
+    (corpus / "de.txt").write_text("Die NATO sagt, der Raketenschild bedrohe Russland nicht.", encoding="utf-8")
+    calls = fake.texts_embedded
+    summary = update_index(corpus, tmp_path / "index", embedder=fake)
+    assert summary.reused > 0 and fake.texts_embedded - calls == summary.embedded
+    folder = current_version(tmp_path / "index")
+    stored = np.load(folder / EMBEDDINGS, allow_pickle=False)
+    with Searcher.open(tmp_path / "index", embedder=fake) as s:
+        texts = [s._store.passages([pid])[pid][0].text for pid in range(s.manifest.passages)]
+    np.testing.assert_array_equal(stored, fake.embed(texts, "passage"))
+
+
+def test_an_index_written_before_embeddings_were_kept_still_updates_by_reconstruction(tmp_path, corpus):
+    from index import build_index
+
+    fake = HashingEmbedder(64)
+    build_index(corpus, tmp_path / "index", embedder=fake, chunk_tokens=16)
+    folder = current_version(tmp_path / "index")
+    manifest = json.loads((folder / MANIFEST).read_text())
+    del manifest["files"][EMBEDDINGS], manifest["checksums"][EMBEDDINGS], manifest["vector_params"]
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    (folder / EMBEDDINGS).unlink()
+    calls = fake.texts_embedded
+    summary = update_index(corpus, tmp_path / "index", embedder=fake)
+    assert summary.embedded == 0 and fake.texts_embedded == calls  # all reused from FAISS
+
+
+def test_write_index_refuses_ids_out_of_order(tmp_path):
+    fake = HashingEmbedder(64)
+    docs, passages = passages_of(3)
+    with pytest.raises(ValueError, match="0..n-1"):
+        write_index(tmp_path / "x", fake, docs, passages[::-1], np.zeros((3, 64), np.float32))
