@@ -23,7 +23,7 @@ from index.progress import describe
 from index.uploads import UPLOAD_MAX_BYTES, existing, save_uploads
 from index.versions import current_version
 from polyseek import settings
-from polyseek.embedder import SentenceTransformerEmbedder, load_embedder
+from polyseek.embedder import load_embedder
 from polyseek.errors import IndexNotFoundError, PolyseekError, QueryError
 from polyseek.languages import label, language_name
 from search.highlight import SentenceHighlighter
@@ -39,8 +39,7 @@ EXAMPLES = ["missile defense guarantees", "extinderea tratatului New START", "ض
 @st.cache_resource(show_spinner="Loading the model…")
 def embedder_for(model: str):
     embedder = load_embedder(model)
-    if isinstance(embedder, SentenceTransformerEmbedder):
-        share_cores()
+    share_cores(embedder)
     embedder.embed(["warm-up"], "query")  # the first call pays one-off costs: not the first search
     return embedder
 
@@ -57,30 +56,31 @@ def highlighter_for(model: str) -> SentenceHighlighter:
     return SentenceHighlighter(embedder_for(model))
 
 
-def share_cores() -> None:
+def share_cores(embedder) -> None:
     """Leave half the cores to the browser and Streamlit: on a 2-core machine the page answers
     about twice as fast with one model thread as with two (BENCHMARKS.md). OMP_NUM_THREADS or
     POLYSEEK_THREADS, when set, decide instead."""
-    if os.environ.get("OMP_NUM_THREADS") and not os.environ.get("POLYSEEK_THREADS"):
-        return
-    import torch
+    embedder.set_threads(page_threads())
 
-    wanted = os.environ.get("POLYSEEK_THREADS", "")
-    threads = int(wanted) if wanted.isdigit() and int(wanted) > 0 else max(1, (os.cpu_count() or 2) // 2)
-    torch.set_num_threads(threads)
+
+def page_threads() -> int:
+    """Model threads while the page serves searches: POLYSEEK_THREADS, else OMP_NUM_THREADS,
+    else half the cores."""
+    for var in ("POLYSEEK_THREADS", "OMP_NUM_THREADS"):
+        wanted = os.environ.get(var, "")
+        if wanted.isdigit() and int(wanted) > 0:
+            return int(wanted)
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 @contextmanager
-def all_cores():
+def all_cores(embedder):
     """A build is worth every core while it runs; searches go back to their share after."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(os.cpu_count() or before)
+    embedder.set_threads(os.cpu_count() or 1)
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        embedder.set_threads(page_threads())
 
 
 # --- building -----------------------------------------------------------------------------------
@@ -99,9 +99,10 @@ def run_build(index_dir: Path, corpus_dir: Path, model: str, what: str) -> None:
             bar.progress(fraction, text=f"{what}: {message}")
 
     try:
-        with all_cores():
+        embedder = embedder_for(model)
+        with all_cores(embedder):
             # An index in service is updated: unchanged passages keep their vectors.
-            summary = update_index(corpus_dir, index_dir, embedder=embedder_for(model), progress=progress)
+            summary = update_index(corpus_dir, index_dir, embedder=embedder, progress=progress)
     except Exception as exc:  # PolyseekError says what to do; disk full, permissions… must not crash the page
         reason = str(exc) if isinstance(exc, PolyseekError) else f"{type(exc).__name__}: {exc}"
         kept = " The previous index is still in service." if had_index(index_dir) else ""

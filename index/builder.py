@@ -26,6 +26,10 @@ from polyseek import settings
 from polyseek.embedder import Embedder, load_embedder
 from polyseek.errors import CorpusError
 
+#: Passages embedded between two progress reports (at least one encoder batch).
+PROGRESS_EVERY = 16
+#: Words of a passage that make a tuning query (about a question's length).
+QUERY_WORDS = 12
 #: ``progress(stage, done, total)``; stages: "reading", "chunking", "embedding", "writing".
 Progress = Callable[[str, int, int], None]
 
@@ -64,7 +68,7 @@ class BuildSummary:
         return "\n".join(lines)
 
 
-def update_index(corpus_dir=None, index_dir=None, *, embedder: Embedder | None = None, batch_size: int = 32,
+def update_index(corpus_dir=None, index_dir=None, *, embedder: Embedder | None = None, batch_size: int | None = None,
                  max_bytes: int = DEFAULT_MAX_BYTES, progress: Progress | None = None,
                  fields: dict[str, str] | None = None) -> BuildSummary:
     """Bring the index up to date with its corpus: new and changed documents are chunked and
@@ -94,13 +98,14 @@ def update_index(corpus_dir=None, index_dir=None, *, embedder: Embedder | None =
 
 
 def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedder: Embedder | None = None,
-                chunk_tokens: int = DEFAULT_CHUNK_TOKENS, batch_size: int = 32,
+                chunk_tokens: int = DEFAULT_CHUNK_TOKENS, batch_size: int | None = None,
                 max_bytes: int = DEFAULT_MAX_BYTES, progress: Progress | None = None,
                 reuse: bool = False, fields: dict[str, str] | None = None) -> BuildSummary:
     """(Re)build the index of ``corpus_dir`` into ``index_dir`` and put it in service atomically.
 
     ``model`` names the model (default: the bundled one); ``embedder`` gives one directly.
-    The index in service, if any, keeps answering until the new one is complete. ``reuse``:
+    The index in service, if any, keeps answering until the new one is complete. ``batch_size``:
+    texts per encoder run (default: the embedder's preferred size). ``reuse``:
     take the vectors of unchanged passages from the index in service (see :func:`update_index`)."""
     started = time.perf_counter()
     corpus_dir, index_dir = Path(corpus_dir), settings.index_dir(index_dir)
@@ -109,9 +114,10 @@ def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedde
 
         fields = parse_field_map(os.environ.get(settings.ENV_FIELDS))
     progress = progress or (lambda stage, done, total: None)
-    if not 1 <= batch_size <= 4096:
+    if batch_size is not None and not 1 <= batch_size <= 4096:
         raise ValueError(f"batch size {batch_size} is out of range: use 1 to 4096")
     embedder = embedder or load_embedder(model)
+    batch_size = batch_size or embedder.preferred_batch_size
 
     with writer_lock(index_dir):
         remove_stale(index_dir)
@@ -168,9 +174,8 @@ def _write_version(index_dir: Path, embedder: Embedder, doc_rows: list[DocumentR
             offsets[lang_of == lang] = mean
         np.subtract(vectors, offsets, out=offsets)
         plan = plan_vector_index(len(passages), EXACT_MAX if exact_max is None else exact_max)
-        rng = np.random.default_rng(0)
-        sample = vectors[rng.choice(len(vectors), min(len(vectors), TUNING_QUERIES), replace=False)]
-        index, plan = build_vector_index(np.arange(len(passages), dtype=np.int64), offsets, plan, queries=sample)
+        queries = _tuning_queries(embedder, passages) if plan["kind"] != "flat" else None
+        index, plan = build_vector_index(np.arange(len(passages), dtype=np.int64), offsets, plan, queries=queries)
         del offsets
         save_vector_index(index, build_dir / VECTORS)
         del index
@@ -197,6 +202,16 @@ def _write_version(index_dir: Path, embedder: Embedder, doc_rows: list[DocumentR
         raise
     progress("writing", 1, 1)
     return version
+
+
+def _tuning_queries(embedder: Embedder, passages: list[PassageRow]) -> np.ndarray:
+    """Query vectors to tune an approximate index with: the opening words of a sample of the
+    passages, encoded *as queries* by the model. (The passages' own vectors sit closer to their
+    cells' centres than queries do: tuned on them, nprobe comes out too small.)"""
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(passages), min(len(passages), TUNING_QUERIES), replace=False)
+    texts = [" ".join(passages[i].text.split()[:QUERY_WORDS]) for i in sorted(picks.tolist())]
+    return embedder.embed(texts, "query")
 
 
 def _read(corpus_dir: Path, max_bytes: int, progress: Progress,
@@ -245,10 +260,11 @@ def _embed(passages: list[PassageRow], embedder: Embedder, batch_size: int, prog
             todo.append(i)
     order = sorted(todo, key=lambda i: passages[i].n_tokens)
     progress("embedding", 0, len(order))
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
+    step = max(batch_size, PROGRESS_EVERY)
+    for start in range(0, len(order), step):
+        idx = order[start : start + step]
         vectors[idx] = embedder.embed([passages[i].text for i in idx], "passage", batch_size=batch_size)
-        progress("embedding", min(start + batch_size, len(order)), len(order))
+        progress("embedding", min(start + step, len(order)), len(order))
     return vectors, len(order)
 
 

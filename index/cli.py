@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("-m", "--model", default=None,
                        help=f"sentence-transformers model name or folder (default: ${settings.ENV_MODEL} or {settings.DEFAULT_MODEL})")
     build.add_argument("--chunk-tokens", type=int, default=200, help="passage size budget, in model tokens")
-    build.add_argument("--batch-size", type=int, default=32, help="passages per encoder batch")
+    build.add_argument("--batch-size", type=int, default=None,
+                       help="passages per encoder batch (default: the backend's best: 1 for ONNX, 4 for torch on a CPU)")
     build.add_argument("--fields", default=None, metavar="OURS=THEIRS,...",
                        help="JSONL/CSV column names of your export, e.g. text=body,title=headline "
                             f"(default: ${settings.ENV_FIELDS} or id,title,text,url,date,source,lang)")
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder of articles (default: the one the index was built from)")
     update.add_argument("-i", "--index", default=None,
                         help=f"index folder (default: ${settings.ENV_INDEX} or .polyseek/index)")
-    update.add_argument("--batch-size", type=int, default=32, help="passages per encoder batch")
+    update.add_argument("--batch-size", type=int, default=None,
+                       help="passages per encoder batch (default: the backend's best: 1 for ONNX, 4 for torch on a CPU)")
     update.add_argument("--json", action="store_true", help="print the summary as JSON")
     update.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)

@@ -133,7 +133,14 @@ class LexicalIndex:
         import bm25s
 
         langs = langs if langs is not None else [None] * len(texts)
-        tokens = [tokenize(t, lang, stem) for t, lang in zip(texts, langs)]
+        seen: dict[tuple[str, str | None], list[str]] = {}  # repeated passages (boilerplate) tokenized once
+        tokens = []
+        for text, lang in zip(texts, langs):
+            key = (text, lang)
+            if key not in seen:
+                seen[key] = tokenize(text, lang, stem)
+            tokens.append(seen[key])
+        del seen
         if tokens and not any(tokens):
             # Passages of symbols alone give BM25 no vocabulary, which bm25s refuses. A token no
             # query can produce (tokenize never yields control characters) keeps it well-formed.
@@ -151,7 +158,8 @@ class LexicalIndex:
     def load(cls, folder: Path, n_passages: int) -> "LexicalIndex":
         import bm25s
 
-        bm25 = bm25s.BM25.load(str(folder / FOLDER), allow_pickle=False, show_progress=False)
+        # Memory-mapped: a query reads the columns of its own tokens; the rest stays on disk.
+        bm25 = bm25s.BM25.load(str(folder / FOLDER), allow_pickle=False, show_progress=False, mmap=True)
         return cls(bm25, n_passages)
 
     def search(self, query: str, k: int, allowed_ids: np.ndarray | None = None,

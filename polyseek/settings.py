@@ -13,6 +13,9 @@ ENV_INDEX = "POLYSEEK_INDEX"
 ENV_MODEL = "POLYSEEK_MODEL"
 ENV_CACHE = "POLYSEEK_CACHE"
 ENV_CORPUS = "POLYSEEK_CORPUS"
+#: How the model runs: "auto" (ONNX Runtime on a CPU, torch with a GPU), "torch" or "onnx".
+ENV_BACKEND = "POLYSEEK_BACKEND"
+BACKENDS = ("auto", "torch", "onnx")
 #: JSONL/CSV field names of other exports: "text=body,title=headline" (see index/record_reader.py).
 ENV_FIELDS = "POLYSEEK_FIELDS"
 
@@ -32,6 +35,16 @@ def corpus_dir(explicit: str | os.PathLike | None = None) -> Path:
 def model_name(explicit: str | None = None) -> str:
     """Model used to build: ``explicit`` > ``$POLYSEEK_MODEL`` > the bundled model."""
     return explicit or os.environ.get(ENV_MODEL) or DEFAULT_MODEL
+
+
+def backend(explicit: str | None = None) -> str:
+    """Model backend: ``explicit`` > ``$POLYSEEK_BACKEND`` > "auto"."""
+    from polyseek.errors import ModelLoadError
+
+    value = (explicit or os.environ.get(ENV_BACKEND) or "auto").strip().lower()
+    if value not in BACKENDS:
+        raise ModelLoadError(f"backend {value!r} is unknown: set {ENV_BACKEND} to one of {', '.join(BACKENDS)}")
+    return value
 
 
 def cache_dir(explicit: str | os.PathLike | None = None) -> Path:

@@ -13,7 +13,7 @@ import numpy as np
 from index.lexical import TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
 from index.manifest import EMBEDDINGS, STORE, VECTORS, Manifest, read_manifest, verify_files
 from index.store import PassageStore
-from index.vectors import load_vector_index, search_vectors
+from index.vectors import REFINE, ExactRows, load_vector_index, search_vectors
 from index.versions import current_version
 from polyseek import settings
 from polyseek.embedder import Embedder, load_embedder
@@ -74,6 +74,15 @@ class Searcher:
         self._ids_by_lang = store.ids_by_language()
         self._all_ids = np.sort(np.concatenate(list(self._ids_by_lang.values()))) if self._ids_by_lang else np.zeros(0, np.int64)
         self._means = store.language_means()
+        # Approximate (IVF) indexes re-score their candidates from the model's vectors on disk.
+        self._exact = None
+        if manifest.vector_params.get("kind") == "ivf-sq8":
+            self._exact = ExactRows(folder / EMBEDDINGS)
+            langs = sorted(self._ids_by_lang)
+            self._lang_of = np.zeros(manifest.passages, np.uint16)  # 2 bytes a passage
+            for code, lang in enumerate(langs):
+                self._lang_of[self._ids_by_lang[lang]] = code
+            self._mean_matrix = np.stack([self._means[lang] for lang in langs]).astype(np.float32)
 
     @classmethod
     def open(cls, index_dir=None, embedder: Embedder | None = None) -> "Searcher":
@@ -204,8 +213,7 @@ class Searcher:
                 found = self._fused(qvec, query, query_lang, max(fetch, CANDIDATES), allowed, lexical_allowed,
                                     lexical_weight)
             else:
-                scores, ids = search_vectors(self._vectors, qvec, max(fetch, 1), allowed)
-                found = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+                found = self._dense(qvec, max(fetch, 1), allowed)
             if not per_document:  # only the k returned passages are fetched from the store
                 return _sorted(self._hits(qvec[0], found[: int(k)], fused=mode == "hybrid"), sort)
             hits = self._hits(qvec[0], found, fused=mode == "hybrid")
@@ -220,12 +228,26 @@ class Searcher:
     def _fused(self, qvec: np.ndarray, query: str, query_lang: str, n: int, allowed, lexical_allowed,
                weight: float) -> list[tuple[float, int]]:
         """Reciprocal rank fusion of the dense and the BM25 rankings, best first."""
-        _, ids = search_vectors(self._vectors, qvec, n, allowed)
-        dense = [int(i) for i in ids[0] if i >= 0]
+        dense = [pid for _, pid in self._dense(qvec, n, allowed)]
         lexical = []
         if weight > 0 and (lexical_allowed is None or len(lexical_allowed)):
             lexical = [pid for pid, _ in self._lexical.search(query, n, lexical_allowed, query_lang)]
         return rrf([dense, lexical], [1.0, weight])
+
+    def _dense(self, qvec: np.ndarray, n: int, allowed) -> list[tuple[float, int]]:
+        """The ``n`` best (score, passage_id) by the vector index; an approximate index's
+        candidates (REFINE times as many) are re-scored exactly from the model's vectors."""
+        if self._exact is None:
+            scores, ids = search_vectors(self._vectors, qvec, n, allowed)
+            return [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        _, ids = search_vectors(self._vectors, qvec, n * REFINE, allowed)
+        cand = np.sort(ids[0][ids[0] >= 0])
+        if not len(cand):
+            return []
+        q = qvec[0]
+        scores = self._exact(cand) @ q - self._mean_matrix[self._lang_of[cand]] @ q
+        order = np.argsort(-scores, kind="stable")[:n]
+        return [(float(scores[i]), int(cand[i])) for i in order]
 
     def same_story(self, hit: Hit, k: int = 3, threshold: float = SAME_STORY_THRESHOLD) -> list[Hit]:
         """Passages of *other documents in other languages* that say what ``hit`` says: its
@@ -300,6 +322,8 @@ class Searcher:
 
     def close(self) -> None:
         self._store.close()
+        if self._exact is not None:
+            self._exact.close()
 
     def __enter__(self) -> "Searcher":
         return self

@@ -15,7 +15,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 @pytest.fixture(autouse=True)
 def _no_env_leaks(monkeypatch):
     """Tests never read the user's index or model settings."""
-    for var in ("POLYSEEK_INDEX", "POLYSEEK_MODEL", "POLYSEEK_CORPUS", "POLYSEEK_FIELDS"):
+    for var in ("POLYSEEK_INDEX", "POLYSEEK_MODEL", "POLYSEEK_CORPUS", "POLYSEEK_FIELDS", "POLYSEEK_BACKEND"):
         monkeypatch.delenv(var, raising=False)
 
 

@@ -1,0 +1,203 @@
+"""Scale: an index of 100k or 1M passages on one machine — build time, search latency,
+recall@10 against exact search, and the resident memory of a loaded searcher per passage.
+
+    .venv/bin/python benchmarks/scale.py --passages 100000 1000000
+    .venv/bin/python benchmarks/scale.py --passages 100000 --exact-max 50000   # force IVF at 100k
+
+Vectors that look like real embeddings: the bundled model's embeddings of the 2,160 XQuAD
+paragraphs in 9 languages (benchmarks/xquad_data.py), each copy moved by Gaussian noise with
+the covariance of those embeddings (scaled by --noise) and normalized; every passage keeps its
+paragraph's text (in SQLite and BM25) and language. Queries: the model's embeddings of the
+paragraphs' first questions. The index is written by ``index.write_index`` — the product's own
+writer (store, FAISS with the automatic choice and tuning, BM25, manifest, checksums) — minus
+the encoder, whose cost the throughput benchmark measures. Memory is measured in a fresh process:
+resident set size (RSS) after loading the model, then after opening the index and running the
+queries; the difference per passage is the searcher's cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+QUERIES = 500
+
+
+def synthetic(base: np.ndarray, n: int, noise: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` unit vectors: base row ``i % len(base)`` plus noise shaped like the base's spread."""
+    rng = np.random.default_rng(seed)
+    centred = base - base.mean(axis=0)
+    # Noise with the embeddings' own covariance: z @ (centred / sqrt(m)) has covariance Σ.
+    shape = (centred / np.sqrt(len(base))).astype(np.float32)
+    out = np.empty((n, base.shape[1]), np.float32)
+    origin = np.arange(n) % len(base)
+    for start in range(0, n, 50_000):
+        stop = min(n, start + 50_000)
+        z = rng.standard_normal((stop - start, len(base)), dtype=np.float32)
+        block = base[origin[start:stop]] + noise * (z @ shape)
+        out[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out, origin
+
+
+def build(n: int, noise: float, work: Path, exact_max: int | None) -> dict:
+    from index import write_index
+    from index.manifest import read_manifest
+    from index.store import DocumentRow, PassageRow
+    from index.versions import current_version
+    from polyseek.embedder import load_embedder
+    from xquad_data import embeddings
+
+    embedder = load_embedder()
+    data = embeddings(embedder)
+    vectors, origin = synthetic(data["passages"], n, noise)
+    cos_to_base = float(np.mean(np.sum(vectors[:20_000] * data["passages"][origin[:20_000]], axis=1)))
+    texts, langs = data["texts"], data["langs"].tolist()
+    docs = [DocumentRow(f"p{i}", f"Passage {i}", "txt", langs[o], f"h{i}", texts[o]) for i, o in enumerate(origin.tolist())]
+    passages = [PassageRow(i, f"p{i}", 0, 0, len(texts[o]), langs[o], 0, texts[o]) for i, o in enumerate(origin.tolist())]
+    started = time.perf_counter()
+    write_index(work / "index", embedder, docs, passages, vectors, corpus="synthetic", exact_max=exact_max)
+    seconds = time.perf_counter() - started
+    del docs, passages
+    folder = current_version(work / "index")
+    manifest = read_manifest(folder)
+
+    # Exact top 10 of the queries, over the same (language-centred) vectors FAISS holds.
+    import faiss
+
+    from index.store import PassageStore
+    store = PassageStore(folder / "store.sqlite")
+    means = store.language_means()
+    store.close()
+    lang_arr = np.asarray(langs)[origin]
+    for lang, mean in means.items():
+        vectors[lang_arr == lang] -= mean
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    exact.add(vectors)
+    rng = np.random.default_rng(1)
+    picks = rng.choice(len(data["queries"]), QUERIES, replace=False)
+    _, truth = exact.search(np.ascontiguousarray(data["queries"][picks]), 10)
+    np.save(work / "truth.npy", truth)
+    np.save(work / "picks.npy", picks)
+    disk = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    return {"passages": n, "build_s": round(seconds, 1), "noise": noise, "mean_cos_to_source": round(cos_to_base, 3),
+            "vector_index": manifest.vector_index, "vector_params": manifest.vector_params,
+            "files_mb": {k: round(v / 1e6, 1) for k, v in manifest.files.items() if not k.startswith("bm25/")},
+            "bm25_mb": round(sum(v for k, v in manifest.files.items() if k.startswith("bm25/")) / 1e6, 1),
+            "disk_mb": round(disk / 1e6)}
+
+
+def measure(work: Path) -> dict:
+    """Runs in a fresh process: memory and latency of a loaded searcher."""
+    import psutil
+
+    import faiss  # noqa: F401 - imported before the baseline, as a server would have it
+    import bm25s  # noqa: F401
+
+    from polyseek.embedder import load_embedder
+    from search import Searcher
+    from xquad_data import embeddings, paragraphs
+
+    proc = psutil.Process()
+    embedder = load_embedder()
+    data = embeddings(embedder)
+    questions = [q[0] for _, _, q in paragraphs()]
+    truth, picks = np.load(work / "truth.npy"), np.load(work / "picks.npy")
+    qvecs = data["queries"][picks]
+    for i in picks[:200]:  # the model's own working memory reaches its steady state first
+        embedder.embed([questions[i]], "query")
+    # Libraries a search loads on first use (language identifier, stemmers, BM25 code) are loaded
+    # before the baseline, by searching the 21-passage seed index once in every way.
+    from index import build_index
+
+    with tempfile.TemporaryDirectory() as tmp:
+        build_index(ROOT / "data", Path(tmp) / "seed", embedder=embedder)
+        with Searcher.open(Path(tmp) / "seed", embedder=embedder) as seed:
+            seed.search(questions[0], 10)
+            seed.search("missile defense guarantees", 10, ["en"], mode="hybrid")
+            seed.search_vector(qvecs[0], 10, ["ro"])
+    import gc
+
+    gc.collect()
+    rss0, shared0 = proc.memory_info().rss, proc.memory_info().shared
+    started = time.perf_counter()
+    searcher = Searcher.open(work / "index", embedder=embedder)
+    open_s = time.perf_counter() - started
+    rss_open = proc.memory_info().rss
+
+    def timed(fn, items):
+        fn(items[0])
+        out = []
+        for item in items:
+            t = time.perf_counter()
+            fn(item)
+            out.append((time.perf_counter() - t) * 1000)
+        return out
+
+    found = np.array([[h.passage_id for h in searcher.search_vector(q, 10)] + [-1] * 0 for q in qvecs])
+    from index.vectors import recall_at
+
+    recall = recall_at(found, truth)
+    dense = timed(lambda q: searcher.search_vector(q, 10), list(qvecs))
+    text = timed(lambda i: searcher.search(questions[i], 10), list(picks[:200]))
+    langs = data["langs"]
+    filtered = timed(lambda i: searcher.search_vector(data["queries"][i], 10, ["th"]), list(picks[:200]))
+    gc.collect()
+    mem_dense = proc.memory_info()
+    hybrid = timed(lambda i: searcher.search(questions[i], 10, [str(langs[i])], mode="hybrid"), list(picks[:200]))
+    gc.collect()
+    mem_hybrid = proc.memory_info()
+    rss_after = mem_hybrid.rss
+    n = searcher.manifest.passages
+
+    def pct(xs):
+        return {"p50": round(float(np.percentile(xs, 50)), 2), "p95": round(float(np.percentile(xs, 95)), 2)}
+
+    return {"open_s": round(open_s, 2), "recall_at_10": round(recall, 4),
+            "search_vector_ms": pct(dense), "search_text_ms": pct(text), "hybrid_same_lang_ms": pct(hybrid),
+            "one_language_filter_ms": pct(filtered),
+            "rss_model_mb": round(rss0 / 1e6), "rss_open_mb": round(rss_open / 1e6), "rss_after_queries_mb": round(rss_after / 1e6),
+            "bytes_per_passage_open": round((rss_open - rss0) / n),
+            "bytes_per_passage_after_dense_queries": round((mem_dense.rss - rss0) / n),
+            "bytes_per_passage_after_hybrid_queries": round((rss_after - rss0) / n),
+            # mapped file pages (BM25 columns a query read) are page cache: shared, dropped under pressure
+            "anonymous_bytes_per_passage_after_all": round(((mem_hybrid.rss - mem_hybrid.shared) - (rss0 - shared0)) / n)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--passages", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--noise", type=float, default=0.5, help="scale of the noise added to each copy (default 0.5)")
+    ap.add_argument("--exact-max", type=int, default=None, help="override the flat/IVF threshold")
+    ap.add_argument("--work", type=Path, default=None, help="folder for the indexes (default: a temporary one)")
+    ap.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure)))
+        return
+    for n in args.passages:
+        work = Path(tempfile.mkdtemp(prefix=f"polyseek-scale-{n}-", dir=args.work))
+        try:
+            built = build(n, args.noise, work, args.exact_max)
+            out = subprocess.run([sys.executable, __file__, "--measure", str(work)], check=True,
+                                 capture_output=True, text=True, env=dict(os.environ, TOKENIZERS_PARALLELISM="false"))
+            result = {**built, **json.loads(out.stdout.strip().splitlines()[-1])}
+            print(json.dumps(result), flush=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
