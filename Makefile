@@ -8,7 +8,7 @@ INDEX  ?= .polyseek/index
 PORT   ?= 8501
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser run index test clean
+.PHONY: install browser run index test bench clean
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
@@ -37,6 +37,12 @@ browser:
 	  echo "Installing Debian's chromium for the browser test..."; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null \
 	  || echo "note: could not install chromium: the browser test will be skipped (CI fails instead)"; fi
+
+# Performance figures (BENCHMARKS.md): throughput and latency against the bare encoder and txtai.
+bench: install
+	$(PIP) install --quiet -c constraints.txt -e '.[bench]'
+	$(PY) benchmarks/speed.py
+	$(PY) benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) .polyseek .pytest_cache

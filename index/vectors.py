@@ -29,9 +29,10 @@ from polyseek.errors import IndexFormatError
 METRIC = "inner_product"
 KIND = "IDMap2,Flat"  # the manifest's name for "flat" (kept from format 2's first indexes)
 IVF_KIND = "IVF,SQ8"
-#: Passages up to which the index is exact. Above it, flat search costs more than the query's
-#: encoding (~1.5 ms per 100k passages per query on 2 cores) and 1.5 kB of RAM per passage.
-EXACT_MAX = 100_000
+#: Passages up to which the index is exact. Flat search costs ~0.15 ms per 1,000 passages per
+#: query on this 2-core machine (15 ms at 100k: twice the ONNX query encoding) and 1.5 kB of RAM
+#: per passage; at 20k it stays near 3 ms (benchmarks/scale.py).
+EXACT_MAX = 20_000
 #: Share of the exact top 10 the approximate index must find for the tuning queries (measured
 #: when it is built; real questions came out ~2 points lower in benchmarks/scale.py).
 TARGET_RECALL = 0.98
@@ -40,6 +41,10 @@ TRAIN_PER_CELL = 64
 TUNING_QUERIES = 300
 #: Candidates per result an IVF search re-scores exactly (8-bit codes blur near-ties).
 REFINE = 4
+#: The tuned nprobe is multiplied by this: real questions sit farther from the cells' centres
+#: than the tuning queries (at 1M passages nprobe 4 gave 0.989 on those and 0.935 on XQuAD
+#: questions; benchmarks/scale.py).
+NPROBE_MARGIN = 4
 
 
 def plan_vector_index(n: int, exact_max: int = EXACT_MAX) -> dict:
@@ -89,8 +94,9 @@ def build_vector_index(ids: np.ndarray, vectors: np.ndarray, plan: dict | None =
 
 
 def _tune_nprobe(index, vectors: np.ndarray, queries: np.ndarray | None, rng) -> tuple[int, float]:
-    """The smallest power-of-two ``nprobe`` whose recall@10 against exact search is at least
-    :data:`TARGET_RECALL`, and that recall."""
+    """:data:`NPROBE_MARGIN` times the smallest power-of-two ``nprobe`` whose recall@10 against
+    exact search (after re-scoring) is at least :data:`TARGET_RECALL`, and that recall (measured
+    at the smaller nprobe: a lower bound for the one returned)."""
     import faiss
 
     if queries is None:
@@ -107,7 +113,7 @@ def _tune_nprobe(index, vectors: np.ndarray, queries: np.ndarray | None, rng) ->
         found = _rescore(candidates, queries, lambda ids: vectors[ids], 10)
         recall = recall_at(found, truth)
         if recall >= TARGET_RECALL or nprobe >= index.nlist:
-            return nprobe, round(float(recall), 4)
+            return min(index.nlist, nprobe * NPROBE_MARGIN), round(float(recall), 4)
         nprobe = min(nprobe * 2, index.nlist)
 
 

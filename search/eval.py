@@ -186,7 +186,7 @@ def embed_texts(texts: list[str], embedder, kind: str, desc: str, progress: bool
     out = np.empty((len(texts), embedder.dim), np.float32)
     with tqdm(total=len(texts), desc=desc, unit="text", file=sys.stderr, disable=not progress, leave=False) as bar:
         for start in range(0, len(texts), batch):
-            out[start : start + batch] = embedder.embed(texts[start : start + batch], kind, batch_size=batch)
+            out[start : start + batch] = embedder.embed(texts[start : start + batch], kind)  # its own batch size
             bar.update(min(batch, len(texts) - start))
     return out
 

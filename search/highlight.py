@@ -20,8 +20,6 @@ from polyseek.embedder import Embedder
 
 #: Sentence vectors of this many passages are remembered per process.
 CACHE_PASSAGES = 2048
-#: Sentences are short and vary in length: small batches pad less (8 was fastest on 2 CPU cores).
-BATCH_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -55,7 +53,7 @@ class SentenceHighlighter:
                     todo[key] = (split_sentences(text, lang), text)
         if todo:
             flat = [text[a:b] for spans, text in todo.values() for a, b in spans]
-            vectors = self.embedder.embed(flat, "passage", batch_size=BATCH_SIZE) if flat else np.zeros((0, self.embedder.dim), np.float32)
+            vectors = self.embedder.embed(flat, "passage") if flat else np.zeros((0, self.embedder.dim), np.float32)
             offset = 0
             for key, (spans, _) in todo.items():
                 known[key] = (spans, vectors[offset : offset + len(spans)])
