@@ -235,10 +235,7 @@ def search_vectors(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray |
 def _ivf(index):
     import faiss
 
-    try:
-        return faiss.extract_index_ivf(index)
-    except RuntimeError:
-        return None
+    return faiss.try_extract_index_ivf(index)  # None for a flat index (no exception per query)
 
 
 #: Passages a language needs before its own mean counts fully (shrinkage toward the corpus mean).

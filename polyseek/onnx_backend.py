@@ -18,14 +18,13 @@ import json
 import logging
 import os
 import shutil
-import tempfile
-import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from polyseek import settings
+from polyseek.cache_folder import make_once
 from polyseek.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -50,29 +49,9 @@ MIN_COSINE = 0.999
 def onnx_model_dir(source: Path, cache: str | os.PathLike | None = None) -> Path:
     """The exported folder for the sentence-transformers folder ``source``, exporting it first
     when the cache has none (once per model and machine; under a lock, written atomically)."""
-    from filelock import FileLock
-
     source = Path(source).resolve()
-    root = settings.cache_dir(cache) / "onnx"
-    target = root / f"{source.name[:60]}-{_folder_key(source)}"
-    if (target / META_FILE).is_file():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if (target / META_FILE).is_file():
-            return target
-        if target.exists():
-            shutil.rmtree(target)
-        started = time.perf_counter()
-        log.info("exporting %s to ONNX into %s (once)", source, target)
-        tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=root))
-        try:
-            export(source, tmp)
-            os.replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        log.info("exported in %.1f s", time.perf_counter() - started)
-    return target
+    target = settings.cache_dir(cache) / "onnx" / f"{source.name[:60]}-{_folder_key(source)}"
+    return make_once(target, META_FILE, lambda tmp: export(source, tmp), f"exporting {source} to ONNX")
 
 
 def export(source: Path, out_dir: Path) -> None:

@@ -124,6 +124,6 @@ def test_conversion_is_cached_and_replaces_an_incomplete_folder(tmp_path):
     stamp = (again / "model.safetensors").stat().st_mtime_ns
     assert bundled_model_dir(tmp_path) == again
     assert (again / "model.safetensors").stat().st_mtime_ns == stamp  # cached, not converted again
-    assert not [p for p in again.parent.iterdir() if p.name.startswith(".convert-")]
+    assert not [p for p in again.parent.iterdir() if p.name.startswith(".make-")]  # no temporary folder left behind
     cfg = json.loads((again / "config_sentence_transformers.json").read_text())
     assert cfg["prompts"]["query"] == "query: " and cfg["prompts"]["passage"] == cfg["prompts"]["document"] == "passage: "
