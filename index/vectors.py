@@ -20,6 +20,7 @@ the vectors breaks the 500 B per passage that a million passages on one machine 
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -215,6 +216,15 @@ def search_vectors(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray |
     import faiss
 
     queries = np.ascontiguousarray(queries, np.float32)
+    if len(queries) == 1:
+        with faiss_threads(1):
+            return _search(index, queries, k, allowed_ids)
+    return _search(index, queries, k, allowed_ids)
+
+
+def _search(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None):
+    import faiss
+
     ivf = _ivf(index)
     if allowed_ids is None:
         return index.search(queries, k)
@@ -230,6 +240,26 @@ def search_vectors(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray |
         if nprobe >= ivf.nlist or (ids >= 0).sum(axis=1).min() >= min(k, len(allowed_ids)):
             return scores, ids
         nprobe = min(ivf.nlist, nprobe * 4)  # too few of the allowed passages in those cells
+
+
+@contextmanager
+def faiss_threads(n: int):
+    """FAISS's OpenMP threads limited to ``n`` in the calling thread, as before afterwards.
+
+    FAISS parallelizes flat and IVF searches over the queries, so one query gains nothing from
+    the OpenMP team; yet searching through ``IndexIDMap`` still wakes it, and its threads spin
+    after the region, competing for the cores with the encoder of the next query (on 2 cores
+    this made a whole search 1.24x the bare path instead of 1.02x; BENCHMARKS.md).
+    OpenMP keeps the setting per thread, so other threads (a build, another search) are not
+    touched."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def _ivf(index):

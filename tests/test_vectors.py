@@ -112,3 +112,30 @@ def test_ivf_needs_ids_in_passage_order():
     rng = np.random.default_rng(15)
     with pytest.raises(ValueError, match="0..n-1"):
         build_vector_index(np.arange(1, 3_001), clustered(rng, 3_000, 16), plan_vector_index(3_000, exact_max=100))
+
+
+def test_one_query_searches_on_one_openmp_thread_and_restores_the_setting():
+    """One query gains nothing from FAISS's OpenMP team (it parallelizes over queries), and a
+    woken team spins and slows the encoder of the next query; a batch keeps its threads."""
+    import faiss
+
+    rng = np.random.default_rng(5)
+    index = build_vector_index(np.arange(50), unit(rng, 50, 8))[0]
+    seen = []
+    original = index.search
+
+    def recording(*args, **kwargs):
+        seen.append(faiss.omp_get_max_threads())
+        return original(*args, **kwargs)
+
+    index.search = recording
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        search_vectors(index, unit(rng, 1, 8), 3)
+        search_vectors(index, unit(rng, 1, 8), 3, np.arange(10))
+        assert faiss.omp_get_max_threads() == 2
+        search_vectors(index, unit(rng, 4, 8), 3)
+    finally:
+        faiss.omp_set_num_threads(before)
+    assert seen == [1, 1, 2]
