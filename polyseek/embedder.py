@@ -72,11 +72,14 @@ class SentenceTransformerEmbedder:
     hub name); ``name`` is the id recorded in manifests."""
 
     #: On a CPU small batches are fastest (less padding; on 2 cores batch 4 embedded XQuAD
-    #: paragraphs 1.6x as fast as batch 32: benchmarks/throughput.py); a GPU wants large ones.
+    #: paragraphs 1.6x as fast as batch 32: benchmarks/speed.py); a GPU wants large ones.
     CPU_BATCH_SIZE = 4
     GPU_BATCH_SIZE = 256  # not measured here (no GPU was lent): the usual size for a small encoder
 
-    def __init__(self, name: str, source: str, device: str | None = None):
+    def __init__(self, name: str, source: str, device: str | None = None, half: bool | None = None):
+        """``half``: compute in float16 (default: on a GPU, where it is the fast path; vectors
+        stay within cosine 0.999 of float32, tests/test_bundled_model.py). The fingerprint is
+        the float32 model's, so indexes are shared between CPU and GPU machines."""
         try:
             from sentence_transformers import SentenceTransformer
 
@@ -95,6 +98,9 @@ class SentenceTransformerEmbedder:
         self.fingerprint = _fingerprint(self.model)
         self.tokenizer = self.model.tokenizer
         on_gpu = str(self.model.device) != "cpu"
+        self.half = on_gpu if half is None else bool(half)
+        if self.half:
+            self.model.half()
         self.preferred_batch_size = self.GPU_BATCH_SIZE if on_gpu else self.CPU_BATCH_SIZE
 
     def set_threads(self, threads: int) -> None:
@@ -108,7 +114,10 @@ class SentenceTransformerEmbedder:
             return np.zeros((0, self.dim), np.float32)
         vecs = self.model.encode(texts, prompt=self.prompts.get(kind, ""), batch_size=batch_size or self.preferred_batch_size,
                                  normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-        return np.ascontiguousarray(vecs, dtype=np.float32)
+        vecs = np.ascontiguousarray(vecs, dtype=np.float32)
+        if self.half:  # unit length in float32, not just to float16's precision
+            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        return vecs
 
     def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True,

@@ -127,3 +127,24 @@ def test_conversion_is_cached_and_replaces_an_incomplete_folder(tmp_path):
     assert not [p for p in again.parent.iterdir() if p.name.startswith(".make-")]  # no temporary folder left behind
     cfg = json.loads((again / "config_sentence_transformers.json").read_text())
     assert cfg["prompts"]["query"] == "query: " and cfg["prompts"]["passage"] == cfg["prompts"]["document"] == "passage: "
+
+
+def test_half_precision_keeps_the_vectors_and_the_fingerprint():
+    """On a GPU the torch backend computes in float16; here the same model in float16 on the CPU
+    must give the float32 vectors (cosine >= 0.999) and the float32 model's fingerprint, so an
+    index built on one machine is searched on the other."""
+    from polyseek.bundled_model import bundled_model_dir
+    from polyseek.embedder import SentenceTransformerEmbedder, load_embedder
+    from polyseek.settings import DEFAULT_MODEL
+
+    full = load_embedder(backend="torch")
+    half = SentenceTransformerEmbedder(DEFAULT_MODEL, str(bundled_model_dir()), device="cpu", half=True)
+    assert half.half and not full.half
+    assert half.fingerprint == full.fingerprint
+    texts = [t for ts in real_texts().values() for t in ts[-2:]]
+    for kind in ("passage", "query"):
+        a, b = half.embed(texts, kind), full.embed(texts, kind)
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-6)
+        cos = (a * b).sum(axis=1)
+        assert cos.min() >= 0.999, f"{kind}: cosine {cos.min():.5f} for {texts[int(cos.argmin())][:60]!r}"
