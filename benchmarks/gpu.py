@@ -15,23 +15,15 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def timed(fn):
-    started = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - started
-
-
 def main() -> None:
+    from speed import timed
     from xquad_data import LANGS, XQUAD, paragraphs
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
