@@ -21,6 +21,12 @@ class SlowEmbedder(HashingEmbedder):
         return super().embed(texts, kind, batch_size)
 
 
+def wait_until(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def answers(index_dir, embedder):
     with Searcher.open(index_dir, embedder=embedder) as s:
         return {q: [(h.doc_id, h.text) for h in s.search(q, 5)] for q in QUERIES}
@@ -59,11 +65,12 @@ def test_eight_concurrent_searchers_during_an_update(corpus, tmp_path):
     threads = [threading.Thread(target=reader, args=(n,)) for n in range(THREADS)]
     for t in threads:
         t.start()
-    time.sleep(0.3)
+    # Conditions, not fixed sleeps: on a loaded machine a thread may take a while to get going.
+    wait_until(lambda: all(served) or errors)
     before_swap = sum(served)
     update_index(corpus, index_dir, embedder=embedder, batch_size=1)
     during = sum(served) - before_swap
-    time.sleep(0.5)
+    wait_until(lambda: all(seen_new) or errors)
     stop.set()
     for t in threads:
         t.join(timeout=30)
