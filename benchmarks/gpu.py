@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def main() -> None:
-    from speed import timed
+    from timing import timed
     from xquad_data import LANGS, XQUAD, paragraphs
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

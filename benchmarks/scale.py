@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from timing import latencies_ms  # noqa: E402
+
 QUERIES = 500
 
 
@@ -137,26 +139,17 @@ def measure(work: Path) -> dict:
     open_s = time.perf_counter() - started
     rss_open = proc.memory_info().rss
 
-    def timed(fn, items):
-        fn(items[0])
-        out = []
-        for item in items:
-            t = time.perf_counter()
-            fn(item)
-            out.append((time.perf_counter() - t) * 1000)
-        return out
-
     found = np.array([[h.passage_id for h in searcher.search_vector(q, 10)] for q in qvecs])
     from index.vectors import recall_at
 
     recall = recall_at(found, truth)
-    dense = timed(lambda q: searcher.search_vector(q, 10), list(qvecs))
-    text = timed(lambda i: searcher.search(questions[i], 10), list(picks[:200]))
+    dense = latencies_ms(lambda q: searcher.search_vector(q, 10), list(qvecs))
+    text = latencies_ms(lambda i: searcher.search(questions[i], 10), list(picks[:200]))
     langs = data["langs"]
-    filtered = timed(lambda i: searcher.search_vector(data["queries"][i], 10, ["th"]), list(picks[:200]))
+    filtered = latencies_ms(lambda i: searcher.search_vector(data["queries"][i], 10, ["th"]), list(picks[:200]))
     gc.collect()
     mem_dense = proc.memory_info()
-    hybrid = timed(lambda i: searcher.search(questions[i], 10, [str(langs[i])], mode="hybrid"), list(picks[:200]))
+    hybrid = latencies_ms(lambda i: searcher.search(questions[i], 10, [str(langs[i])], mode="hybrid"), list(picks[:200]))
     gc.collect()
     mem_hybrid = proc.memory_info()
     rss_after = mem_hybrid.rss

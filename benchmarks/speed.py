@@ -21,7 +21,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from timing import latencies_ms, timed  # noqa: E402
+
 
 def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds else float("inf")
-
-
-def timed(fn):
-    started = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - started
 
 
 def write_corpus(folder: Path, paras) -> None:
@@ -139,14 +134,7 @@ def main() -> None:
     print("| --- | --- | --- | --- |")
 
     def latencies(fn):
-        for q in questions[:5]:
-            fn(q)
-        out = []
-        for q in questions:
-            started = time.perf_counter()
-            fn(q)
-            out.append((time.perf_counter() - started) * 1000)
-        return out
+        return latencies_ms(fn, questions, warm=5)
 
     for name, model in models.items():
         with Searcher.open(work / f"index-{name}", embedder=model) as searcher:
