@@ -78,9 +78,7 @@ def update_index(corpus_dir=None, index_dir=None, *, embedder: Embedder | None =
     model and passage size are the index's own. With no index yet, this is a full build."""
     from index.manifest import read_manifest
     from index.versions import current_version
-    from polyseek.errors import IndexNotFoundError
-
-    from polyseek.errors import IndexFormatError
+    from polyseek.errors import IndexFormatError, IndexNotFoundError
 
     index_dir = settings.index_dir(index_dir)
     try:
@@ -127,14 +125,13 @@ def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedde
         if not passages:
             reasons = "; ".join(f"{s.doc_id}: {s.reason}" for s in skipped[:5]) or "no files"
             raise CorpusError(f"nothing to index in {corpus_dir}: {reasons}")
-        known = _reusable_vectors(index_dir, embedder, chunk_tokens) if reuse else {}
+        known = _reusable_vectors(index_dir, embedder, chunk_tokens) if reuse else None
         embed_started = time.perf_counter()
         vectors, embedded = _embed(passages, embedder, batch_size, progress, known)
         embed_seconds = time.perf_counter() - embed_started
 
         version = _write_version(index_dir, embedder, doc_rows, passages, vectors, corpus_dir, chunk_tokens,
                                  fields, started, progress)
-
 
     return BuildSummary(str(index_dir), version.name, embedder.name, documents_read,
                         len(doc_rows), len(passages), _count_languages(passages), time.perf_counter() - started,
@@ -246,18 +243,27 @@ def _chunk(documents: list[Document], embedder: Embedder, chunk_tokens: int, ski
     return doc_rows, passages
 
 
+#: Vectors an update may reuse: passage text → row of the array (the previous version's vectors).
+Known = tuple[dict[str, int], np.ndarray]
+
+
 def _embed(passages: list[PassageRow], embedder: Embedder, batch_size: int, progress: Progress,
-           known: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, int]:
+           known: Known | None = None) -> tuple[np.ndarray, int]:
     """Vectors of all passages: ``known`` ones (by text) reused, the others embedded in batches
     of similar length (less padding), reporting progress per batch. Also: how many were embedded."""
-    known = known or {}
+    row_of, source = known or ({}, None)
     vectors = np.empty((len(passages), embedder.dim), np.float32)
-    todo = []
+    todo, reused, rows = [], [], []
     for i, p in enumerate(passages):
-        if p.text in known:
-            vectors[i] = known[p.text]
-        else:
+        row = row_of.get(p.text)
+        if row is None:
             todo.append(i)
+        else:
+            reused.append(i)
+            rows.append(row)
+    if reused:  # one gather, rows in file order (the source may be memory-mapped)
+        order = np.argsort(rows, kind="stable")
+        vectors[np.asarray(reused)[order]] = source[np.asarray(rows)[order]]
     order = sorted(todo, key=lambda i: passages[i].n_tokens)
     progress("embedding", 0, len(order))
     step = max(batch_size, PROGRESS_EVERY)
@@ -268,9 +274,10 @@ def _embed(passages: list[PassageRow], embedder: Embedder, batch_size: int, prog
     return vectors, len(order)
 
 
-def _reusable_vectors(index_dir: Path, embedder: Embedder, chunk_tokens: int) -> dict[str, np.ndarray]:
-    """Passage text → model vector, from the index in service when it was made by this model with
-    this passage size; empty otherwise (or when it cannot be read: then everything is embedded)."""
+def _reusable_vectors(index_dir: Path, embedder: Embedder, chunk_tokens: int) -> Known | None:
+    """Passage text → row of the model's vectors, from the index in service when it was made by
+    this model with this passage size; None otherwise (or when it cannot be read: then
+    everything is embedded). The vectors are not copied: ``embeddings.npy`` stays mapped."""
     from index.manifest import read_manifest, verify_files
     from index.store import PassageStore
     from index.vectors import load_vector_index
@@ -281,7 +288,7 @@ def _reusable_vectors(index_dir: Path, embedder: Embedder, chunk_tokens: int) ->
         folder = current_version(index_dir)
         manifest = read_manifest(folder)
         if (manifest.model, manifest.model_fingerprint, manifest.chunk_tokens) != (embedder.name, embedder.fingerprint, chunk_tokens):
-            return {}
+            return None
         verify_files(folder, manifest)  # a damaged index gives nothing to reuse: embed everything
         store = PassageStore(folder / STORE)
         try:
@@ -292,15 +299,17 @@ def _reusable_vectors(index_dir: Path, embedder: Embedder, chunk_tokens: int) ->
         if EMBEDDINGS in manifest.files:  # the model's vectors as they were embedded
             stored = load_embeddings(folder / EMBEDDINGS)
             if len(stored) != len(rows):
-                return {}
-            return {text: np.array(stored[pid]) for pid, _, text in rows}
+                return None
+            return {text: pid for pid, _, text in rows}, stored
         index = load_vector_index(folder / VECTORS)  # older indexes: FAISS holds p − mean(lang)
         if len(rows) != index.ntotal:
-            return {}
+            return None
         stored = index.reconstruct_batch(ids) if len(ids) else np.zeros((0, embedder.dim), np.float32)
     except PolyseekError:
-        return {}
-    return {text: stored[i] + means[lang] for i, (_, lang, text) in enumerate(rows)}
+        return None
+    for i, (_, lang, _) in enumerate(rows):
+        stored[i] += means[lang]
+    return {text: i for i, (_, _, text) in enumerate(rows)}, stored
 
 
 def _count_languages(passages: list[PassageRow]) -> dict[str, int]:

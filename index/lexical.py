@@ -105,8 +105,8 @@ def tokenize(text: str, lang: str | None = None, stem: bool = True) -> list[str]
             word = run.casefold()
             tokens.append(fold(stems.stemWord(word) if stems else word))
         elif kind == "arabic":
-            word = araby.strip_tashkeel(araby.strip_tatweel(run))
-            tokens.append(normalize_arabic(stems.stemWord(word) if stems and lang == "ar" else word))
+            word = araby.strip_tashkeel(araby.strip_tatweel(run))  # marks off before stemming
+            tokens.append((stems.stemWord(word) if stems and lang == "ar" else word).translate(_ARABIC_LETTERS))
         else:  # no spaces between words: overlapping bigrams of characters (graphemes)
             chars = _graphemes(run.casefold())
             tokens.extend(chars if len(chars) == 1 else [chars[i] + chars[i + 1] for i in range(len(chars) - 1)])

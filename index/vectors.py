@@ -20,7 +20,7 @@ the vectors breaks the 500 B per passage that a million passages on one machine 
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +88,7 @@ def build_vector_index(ids: np.ndarray, vectors: np.ndarray, plan: dict | None =
     train = vectors[np.sort(rng.choice(len(vectors), min(len(vectors), TRAIN_PER_CELL * nlist), replace=False))]
     index.train(train)
     index.add_with_ids(vectors, ids)
-    index.make_direct_map()  # reconstruct(passage_id): "also reported in", hybrid cosines
+    index.make_direct_map()  # reconstruct(passage_id) works on every kind of index
     plan["nprobe"], plan["recall_at_10"] = _tune_nprobe(index, vectors, queries, rng)
     index.nprobe = plan["nprobe"]
     return index, plan
@@ -213,13 +213,9 @@ def search_vectors(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray |
     An IVF index restricted to a share s of the passages probes 1/s times as many cells, so it
     scans about as many allowed vectors as an unrestricted search does (a filter on a small
     language would otherwise find few of its passages in the usual cells)."""
-    import faiss
-
     queries = np.ascontiguousarray(queries, np.float32)
-    if len(queries) == 1:
-        with faiss_threads(1):
-            return _search(index, queries, k, allowed_ids)
-    return _search(index, queries, k, allowed_ids)
+    with faiss_threads(1) if len(queries) == 1 else nullcontext():
+        return _search(index, queries, k, allowed_ids)
 
 
 def _search(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None):

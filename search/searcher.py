@@ -244,10 +244,17 @@ class Searcher:
         cand = np.sort(ids[0][ids[0] >= 0])
         if not len(cand):
             return []
-        q = qvec[0]
-        scores = self._exact(cand) @ q - self._mean_matrix[self._lang_of[cand]] @ q
+        scores = self._centred(cand) @ qvec[0]
         order = np.argsort(-scores, kind="stable")[:n]
         return [(float(scores[i]), int(cand[i])) for i in order]
+
+    def _centred(self, ids: np.ndarray) -> np.ndarray:
+        """The indexed vectors (model vector minus its language's mean) of passage ``ids``; exact
+        even where the index holds 8-bit codes (from the model's vectors on disk)."""
+        ids = np.asarray(ids, np.int64)
+        if self._exact is None:
+            return self._vectors.reconstruct_batch(ids)
+        return self._exact(ids) - self._mean_matrix[self._lang_of[ids]]
 
     def same_story(self, hit: Hit, k: int = 3, threshold: float = SAME_STORY_THRESHOLD) -> list[Hit]:
         """Passages of *other documents in other languages* that say what ``hit`` says: its
@@ -256,7 +263,7 @@ class Searcher:
         others = [lang for lang in self._ids_by_lang if lang != hit.lang]
         if not others:
             return []
-        vector = self._vectors.reconstruct(int(hit.passage_id)) + self._means[hit.lang]
+        vector = self._centred([hit.passage_id])[0] + self._means[hit.lang]
         near = self.search_vector(vector, min(MAX_K, 4 * k), others, per_document=True, exclude_doc=hit.doc_id)
         return sorted((h for h in near if h.cosine >= threshold), key=lambda h: -h.cosine)[:k]
 
@@ -285,7 +292,7 @@ class Searcher:
         centred = {}
         if fused and found:
             ids = np.array([pid for _, pid in found], np.int64)
-            centred = dict(zip(ids.tolist(), (self._vectors.reconstruct_batch(ids) @ qvec).tolist()))
+            centred = dict(zip(ids.tolist(), (self._centred(ids) @ qvec).tolist()))
         hits = []
         for score, pid in found:
             if pid in rows:

@@ -1,8 +1,6 @@
 """Hostile input, generated: arbitrary bytes and text through the reader, the chunker, the whole
 build, and queries. Nothing crashes; every document is indexed or skipped with a reason."""
 
-import string
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st

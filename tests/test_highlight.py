@@ -1,7 +1,6 @@
 """Best-sentence highlighting: logic with the hashing embedder, cross-lingual choice with the
 bundled model."""
 
-import numpy as np
 import pytest
 
 from search.highlight import SentenceHighlighter

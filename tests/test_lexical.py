@@ -1,7 +1,5 @@
 """Script-aware tokens and the BM25 index stored in each index version."""
 
-import json
-
 import numpy as np
 
 from index import build_index

@@ -76,6 +76,21 @@ def test_the_approximate_searcher_finds_what_the_exact_one_finds(two_indexes):
         assert all(h.lang != top.lang and h.doc_id != top.doc_id for h in approx.same_story(top, threshold=0.0))
 
 
+def test_cosines_shown_from_an_ivf_index_are_the_models_not_the_8_bit_codes(two_indexes):
+    """Hybrid hits' cosines and "also reported in" (which searches from a passage's vector) use
+    the model's float32 vectors, as on a flat index."""
+    root, fake, passages, _ = two_indexes
+    vec = lambda text, kind: fake.embed([text], kind)[0]  # noqa: E731
+    q = " ".join(passages[5].text.split()[:5])
+    with Searcher.open(root / "ivf", embedder=fake) as approx:
+        hybrid = approx.search(q, 5, ["en"], mode="hybrid")
+        assert hybrid and all(abs(h.cosine - float(vec(h.text, "passage") @ vec(q, "query"))) < 1e-5 for h in hybrid)
+        top = approx.search(q, 1)[0]
+        story = approx.same_story(top, threshold=0.0)
+        assert story
+        assert all(abs(h.cosine - float(vec(h.text, "passage") @ vec(top.text, "passage"))) < 1e-5 for h in story)
+
+
 def test_the_search_of_a_tiny_language_in_a_large_index_is_not_starved(tmp_path):
     """A language with 0.5% of the passages still gets its k results from an IVF index."""
     fake = HashingEmbedder(64)
