@@ -26,6 +26,7 @@ from index.versions import new_build_dir, publish, remove_stale, writer_lock
 from polyseek import settings
 from polyseek.embedder import Embedder, load_embedder
 from polyseek.errors import CorpusError
+from polyseek.terminal import visible
 
 #: Passages embedded between two progress reports (at least one encoder batch).
 PROGRESS_EVERY = 16
@@ -65,7 +66,7 @@ class BuildSummary:
             lines.insert(1, f"Unchanged passages kept their vectors: {self.reused} reused, {self.embedded} embedded.")
         if self.skipped:
             lines.append(f"Skipped {len(self.skipped)}:")
-            lines += [f"  {s.doc_id}: {s.reason}" for s in self.skipped]
+            lines += [visible(f"  {s.doc_id}: {s.reason}") for s in self.skipped]  # file names may hold ESC
         return "\n".join(lines)
 
 

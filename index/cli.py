@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             summary = build_index(args.corpus, args.index, args.model, chunk_tokens=args.chunk_tokens,
                                   batch_size=args.batch_size, progress=progress, fields=fields, limits=limits)
     except (PolyseekError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from polyseek.terminal import visible
+
+        print(f"error: {visible(exc)}", file=sys.stderr)
         return 2
     finally:
         if progress:
@@ -70,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         out = dict(vars(summary), skipped=[vars(s) for s in summary.skipped],
                    passages_per_second=round(summary.passages_per_second, 2))
-        print(json.dumps(out, ensure_ascii=False, indent=2))
+        from polyseek.terminal import safe_json
+
+        print(safe_json(json.dumps(out, ensure_ascii=False, indent=2)))
     else:
         print(summary.to_text())
         print(f'\nSearch it: python -m search "missile defense guarantees" --index {summary.index_dir}')
