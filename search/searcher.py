@@ -126,7 +126,8 @@ class Searcher:
                 f"{embedder.fingerprint}). Queries must be encoded by the model that built the index: "
                 f"rebuild the index with this model, or open it without naming a model.")
         if embedder.dim != manifest.dim:
-            raise ModelMismatchError(f"model {embedder.name!r} gives {embedder.dim} dimensions, the index holds {manifest.dim}")
+            raise ModelMismatchError(f"model {embedder.name!r} gives {embedder.dim} dimensions, the index holds "
+                                     f"{manifest.dim}: rebuild the index with this model, or open it with its own")
         verify_files(folder, manifest, skip=(EMBEDDINGS,))  # searching never reads the model's vectors
         # Nothing is opened that could block (a FIFO) or never end (a link to /dev/zero).
         require_regular(folder / STORE)
