@@ -68,7 +68,10 @@ class ReaderProcess:
     def _start(self) -> subprocess.Popen:
         if self._proc is None or self._proc.poll() is not None:
             root = str(Path(__file__).resolve().parents[1])
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+                       # One thread each: the numeric libraries imported with the package reserve
+                       # address space per thread, which the reader's cap must not be spent on.
+                       OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
             self._proc = subprocess.Popen([sys.executable, "-m", "index.reader_process"], stdin=subprocess.PIPE,
                                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0, env=env,
                                           close_fds=True)
