@@ -57,10 +57,13 @@ class ReaderProcess:
             except OSError:
                 self._died(limits)
             line = self._answer(proc, time.monotonic() + limits.read_seconds, limits)
-        try:
-            answer = json.loads(line)
-        except ValueError:
-            raise SkipDocument("the reader process gave an unreadable answer") from None
+            try:
+                answer = json.loads(line)
+            except ValueError:
+                self.close()
+                raise SkipDocument("the reader process gave an unreadable answer") from None
+            if answer.get("exit"):  # the child ends after this answer: the next file gets a new one
+                self.close()
         if "skip" in answer:
             raise SkipDocument(str(answer["skip"]))
         return Parsed(**answer["parsed"])
@@ -163,7 +166,7 @@ def serve() -> None:
         except SkipDocument as skip:
             answer = {"skip": str(skip)}
         except MemoryError:
-            answer, fatal = {"skip": over("read_memory_mb", limits)}, True
+            answer, fatal = {"skip": over("read_memory_mb", limits), "exit": True}, True
         except RecursionError:
             answer = {"skip": "the file is nested too deeply to read"}
         del data
