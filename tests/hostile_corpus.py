@@ -223,6 +223,14 @@ def huge_html_page(root, outside, limits):
 
 
 @case
+def deeply_nested_html(root, outside, limits):
+    inner = "<p>The ministers met in Brussels on Monday to discuss the treaty and the border talks.</p>"
+    (root / "nested.html").write_text("<html><body>" + "<div>" * 100_000 + inner + "</div>" * 100_000 + "</body></html>",
+                                      encoding="utf-8")
+    return [("nested.html", "no article text|unreadable HTML|nested too deeply")]
+
+
+@case
 def too_many_passages(root, outside, limits):
     text = sentences(900, 13)  # about 90,000 characters in many sentences
     (root / "long.txt").write_text(text, encoding="utf-8")
