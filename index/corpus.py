@@ -87,7 +87,7 @@ def read_corpus(root: str | os.PathLike, max_bytes: int | None = None,
     real_root = os.path.realpath(root)
     ignore = _ignore_patterns(root, real_root)
     for path in corpus_files(root, ignore):
-        doc_id = visible_id(path.relative_to(root).as_posix())
+        doc_id = scrub(path.relative_to(root).as_posix())  # bytes not UTF-8 in a name: U+FFFD
         try:
             data = read_regular_file(path, real_root, limits.max_bytes, limits)
             yield from documents_from_bytes(data, doc_id, fields, limits)
@@ -123,7 +123,7 @@ def read_regular_file(path: Path, real_root: str, max_bytes: int, limits: Limits
     if os.path.islink(path):
         real = os.path.realpath(path)
         if os.path.commonpath([real, real_root]) != real_root:
-            raise SkipDocument(f"a link to {visible_id(real)!r}, outside the corpus folder: not read "
+            raise SkipDocument(f"a link to {scrub(real)!r}, outside the corpus folder: not read "
                                "(copy the file into the folder to index it)")
         target = Path(real)
     fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
@@ -160,12 +160,6 @@ def scrub(text: str) -> str:
     if not _SURROGATE.search(text):
         return text
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-
-
-def visible_id(name: str) -> str:
-    """A file name as a document id: bytes that are not UTF-8 (kept by Python as lone
-    surrogates) become U+FFFD."""
-    return scrub(name)
 
 
 def documents_from_bytes(data: bytes, doc_id: str, fields: dict[str, str] | None = None,

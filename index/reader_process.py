@@ -30,6 +30,8 @@ from index.limits import Limits, over
 
 #: Formats read in the child process.
 FORMATS = ("pdf", "html")
+#: Seconds a new child may take to import its readers (not counted in any file's reading time).
+START_SECONDS = 120
 
 
 class ReaderProcess:
@@ -78,15 +80,23 @@ class ReaderProcess:
             self._proc = subprocess.Popen([sys.executable, "-m", "index.reader_process"], stdin=subprocess.PIPE,
                                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0, env=env,
                                           close_fds=True)
+            # It says when its readers are imported: the reading time of a file starts after that.
+            try:
+                ready = self._answer(self._proc, time.monotonic() + START_SECONDS, None)
+            except SkipDocument:
+                ready = b""
+            if ready.strip() != b'{"ready": true}':
+                self.close()
+                raise OSError("the reader process did not start")
         return self._proc
 
-    def _answer(self, proc: subprocess.Popen, deadline: float, limits: Limits) -> bytes:
+    def _answer(self, proc: subprocess.Popen, deadline: float, limits: Limits | None) -> bytes:
         fd, buf = proc.stdout.fileno(), bytearray()
         while not buf.endswith(b"\n"):
             left = deadline - time.monotonic()
             if left <= 0:
                 self.close()
-                raise SkipDocument(over("read_seconds", limits))
+                raise SkipDocument(over("read_seconds", limits) if limits else "the reader process did not answer")
             ready, _, _ = select.select([fd], [], [], left)
             if ready:
                 chunk = os.read(fd, 1 << 20)
@@ -95,12 +105,12 @@ class ReaderProcess:
                 buf += chunk
         return bytes(buf)
 
-    def _died(self, limits: Limits):
+    def _died(self, limits: Limits | None):
         proc, self._proc = self._proc, None
         code = proc.wait() if proc is not None else None
         if code is not None and code < 0:
             raise SkipDocument(f"the reader process was killed by signal {-code} while reading this file "
-                               f"(a damaged file? {over('read_memory_mb', limits)})")
+                               f"(a damaged file? {over('read_memory_mb', limits or Limits())})")
         raise SkipDocument(f"the reader process ended while reading this file (exit status {code})")
 
     def close(self) -> None:
@@ -147,6 +157,11 @@ def serve() -> None:
 
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a library that prints must not write into the answers
+    import pypdf  # noqa: F401  (imported now: a file's reading time is its own)
+    import trafilatura  # noqa: F401
+
+    out.write(b'{"ready": true}\n')
+    out.flush()
     source = sys.stdin.buffer
     while True:
         line = source.readline()

@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 from tests.hostile_corpus import CASES, SECRET, make_corpus
 
 #: Small budgets: every case trips its limit quickly.
-SMALL = Limits(max_bytes=2 * 1024 * 1024, max_chars=100_000, max_passages=50, read_seconds=2.0)
+SMALL = Limits(max_bytes=2 * 1024 * 1024, max_chars=100_000, max_passages=50, read_seconds=3.0)
 #: Stated bounds (a 2-core machine shared with other test runs): a hang fails at the timeout.
 SMALL_TIMEOUT_S, DEFAULTS_TIMEOUT_S = 180, 300
 #: Peak memory of the build process (it holds the largest document's text, at most max_chars,
