@@ -172,6 +172,11 @@ def serve() -> None:
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         cap = int(request["memory_mb"]) * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
+        # CPU time too, in case the parent died and is not there to stop a file that spins.
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        cpu = int(usage.ru_utime + usage.ru_stime + 2 * float(request["seconds"]) + 10)
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu if hard == resource.RLIM_INFINITY else min(cpu, hard), hard))
         limits = Limits(max_chars=int(request["max_chars"]), read_seconds=float(request["seconds"]),
                         read_memory_mb=int(request["memory_mb"]))
         fatal = False
