@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -13,20 +14,23 @@ from typing import Callable
 
 import numpy as np
 
+from index.catalog import OK, READ_SKIP, Entry, FileState, fingerprint, read_catalog, write_catalog
 from index.chunking import DEFAULT_CHUNK_TOKENS, chunk_text
-from index.corpus import Document, Skipped, read_corpus
+from index.commit import commit, read_deleted
+from index.corpus import Document, Skipped
 from index.limits import Limits, over
 from index.language import detect
-from index.lexical import TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
-from index.manifest import EMBEDDINGS, FORMAT_VERSION, STORE, VECTORS, Manifest, file_digest, write_manifest
-from index.store import DocumentRow, PassageRow, write_store
-from index.vectors import (EXACT_MAX, LANGUAGE_PRIOR, METRIC, TUNING_QUERIES, build_vector_index, kind_name,
-                           language_means, load_embeddings, plan_vector_index, save_embeddings, save_vector_index)
-from index.versions import new_build_dir, publish, remove_stale, writer_lock
+from index.lexical import TOKENIZER as LEXICAL_TOKENIZER
+from index.manifest import CATALOG, EMBEDDINGS, FORMAT_VERSION, SEGMENTS, STORE, Manifest
+from index.segment import write_segment
+from index.store import DocumentRow, PassageRow
+from index.vectors import EXACT_MAX, LANGUAGE_PRIOR, METRIC, TUNING_QUERIES, load_embeddings
+from index.versions import new_build_dir, remove_stale, writer_lock
 from polyseek import settings
 from polyseek.embedder import Embedder, load_embedder
 from polyseek.errors import CorpusError
 from polyseek.terminal import visible
+from index.corpus import scrub
 
 #: Passages embedded between two progress reports (at least one encoder batch).
 PROGRESS_EVERY = 16
@@ -50,6 +54,10 @@ class BuildSummary:
     skipped: list[Skipped] = field(default_factory=list)
     embedded: int = 0  # passages sent to the model
     reused: int = 0  # passages whose vector came from the previous version (update)
+    segments_written: int = 0  # new segments (the update's documents, and merges)
+    segments_merged: int = 0  # segments a merge combined into one
+    segments: int = 0  # segments of the version in service
+    notice: str = ""  # e.g. why an update was a full rebuild
 
     @property
     def passages_per_second(self) -> float:
@@ -64,6 +72,11 @@ class BuildSummary:
         ]
         if self.reused:
             lines.insert(1, f"Unchanged passages kept their vectors: {self.reused} reused, {self.embedded} embedded.")
+        if self.segments_written or self.segments_merged:
+            lines.insert(-1, f"Segments: {self.segments_written} written, {self.segments_merged} merged, "
+                             f"{self.segments} in service.")
+        if self.notice:
+            lines.insert(0, visible(f"Note: {self.notice}"))
         if self.skipped:
             lines.append(f"Skipped {len(self.skipped)}:")
             lines += [visible(f"  {s.doc_id}: {s.reason}") for s in self.skipped]  # file names may hold ESC
@@ -72,139 +85,406 @@ class BuildSummary:
 
 def update_index(corpus_dir=None, index_dir=None, *, embedder: Embedder | None = None, batch_size: int | None = None,
                  max_bytes: int | None = None, progress: Progress | None = None,
-                 fields: dict[str, str] | None = None, limits: Limits | None = None) -> BuildSummary:
-    """Bring the index up to date with its corpus: new and changed documents are chunked and
-    embedded, deleted ones dropped, and every passage whose text is unchanged keeps its vector
-    (nothing is embedded twice). The result is the index a full build would make, put in
-    service atomically. ``corpus_dir`` defaults to the corpus the index was built from; the
-    model and passage size are the index's own. With no index yet, this is a full build."""
+                 fields: dict[str, str] | None = None, limits: Limits | None = None, merge: bool = True) -> BuildSummary:
+    """Bring the index up to date with its corpus, at the cost of what changed: files whose size
+    and modification time are unchanged are not read; new and changed documents are chunked and
+    embedded into one new segment, deleted and replaced ones are marked deleted, and the result
+    (searched as a whole) is the index a full build of the same corpus makes, put in service
+    atomically. With ``merge``, small segments are then merged by the merge policy
+    (:mod:`index.merge`). ``corpus_dir`` defaults to the corpus the index was built from; the
+    model and passage size are the index's own. With no index yet, or one of an older format
+    (or other settings: corpus, fields, limits, model), this is a full build (and says so)."""
     from index.manifest import read_manifest
     from index.versions import current_version
     from polyseek.errors import IndexFormatError, IndexNotFoundError
 
     index_dir = settings.index_dir(index_dir)
     try:
-        manifest = read_manifest(current_version(index_dir))
+        folder = current_version(index_dir)
+        manifest = read_manifest(folder)
     except (IndexNotFoundError, IndexFormatError) as exc:
         # No index, or one this version cannot read (older format, damaged manifest): build anew.
         if corpus_dir is None:
             raise type(exc)(f"{exc} — name the corpus folder to build it: python -m index update CORPUS_DIR") from exc
+        notice = "" if isinstance(exc, IndexNotFoundError) else f"rebuilt in full: {exc}"
         return build_index(corpus_dir, index_dir, embedder=embedder, batch_size=batch_size, max_bytes=max_bytes,
-                           progress=progress, fields=fields, limits=limits)
+                           progress=progress, fields=fields, limits=limits, _notice=notice)
     embedder = embedder or load_embedder(manifest.model)
-    return build_index(corpus_dir or manifest.corpus, index_dir, embedder=embedder, chunk_tokens=manifest.chunk_tokens,
-                       batch_size=batch_size, max_bytes=max_bytes, progress=progress, reuse=True,
-                       fields=fields if fields is not None else manifest.fields, limits=limits)
+    corpus_dir = corpus_dir or manifest.corpus
+    fields = fields if fields is not None else manifest.fields
+    limits = (limits or Limits.resolve()).with_(max_bytes=max_bytes)
+    reasons = []
+    if (embedder.name, embedder.fingerprint) != (manifest.model, manifest.model_fingerprint):
+        reasons.append(f"model {embedder.name!r} instead of {manifest.model!r}")
+    if not str(corpus_dir) or str(Path(corpus_dir).resolve()) != manifest.corpus:
+        reasons.append(f"corpus {str(corpus_dir)!r} instead of {manifest.corpus!r}")
+    if dict(fields or {}) != manifest.fields:
+        reasons.append("other field names")
+    if asdict(limits) != manifest.limits:
+        reasons.append("other document limits")
+    if reasons:
+        return build_index(corpus_dir, index_dir, embedder=embedder, chunk_tokens=manifest.chunk_tokens,
+                           batch_size=batch_size, progress=progress, fields=fields, limits=limits,
+                           _notice="rebuilt in full: " + "; ".join(reasons))
+    started = time.perf_counter()
+    try:
+        with writer_lock(index_dir):
+            remove_stale(index_dir)
+            return _sync(Path(corpus_dir), index_dir, embedder, manifest.chunk_tokens, batch_size, limits, fields,
+                         progress, (current_version(index_dir), read_manifest(current_version(index_dir))), started,
+                         merge=merge)
+    except IndexFormatError as exc:  # the index in service is damaged: nothing of it is reused
+        return build_index(corpus_dir, index_dir, embedder=embedder, chunk_tokens=manifest.chunk_tokens,
+                           batch_size=batch_size, progress=progress, fields=fields, limits=limits,
+                           _notice=f"rebuilt in full: {exc}")
 
 
 def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedder: Embedder | None = None,
                 chunk_tokens: int = DEFAULT_CHUNK_TOKENS, batch_size: int | None = None,
                 max_bytes: int | None = None, progress: Progress | None = None,
-                reuse: bool = False, fields: dict[str, str] | None = None, limits: Limits | None = None) -> BuildSummary:
+                fields: dict[str, str] | None = None, limits: Limits | None = None, _notice: str = "") -> BuildSummary:
     """(Re)build the index of ``corpus_dir`` into ``index_dir`` and put it in service atomically.
 
     ``model`` names the model (default: the bundled one); ``embedder`` gives one directly.
     The index in service, if any, keeps answering until the new one is complete. ``batch_size``:
-    texts per encoder run (default: the embedder's preferred size). ``reuse``:
-    take the vectors of unchanged passages from the index in service (see :func:`update_index`).
+    texts per encoder run (default: the embedder's preferred size).
     ``limits``: each document's budgets of bytes, characters, passages and reading time (default:
     :meth:`Limits.resolve`, i.e. ``POLYSEEK_MAX_…`` variables or the defaults); ``max_bytes``
-    overrides its byte limit. A document over a budget is skipped with the reason."""
+    overrides its byte limit. A document over a budget is skipped with the reason.
+    The new index is one segment (:mod:`index.segment`)."""
     started = time.perf_counter()
     corpus_dir, index_dir = Path(corpus_dir), settings.index_dir(index_dir)
     if fields is None:
         from index.record_reader import parse_field_map
 
         fields = parse_field_map(os.environ.get(settings.ENV_FIELDS))
+    limits = (limits or Limits.resolve()).with_(max_bytes=max_bytes)
+    embedder = embedder or load_embedder(model)
+    with writer_lock(index_dir):
+        remove_stale(index_dir)
+        return _sync(corpus_dir, index_dir, embedder, chunk_tokens, batch_size, limits, fields, progress, None,
+                     started, notice=_notice)
+
+
+def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: int, batch_size: int | None,
+          limits: Limits, fields: dict[str, str] | None, progress: Progress | None, previous, started: float,
+          notice: str = "", merge: bool = False) -> BuildSummary:
+    """Make the index in ``index_dir`` hold ``corpus_dir`` (the caller holds the writer lock):
+    from nothing (``previous`` None), or from ``previous`` = (version folder, manifest), reading
+    only the files that changed. See :func:`update_index`."""
+    from index.corpus import _ignore_patterns, corpus_files
+
     progress = progress or (lambda stage, done, total: None)
     if batch_size is not None and not 1 <= batch_size <= 4096:
         raise ValueError(f"batch size {batch_size} is out of range: use 1 to 4096")
-    limits = (limits or Limits.resolve()).with_(max_bytes=max_bytes)
-    embedder = embedder or load_embedder(model)
     batch_size = batch_size or embedder.preferred_batch_size
+    if not corpus_dir.is_dir():
+        raise CorpusError(f"corpus folder {str(corpus_dir)!r} does not exist or is not a folder: give the folder that "
+                          "holds your articles")
+    if previous is not None:
+        prev_folder, prev = previous
+        old_files, old_docs = read_catalog(prev_folder / CATALOG)
+        deleted = read_deleted(prev_folder, prev)
+    else:
+        prev_folder, prev, old_files, old_docs, deleted = None, None, {}, {}, {}
 
-    with writer_lock(index_dir):
-        remove_stale(index_dir)
-        documents, skipped = _read(corpus_dir, limits, progress, fields)
-        documents_read = len(documents) + len(skipped)  # chunking may skip some documents too
-        doc_rows, passages = _chunk(documents, embedder, chunk_tokens, skipped, progress, limits)
-        if not passages:
-            reasons = "; ".join(f"{s.doc_id}: {s.reason}" for s in skipped[:5]) or "no files"
-            raise CorpusError(f"nothing to index in {corpus_dir}: {reasons}")
-        known = _reusable_vectors(index_dir, embedder, chunk_tokens) if reuse else None
-        embed_started = time.perf_counter()
-        vectors, embedded = _embed(passages, embedder, batch_size, progress, known)
-        embed_seconds = time.perf_counter() - embed_started
+    # 1. Which files changed: size and time, then the digest of those whose size or time changed.
+    real_root = os.path.realpath(corpus_dir)
+    paths = corpus_files(corpus_dir, _ignore_patterns(corpus_dir, real_root))
+    files: dict[bytes, FileState] = {}
+    docs: dict[bytes, list[Entry]] = {}
+    fresh: dict[tuple[bytes, int], tuple[DocumentRow, list]] = {}
+    order: list[tuple[bytes, Path]] = []
+    changed = set(old_files) - {os.fsencode(p.relative_to(corpus_dir).as_posix()) for p in paths}
+    chunked = [0]
+    for i, path in enumerate(paths, 1):
+        rel_str = path.relative_to(corpus_dir).as_posix()
+        rel = os.fsencode(rel_str)
+        order.append((rel, path))
+        progress("reading", i, len(paths))
+        try:
+            info = os.stat(path)
+            size, mtime = info.st_size, info.st_mtime_ns
+        except OSError:
+            size = mtime = -1
+        old, entries = old_files.get(rel), old_docs.get(rel)
+        if old is not None and entries is not None and (old.size, old.mtime_ns) == (size, mtime) and not _retry(entries):
+            files[rel], docs[rel] = old, entries
+            continue
+        data, skip = _read_file(path, real_root, limits)
+        digest = hashlib.blake2b(data, digest_size=32).hexdigest() if data is not None else ""
+        files[rel] = FileState(size, mtime, digest)
+        if old is not None and entries is not None and digest and old.digest == digest:
+            docs[rel] = entries  # touched, not changed
+            changed.add(rel)
+            continue
+        changed.add(rel)
+        docs[rel] = _entries(rel, scrub(rel_str), data, skip, fields, limits, embedder, chunk_tokens, fresh,
+                             progress, chunked)
 
-        version = _write_version(index_dir, embedder, doc_rows, passages, vectors, corpus_dir, chunk_tokens,
-                                 fields, started, progress)
+    # 2. What a full build would index: the same rules, in the same order (index.builder._chunk).
+    read_skips, chunk_skips, target = [], [], {}
+    ids: set[str] = set()
+    first_with: dict[str, str] = {}
+    documents_read = 0
+    for rel, _ in order:
+        for e in docs[rel]:
+            documents_read += 1
+            if e.outcome == READ_SKIP:
+                read_skips.append(Skipped(e.doc_id, e.reason))
+            elif e.doc_id in ids:
+                chunk_skips.append(Skipped(e.doc_id, "another document has the same id: rename the file or the record"))
+            else:
+                ids.add(e.doc_id)
+                if e.content_hash in first_with:
+                    chunk_skips.append(Skipped(e.doc_id, f"duplicate of {first_with[e.content_hash]} (same text)"))
+                    continue
+                first_with[e.content_hash] = e.doc_id
+                if e.outcome != OK:
+                    chunk_skips.append(Skipped(e.doc_id, e.reason))
+                else:
+                    target[e.doc_id] = (rel, e.rec, e.fingerprint)
+    skipped = read_skips + chunk_skips
+    if not target:
+        reasons = "; ".join(f"{s.doc_id}: {s.reason}" for s in skipped[:5]) or "no files"
+        raise CorpusError(f"nothing to index in {corpus_dir}: {reasons}")
+    current = {e.doc_id: e.fingerprint for entries in old_docs.values() for e in entries if e.indexed}
+    to_delete = [d for d, fp in current.items() if target.get(d, ("", 0, None))[2] != fp]
+    to_add = [d for d, (_, _, fp) in target.items() if current.get(d) != fp]
+    for rel in docs:
+        docs[rel] = [replace(e, indexed=target.get(e.doc_id, (None, None))[:2] == (rel, e.rec)) for e in docs[rel]]
+    summary = lambda version, manifest, embedded=0, written=0: BuildSummary(  # noqa: E731
+        str(index_dir), version.name, embedder.name, documents_read, len(target), manifest.passages,
+        dict(manifest.languages), time.perf_counter() - started, embed_seconds, skipped, embedded=embedded,
+        reused=manifest.passages - embedded, segments_written=written, segments=len(manifest.segments), notice=notice)
+    embed_seconds = 0.0
+    if not to_add and not to_delete and not changed and prev is not None:
+        return summary(prev_folder, prev)  # nothing changed: the version in service stays
 
-    return BuildSummary(str(index_dir), version.name, embedder.name, documents_read,
-                        len(doc_rows), len(passages), _count_languages(passages), time.perf_counter() - started,
-                        embed_seconds, skipped, embedded=embedded, reused=len(passages) - embedded)
+    if prev is not None:  # an update keeps segments: they must be sound (a damaged one: rebuild in full)
+        from index.manifest import verify_files
+
+        verify_files(prev_folder, prev)
+
+    # 3. Documents to add that were not read now (a duplicate's original went away): read them.
+    missing = {target[d][0] for d in to_add if target[d][:2] not in fresh}
+    for rel, path in order:
+        if rel in missing:
+            data, skip = _read_file(path, real_root, limits)
+            _entries(rel, scrub(path.relative_to(corpus_dir).as_posix()), data, skip, fields, limits, embedder,
+                     chunk_tokens, fresh, progress, chunked)
+    to_add = [d for d in to_add if target[d][:2] in fresh]  # a file changed while we read it: next update
+
+    # 4. Deletions, and the vectors of the passages they remove (an edited document keeps the
+    # vectors of its unchanged passages).
+    base = prev.next_id if prev is not None else 0
+    doc_rows, passages = [], []
+    for d in to_add:
+        row, chunks = fresh[target[d][:2]]
+        doc_rows.append(row)
+        for ordinal, (start, end, lang, n_tokens, text) in enumerate(chunks):
+            passages.append(PassageRow(base + len(passages), d, ordinal, start, end, lang, n_tokens, text))
+    known_texts, known_vectors = _delete(prev_folder, prev, deleted, to_delete, {p.text for p in passages})
+    embed_started = time.perf_counter()
+    vectors, embedded = _embed(passages, embedder, batch_size, progress, (known_texts, known_vectors))
+    embed_seconds = time.perf_counter() - embed_started
+
+    # 5. The new segment, and the version listing it with the segments kept.
+    progress("writing", 0, 1)
+    build_dir = new_build_dir(index_dir)
+    try:
+        segments, sources = [], {}
+        for info in (prev.segments if prev is not None else []):
+            if len(deleted.get(info["name"], {}).get("rows", [])) < info["passages"]:
+                segments.append(info)
+                sources[info["name"]] = prev_folder / SEGMENTS / info["name"]
+        deleted = {name: d for name, d in deleted.items() if name in sources}
+        if passages:
+            from index.vectors import language_means
+
+            segments.append(write_segment(
+                build_dir / SEGMENTS / f"s-{build_dir.name.removeprefix('.build-')}", base, doc_rows, passages, vectors,
+                language_means(vectors, [p.lang for p in passages]), exact_max=_exact_max(),
+                tuning_queries=lambda: _tuning_queries(embedder, passages)))
+    except BaseException:
+        shutil.rmtree(build_dir, ignore_errors=True)
+        raise
+    manifest = _manifest(embedder, corpus_dir, chunk_tokens, fields, limits, started, base + len(passages))
+    version = commit(index_dir, build_dir, manifest, segments, sources, deleted,
+                     lambda path: write_catalog(path, files, docs))
+    written, merged = int(bool(passages)), 0
+    if merge:
+        from index.merge import auto_merge
+
+        merged_now = auto_merge(index_dir, embedder)
+        if merged_now:
+            written, merged = written + 1, merged_now
+            version = _current(index_dir)
+    progress("writing", 1, 1)
+    from index.manifest import read_manifest
+
+    out = summary(version, read_manifest(version), embedded, written)
+    out.reused, out.segments_merged = out.passages - embedded, merged  # reused: not embedded by this run
+    return out
+
+
+def _current(index_dir: Path) -> Path:
+    from index.versions import current_version
+
+    return current_version(index_dir)
+
+
+def _exact_max() -> int:
+    from index import vectors
+
+    return vectors.EXACT_MAX
+
+
+def _manifest(embedder: Embedder, corpus_dir: Path, chunk_tokens: int, fields, limits: Limits | None, started: float,
+              next_id: int) -> Manifest:
+    """A version's manifest before its segments are known (index.commit fills them in)."""
+    return Manifest(
+        format_version=FORMAT_VERSION, model=embedder.name, model_fingerprint=embedder.fingerprint,
+        dim=embedder.dim, metric=METRIC, vector_index="", language_prior=LANGUAGE_PRIOR,
+        prompts=dict(embedder.prompts), passages=0, documents=0, languages={}, chunk_tokens=chunk_tokens,
+        corpus=str(corpus_dir.resolve()) if str(corpus_dir) else "",
+        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        build_seconds=round(time.perf_counter() - started, 3), lexical=LEXICAL_TOKENIZER, fields=dict(fields or {}),
+        libraries=_library_versions(), next_id=next_id, limits=asdict(limits) if limits is not None else {})
+
+
+def _retry(entries: list[Entry]) -> bool:
+    """A file that could not be read for a passing reason is read again even when unchanged."""
+    return any(e.outcome == READ_SKIP and e.reason.startswith("unreadable") for e in entries)
+
+
+def _read_file(path: Path, real_root: str, limits: Limits) -> tuple[bytes | None, str]:
+    from index.corpus import SkipDocument, read_regular_file
+
+    try:
+        return read_regular_file(path, real_root, limits.max_bytes, limits), ""
+    except SkipDocument as skip:
+        return None, str(skip)
+    except OSError as exc:
+        return None, f"unreadable: {exc.strerror or exc}"
+
+
+def _entries(rel: bytes, doc_id: str, data: bytes | None, skip: str, fields, limits: Limits, embedder: Embedder,
+             chunk_tokens: int, fresh: dict, progress: Progress, chunked: list[int]) -> list[Entry]:
+    """The catalog entries of one file read now; each document indexed is chunked, and its row
+    and chunks kept in ``fresh`` under (file, place)."""
+    from index.corpus import SkipDocument, documents_from_bytes
+
+    if data is None:
+        return [Entry(0, doc_id, "", "", READ_SKIP, skip)]
+    try:
+        items = documents_from_bytes(data, doc_id, fields, limits)
+    except SkipDocument as exc:
+        items = [Skipped(doc_id, str(exc))]
+    except OSError as exc:
+        items = [Skipped(doc_id, f"unreadable: {exc.strerror or exc}")]
+    out = []
+    for rec, item in enumerate(items):
+        if isinstance(item, Skipped):
+            out.append(Entry(rec, item.doc_id, "", "", READ_SKIP, item.reason))
+            continue
+        row, chunks, reason = _chunk_document(item, embedder, chunk_tokens, limits)
+        out.append(Entry(rec, item.doc_id, item.content_hash, fingerprint(item), OK if row else "chunk", reason))
+        if row is not None:
+            fresh[(rel, rec)] = (row, chunks)
+        chunked[0] += 1
+        progress("chunking", chunked[0], 0)
+    return out
+
+
+def _chunk_document(doc: Document, embedder: Embedder, chunk_tokens: int, limits: Limits):
+    """(DocumentRow, [(start, end, lang, n_tokens, text)], "") for a document to index, or
+    (None, None, reason) for one chunking skips."""
+    lang = doc.lang or detect(doc.text)  # a language the export declares is taken as it is
+    chunks = [c for c in chunk_text(doc.text, lang, embedder, chunk_tokens) if c.n_tokens]
+    if not chunks:
+        return None, None, "no text to index: the model reads no tokens in it"
+    if len(chunks) > limits.max_passages:
+        return None, None, over("max_passages", limits, f"{len(chunks):,} passages")
+    row = DocumentRow(doc.doc_id, doc.title, doc.format, lang, doc.content_hash, doc.text, doc.url, doc.source,
+                      doc.date, doc.author, doc.pages)
+    return row, [(c.start, c.end, doc.lang or detect(c.text, fallback=lang), c.n_tokens, c.text) for c in chunks], ""
+
+
+def _delete(folder: Path | None, manifest: Manifest | None, deleted: dict[str, dict], doc_ids: list[str],
+            wanted: set[str]) -> tuple[dict[str, int], np.ndarray]:
+    """Mark the live passages of ``doc_ids`` deleted (in ``deleted``, per segment); return the
+    vectors of those whose text is in ``wanted`` (text → row, rows) for reuse."""
+    from index.store import PassageStore
+
+    texts: dict[str, int] = {}
+    rows: list[np.ndarray] = []
+    if folder is None or not doc_ids:
+        return texts, np.zeros((0, manifest.dim if manifest else 1), np.float32)
+    for info in manifest.segments:
+        name, seg = info["name"], folder / SEGMENTS / info["name"]
+        entry = deleted.setdefault(name, {"rows": [], "documents": []})
+        dead = set(entry["rows"])
+        store = PassageStore(seg / STORE)
+        try:
+            found = store.ids_of_documents(doc_ids)
+            new_rows = []
+            for doc, pids in found.items():
+                live = [pid - info["base"] for pid in pids if pid - info["base"] not in dead]
+                if live:
+                    new_rows += live
+                    entry["documents"].append(doc)
+            if not new_rows:
+                continue
+            entry["rows"] = sorted(dead | set(new_rows))
+            reuse = [(pid, text) for pid, (p, _) in store.passages(info["base"] + r for r in new_rows).items()
+                     for text in [p.text] if text in wanted and text not in texts]
+        finally:
+            store.close()
+        if reuse:
+            vectors = load_embeddings(seg / EMBEDDINGS)
+            local = np.asarray([pid - info["base"] for pid, _ in reuse], np.int64)
+            order = np.argsort(local)
+            got = np.empty((len(local), vectors.shape[1]), np.float32)
+            got[order] = vectors[local[order]]
+            start = sum(len(r) for r in rows)
+            for i, (_, text) in enumerate(reuse):
+                texts.setdefault(text, start + i)
+            rows.append(got)
+    return texts, (np.concatenate(rows) if rows else np.zeros((0, manifest.dim), np.float32))
 
 
 def write_index(index_dir, embedder: Embedder, documents: list[DocumentRow], passages: list[PassageRow],
                 vectors: np.ndarray, *, corpus: str | os.PathLike = "", chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
                 progress: Progress | None = None, exact_max: int | None = None) -> Path:
     """Put an index of passages whose vectors are already known in service (benchmarks and
-    tools that embed elsewhere); ``embedder`` gives the model's identity and is not called.
-    Passage ids must be 0..n-1 in order. Returns the new version folder."""
+    tools that embed elsewhere), as one segment; ``embedder`` gives the model's identity and is
+    not called. Passage ids must be 0..n-1 in order. Returns the new version folder."""
+    from index.vectors import language_means
+
     index_dir = settings.index_dir(index_dir)
     if len(passages) != len(vectors) or any(p.passage_id != i for i, p in enumerate(passages)):
         raise ValueError("write_index needs one vector per passage and passage ids 0..n-1 in order")
+    progress = progress or (lambda stage, done, total: None)
+    vectors = np.asarray(vectors, np.float32)
+    started = time.perf_counter()
     with writer_lock(index_dir):
         remove_stale(index_dir)
-        return _write_version(index_dir, embedder, documents, passages, np.asarray(vectors, np.float32),
-                              Path(corpus), chunk_tokens, {}, time.perf_counter(),
-                              progress or (lambda stage, done, total: None), exact_max)
-
-
-def _write_version(index_dir: Path, embedder: Embedder, doc_rows: list[DocumentRow], passages: list[PassageRow],
-                   vectors: np.ndarray, corpus_dir: Path, chunk_tokens: int, fields: dict[str, str] | None,
-                   started: float, progress: Progress, exact_max: int | None = None) -> Path:
-    """Write store, vectors, BM25 and manifest into a new version folder and put it in service
-    (the caller holds the writer lock). Vectors: the model's, one row per passage."""
-    progress("writing", 0, 1)
-    build_dir = new_build_dir(index_dir)
-    try:
-        langs = [p.lang for p in passages]
-        means = language_means(vectors, langs)
-        write_store(build_dir / STORE, doc_rows, passages, means)
-        save_embeddings(build_dir / EMBEDDINGS, vectors)
-        offsets, lang_of = np.empty_like(vectors), np.asarray(langs)
-        for lang, mean in means.items():  # one language at a time: no per-passage temporaries
-            offsets[lang_of == lang] = mean
-        np.subtract(vectors, offsets, out=offsets)
-        plan = plan_vector_index(len(passages), EXACT_MAX if exact_max is None else exact_max)
-        queries = _tuning_queries(embedder, passages) if plan["kind"] != "flat" else None
-        index, plan = build_vector_index(np.arange(len(passages), dtype=np.int64), offsets, plan, queries=queries)
-        del offsets
-        save_vector_index(index, build_dir / VECTORS)
-        del index
-        lexical_files = LexicalIndex.build([p.text for p in passages], langs).save(build_dir)
-        names = (STORE, VECTORS, EMBEDDINGS, *lexical_files)
-        write_manifest(build_dir, Manifest(
-            format_version=FORMAT_VERSION, model=embedder.name, model_fingerprint=embedder.fingerprint,
-            dim=embedder.dim, metric=METRIC, vector_index=kind_name(plan), language_prior=LANGUAGE_PRIOR,
-            prompts=dict(embedder.prompts), passages=len(passages), documents=len(doc_rows),
-            languages=_count_languages(passages), chunk_tokens=chunk_tokens,
-            corpus=str(corpus_dir.resolve()) if str(corpus_dir) else "",
-            built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            build_seconds=round(time.perf_counter() - started, 3),
-            files={name: (build_dir / name).stat().st_size for name in names},
-            checksums={name: file_digest(build_dir / name) for name in names},
-            lexical=LEXICAL_TOKENIZER,
-            fields=dict(fields or {}),
-            libraries=_library_versions(),
-            vector_params=plan,
-        ))
-        version = publish(index_dir, build_dir)
-    except BaseException:
-        shutil.rmtree(build_dir, ignore_errors=True)
-        raise
-    progress("writing", 1, 1)
-    return version
+        progress("writing", 0, 1)
+        build_dir = new_build_dir(index_dir)
+        try:
+            info = write_segment(build_dir / SEGMENTS / f"s-{build_dir.name.removeprefix('.build-')}", 0, documents,
+                                 passages, vectors, language_means(vectors, [p.lang for p in passages]) if len(passages) else {},
+                                 exact_max=_exact_max() if exact_max is None else exact_max,
+                                 tuning_queries=lambda: _tuning_queries(embedder, passages))
+        except BaseException:
+            shutil.rmtree(build_dir, ignore_errors=True)
+            raise
+        version = commit(index_dir, build_dir, _manifest(embedder, Path(corpus), chunk_tokens, {}, None, started,
+                                                          len(passages)),
+                         [info], {}, {}, lambda path: write_catalog(path, {}, {}))
+        progress("writing", 1, 1)
+        return version
 
 
 def _tuning_queries(embedder: Embedder, passages: list[PassageRow]) -> np.ndarray:
@@ -215,46 +495,6 @@ def _tuning_queries(embedder: Embedder, passages: list[PassageRow]) -> np.ndarra
     picks = rng.choice(len(passages), min(len(passages), TUNING_QUERIES), replace=False)
     texts = [" ".join(passages[i].text.split()[:QUERY_WORDS]) for i in sorted(picks.tolist())]
     return embedder.embed(texts, "query")
-
-
-def _read(corpus_dir: Path, limits: Limits, progress: Progress,
-          fields: dict[str, str] | None = None) -> tuple[list[Document], list[Skipped]]:
-    documents, skipped = [], []
-    for item in read_corpus(corpus_dir, fields=fields, limits=limits):
-        (documents if isinstance(item, Document) else skipped).append(item)
-        progress("reading", len(documents) + len(skipped), 0)
-    return documents, skipped
-
-
-def _chunk(documents: list[Document], embedder: Embedder, chunk_tokens: int, skipped: list[Skipped],
-           progress: Progress, limits: Limits | None = None) -> tuple[list[DocumentRow], list[PassageRow]]:
-    limits = limits or Limits()
-    doc_rows, passages, first_with, ids = [], [], {}, set()
-    for i, doc in enumerate(documents, 1):
-        if doc.doc_id in ids:  # e.g. a file named "a.jsonl#7" beside record 7 of a.jsonl
-            skipped.append(Skipped(doc.doc_id, "another document has the same id: rename the file or the record"))
-            progress("chunking", i, len(documents))
-            continue
-        ids.add(doc.doc_id)
-        if doc.content_hash in first_with:  # the same text twice: indexed once
-            skipped.append(Skipped(doc.doc_id, f"duplicate of {first_with[doc.content_hash]} (same text)"))
-            progress("chunking", i, len(documents))
-            continue
-        first_with[doc.content_hash] = doc.doc_id
-        lang = doc.lang or detect(doc.text)  # a language the export declares is taken as it is
-        chunks = [c for c in chunk_text(doc.text, lang, embedder, chunk_tokens) if c.n_tokens]
-        if not chunks:
-            skipped.append(Skipped(doc.doc_id, "no text to index: the model reads no tokens in it"))
-        elif len(chunks) > limits.max_passages:
-            skipped.append(Skipped(doc.doc_id, over("max_passages", limits, f"{len(chunks):,} passages")))
-        else:
-            doc_rows.append(DocumentRow(doc.doc_id, doc.title, doc.format, lang, doc.content_hash, doc.text,
-                                        doc.url, doc.source, doc.date, doc.author, doc.pages))
-            for ordinal, c in enumerate(chunks):
-                passages.append(PassageRow(len(passages), doc.doc_id, ordinal, c.start, c.end,
-                                           doc.lang or detect(c.text, fallback=lang), c.n_tokens, c.text))
-        progress("chunking", i, len(documents))
-    return doc_rows, passages
 
 
 #: Vectors an update may reuse: passage text → row of the array (the previous version's vectors).
@@ -286,44 +526,6 @@ def _embed(passages: list[PassageRow], embedder: Embedder, batch_size: int, prog
         vectors[idx] = embedder.embed([passages[i].text for i in idx], "passage", batch_size=batch_size)
         progress("embedding", min(start + step, len(order)), len(order))
     return vectors, len(order)
-
-
-def _reusable_vectors(index_dir: Path, embedder: Embedder, chunk_tokens: int) -> Known | None:
-    """Passage text → row of the model's vectors, from the index in service when it was made by
-    this model with this passage size; None otherwise (or when it cannot be read: then
-    everything is embedded). The vectors are not copied: ``embeddings.npy`` stays mapped."""
-    from index.manifest import read_manifest, verify_files
-    from index.store import PassageStore
-    from index.vectors import load_vector_index
-    from index.versions import current_version
-    from polyseek.errors import PolyseekError
-
-    try:
-        folder = current_version(index_dir)
-        manifest = read_manifest(folder)
-        if (manifest.model, manifest.model_fingerprint, manifest.chunk_tokens) != (embedder.name, embedder.fingerprint, chunk_tokens):
-            return None
-        verify_files(folder, manifest)  # a damaged index gives nothing to reuse: embed everything
-        store = PassageStore(folder / STORE)
-        try:
-            rows, means = store.passage_texts(), store.language_means()
-        finally:
-            store.close()
-        ids = np.array([pid for pid, _, _ in rows], np.int64)
-        if EMBEDDINGS in manifest.files:  # the model's vectors as they were embedded
-            stored = load_embeddings(folder / EMBEDDINGS)
-            if len(stored) != len(rows):
-                return None
-            return {text: pid for pid, _, text in rows}, stored
-        index = load_vector_index(folder / VECTORS)  # older indexes: FAISS holds p − mean(lang)
-        if len(rows) != index.ntotal:
-            return None
-        stored = index.reconstruct_batch(ids) if len(ids) else np.zeros((0, embedder.dim), np.float32)
-    except (PolyseekError, OSError, ValueError, RuntimeError):  # damaged in a way the checks let through
-        return None
-    for i, (_, lang, _) in enumerate(rows):
-        stored[i] += means[lang]
-    return {text: i for i, (_, _, text) in enumerate(rows)}, stored
 
 
 def _count_languages(passages: list[PassageRow]) -> dict[str, int]:

@@ -42,7 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     update.add_argument("--json", action="store_true", help="print the summary as JSON")
     update.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_limit_flags(update)
+    optimize = sub.add_parser("optimize", help="merge every segment of the index into one (dropping deleted passages) "
+                              "and put it in service atomically", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    optimize.add_argument("-i", "--index", default=None,
+                          help=f"index folder (default: ${settings.ENV_INDEX} or .polyseek/index)")
+    optimize.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
+    if args.command == "optimize":
+        return _optimize(args)
 
     from index.builder import build_index, update_index
 
@@ -78,6 +85,27 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(summary.to_text())
         print(f'\nSearch it: python -m search "missile defense guarantees" --index {summary.index_dir}')
+    return 0
+
+
+def _optimize(args) -> int:
+    import time
+
+    from index.merge import optimize_index
+
+    started = time.perf_counter()
+    try:
+        before, after = optimize_index(args.index)
+    except PolyseekError as exc:
+        from polyseek.terminal import visible
+
+        print(f"error: {visible(exc)}", file=sys.stderr)
+        return 2
+    seconds = time.perf_counter() - started
+    if args.json:
+        print(json.dumps({"segments_before": before, "segments_after": after, "seconds": round(seconds, 3)}))
+    else:
+        print(f"Segments: {before} before, {after} after ({seconds:.1f} s).")
     return 0
 
 

@@ -11,8 +11,8 @@ Tokens are made per run of one script, the same way for passages and queries:
 * scripts written without spaces (Han, kana, Thai, Lao, Khmer, Myanmar): overlapping character
   bigrams (a lone character stays a unigram).
 
-The BM25 matrices are saved with numpy (``allow_pickle=False``) in the index version's
-``bm25/`` folder, and its passage order is the passage ids' order.
+Each segment saves its BM25 postings with numpy (``allow_pickle=False``) and JSON in its
+``bm25/`` folder; corpus-wide statistics are combined at query time (:func:`search_segments`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 #: Recorded in the manifest: a change of tokenization makes old lexical indexes unusable.
-TOKENIZER = "polyseek-script-v2-snowball"
+TOKENIZER = "polyseek-script-v2-snowball+postings"
 #: ISO 639-1 → Snowball algorithm (PyStemmer).
 STEMMERS = {"ar": "arabic", "hy": "armenian", "eu": "basque", "ca": "catalan", "cs": "czech", "da": "danish",
             "nl": "dutch", "en": "english", "eo": "esperanto", "et": "estonian", "fi": "finnish", "fr": "french",
@@ -36,8 +36,7 @@ STEMMERS = {"ar": "arabic", "hy": "armenian", "eu": "basque", "ca": "catalan", "
 _local = threading.local()  # PyStemmer's stemmers must not be shared between threads
 FOLDER = "bm25"
 NO_WORDS = "\x00"
-FILES = ("data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy", "vocab.index.json",
-         "params.index.json")
+FILES = ("vocab.json", "indptr.npy", "rows.npy", "tfs.npy", "lengths.npy")
 
 _SPACELESS = ("Han", "Hiragana", "Katakana", "Thai", "Lao", "Khmer", "Myanmar")
 _RUNS = None
@@ -119,63 +118,172 @@ def _graphemes(text: str) -> list[str]:
     return regex.findall(r"\X", text)
 
 
-class LexicalIndex:
-    """BM25 over the passages, in passage-id order."""
+#: BM25 parameters (Lucene's, as bm25s used them before segments).
+K1, B = 1.5, 0.75
 
-    def __init__(self, bm25, n_passages: int, stem: bool = True):
-        self._bm25 = bm25
-        self.n_passages = n_passages
+
+class LexicalIndex:
+    """BM25 postings of one segment's passages (row = passage's place in the segment): for each
+    token, the rows holding it and how often. Document frequencies, the passage count and the
+    average length are taken across all segments at query time (:func:`search_segments`), so a
+    corpus split into segments scores exactly as one index of the same passages."""
+
+    def __init__(self, vocab: dict[str, int], indptr: np.ndarray, rows: np.ndarray, tfs: np.ndarray,
+                 lengths: np.ndarray, stem: bool = True):
+        self.vocab = vocab
+        self.indptr, self.rows, self.tfs, self.lengths = indptr, rows, tfs, lengths
+        self.n_passages = len(lengths)
         self.stem = stem  # queries are tokenized as the passages were
 
     @classmethod
     def build(cls, texts: Sequence[str], langs: Sequence[str] | None = None, stem: bool = True) -> "LexicalIndex":
-        """BM25 over ``texts``; ``langs`` (one per text) choose the stemmers."""
-        import bm25s
+        """BM25 postings of ``texts``; ``langs`` (one per text) choose the stemmers."""
+        from collections import Counter
 
         langs = langs if langs is not None else [None] * len(texts)
-        seen: dict[tuple[str, str | None], list[str]] = {}  # repeated passages (boilerplate) tokenized once
-        tokens = []
-        for text, lang in zip(texts, langs):
+        seen: dict[tuple[str, str | None], Counter] = {}  # repeated passages (boilerplate) tokenized once
+        vocab: dict[str, int] = {}
+        cols, rows, tfs, lengths = [], [], [], np.zeros(len(texts), np.int32)
+        for row, (text, lang) in enumerate(zip(texts, langs)):
             key = (text, lang)
             if key not in seen:
-                seen[key] = tokenize(text, lang, stem)
-            tokens.append(seen[key])
+                seen[key] = Counter(tokenize(text, lang, stem))
+            counts = seen[key]
+            lengths[row] = sum(counts.values())
+            for token, n in counts.items():
+                cols.append(vocab.setdefault(token, len(vocab)))
+                rows.append(row)
+                tfs.append(n)
         del seen
-        if tokens and not any(tokens):
-            # Passages of symbols alone give BM25 no vocabulary, which bm25s refuses. A token no
-            # query can produce (tokenize never yields control characters) keeps it well-formed.
-            tokens[0] = [NO_WORDS]
-        bm25 = bm25s.BM25()
-        bm25.index(tokens, show_progress=False)
-        return cls(bm25, len(texts), stem)
+        cols_a = np.asarray(cols, np.int64)
+        order = np.lexsort((np.asarray(rows, np.int64), cols_a))
+        indptr = np.zeros(len(vocab) + 1, np.int64)
+        np.cumsum(np.bincount(cols_a, minlength=len(vocab)), out=indptr[1:])
+        return cls(vocab, indptr, np.asarray(rows, np.int32)[order], np.asarray(tfs, np.float32)[order], lengths, stem)
 
     def save(self, folder: Path) -> list[str]:
-        """Write into ``folder/bm25``; the file names, relative to ``folder``."""
-        self._bm25.save(str(folder / FOLDER), allow_pickle=False, show_progress=False)
-        return [f"{FOLDER}/{name}" for name in FILES if (folder / FOLDER / name).is_file()]
+        """Write into ``folder/bm25`` (JSON and plain numpy arrays); the file names, relative to ``folder``."""
+        import json
+
+        out = folder / FOLDER
+        out.mkdir(parents=True, exist_ok=True)
+        tokens = sorted(self.vocab, key=self.vocab.__getitem__)
+        (out / "vocab.json").write_text(json.dumps(tokens, ensure_ascii=False), encoding="utf-8")
+        for name, array in (("indptr", self.indptr), ("rows", self.rows), ("tfs", self.tfs), ("lengths", self.lengths)):
+            np.save(out / f"{name}.npy", array, allow_pickle=False)
+        return [f"{FOLDER}/{name}" for name in FILES]
 
     @classmethod
-    def load(cls, folder: Path, n_passages: int) -> "LexicalIndex":
-        import bm25s
+    def load(cls, folder: Path, n_passages: int | None = None) -> "LexicalIndex":
+        """Memory-mapped: a query reads the postings of its own tokens; the rest stays on disk."""
+        import json
 
-        # Memory-mapped: a query reads the columns of its own tokens; the rest stays on disk.
-        bm25 = bm25s.BM25.load(str(folder / FOLDER), allow_pickle=False, show_progress=False, mmap=True)
-        return cls(bm25, n_passages)
+        from polyseek.errors import IndexFormatError
+
+        base = folder / FOLDER
+        tokens = json.loads((base / "vocab.json").read_text(encoding="utf-8"))
+        arrays = {name: np.load(base / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+                  for name in ("indptr", "rows", "tfs", "lengths")}
+        indptr, lengths = arrays["indptr"], arrays["lengths"]
+        if (not isinstance(tokens, list) or len(indptr) != len(tokens) + 1 or indptr.ndim != 1
+                or len(arrays["rows"]) != len(arrays["tfs"]) or (len(indptr) and int(indptr[-1]) != len(arrays["rows"]))
+                or (n_passages is not None and len(lengths) != n_passages)):
+            raise IndexFormatError(f"the lexical index in {folder} is inconsistent: rebuild the index")
+        return cls({t: i for i, t in enumerate(tokens)}, indptr, arrays["rows"], arrays["tfs"], lengths)
+
+    def postings(self, token: str) -> tuple[np.ndarray, np.ndarray] | None:
+        col = self.vocab.get(token)
+        if col is None:
+            return None
+        lo, hi = int(self.indptr[col]), int(self.indptr[col + 1])
+        return np.asarray(self.rows[lo:hi], np.int64), np.asarray(self.tfs[lo:hi], np.float64)
 
     def search(self, query: str, k: int, allowed_ids: np.ndarray | None = None,
                lang: str | None = None) -> list[tuple[int, float]]:
-        """Up to ``k`` (passage_id, bm25 score) with a score above zero, best first; only
-        ``allowed_ids`` when given; ``lang`` is the query's language (its stemmer)."""
-        tokens = [t for t in tokenize(query, lang, self.stem) if t in self._bm25.vocab_dict]
-        if not tokens or self.n_passages == 0:
-            return []
-        mask = None
-        if allowed_ids is not None:
-            if len(allowed_ids) == 0:
-                return []
-            mask = np.zeros(self.n_passages, np.float32)
-            mask[np.asarray(allowed_ids, np.int64)] = 1.0
-        k = min(k, self.n_passages)
-        ids, scores = self._bm25.retrieve([tokens], k=k, show_progress=False, weight_mask=mask, n_threads=0)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
+        """Up to ``k`` (row, bm25 score) with a score above zero, best first (ties by row); only
+        ``allowed_ids`` (rows) when given; ``lang`` is the query's language (its stemmer)."""
+        found = search_segments([LexicalPart(self, None, allowed_ids, 0)], query, k, lang)
+        return [(pid, score) for score, pid in found][:k]
 
+
+class LexicalPart:
+    """One segment in a corpus-wide BM25 search: its postings, its live rows (None: all), the
+    rows a search may return (None: all live ones) and the id of its row 0."""
+
+    def __init__(self, index: LexicalIndex, live: np.ndarray | None, allowed: np.ndarray | None, base: int):
+        self.index, self.live, self.allowed, self.base = index, live, allowed, base
+
+    def stats(self) -> tuple[int, int]:
+        """(live passages, their total length in tokens)."""
+        if self.live is None:
+            return self.index.n_passages, int(np.asarray(self.index.lengths, np.int64).sum())
+        return int(self.live.sum()), int(np.asarray(self.index.lengths, np.int64)[self.live].sum())
+
+
+def search_segments(parts: Sequence[LexicalPart], query: str, k: int, lang: str | None = None,
+                    ties: bool = False) -> list[tuple[float, int]]:
+    """Corpus-wide BM25 (Lucene's idf, bm25s's term weight): the passage count, average length
+    and document frequencies are those of all live rows of all ``parts``. Returns (score, id)
+    best first, scores above zero; the ``k`` best (with ``ties``, also every row tied with the
+    k-th, so the caller can break ties by something independent of the segmentation)."""
+    if not parts:
+        return []
+    stem = parts[0].index.stem
+    tokens = [t for t in tokenize(query, lang, stem) if any(t in p.index.vocab for p in parts)]
+    if not tokens or k < 1:
+        return []
+    n, total = 0, 0
+    for part in parts:
+        pn, pt = part.stats()
+        n, total = n + pn, total + pt
+    if n == 0:
+        return []
+    avgdl = total / n
+    postings = [[part.index.postings(t) for t in tokens] for part in parts]
+    df = {}
+    for t_i, token in enumerate(tokens):
+        count = 0
+        for part, lists in zip(parts, postings):
+            if lists[t_i] is not None:
+                rows = lists[t_i][0]
+                count += len(rows) if part.live is None else int(part.live[rows].sum())
+        df[token] = count
+    out: list[tuple[float, int]] = []
+    for part, lists in zip(parts, postings):
+        if part.allowed is not None and len(part.allowed) == 0:
+            continue
+        scores = np.zeros(part.index.n_passages, np.float64)
+        touched = False
+        lengths = None
+        for token, entry in zip(tokens, lists):
+            if entry is None:
+                continue
+            rows, tfs = entry
+            if lengths is None:
+                lengths = np.asarray(part.index.lengths, np.float64)
+            d = df[token]
+            idf = np.log(1.0 + (n - d + 0.5) / (d + 0.5))
+            scores[rows] += idf * (tfs / (K1 * ((1 - B) + B * lengths[rows] / avgdl) + tfs))
+            touched = True
+        if not touched:
+            continue
+        mask = np.zeros(part.index.n_passages, bool)
+        if part.allowed is not None:
+            mask[np.asarray(part.allowed, np.int64)] = True
+        else:
+            mask[:] = True
+        if part.live is not None:
+            mask &= part.live
+        scores[~mask] = 0.0
+        cand = np.flatnonzero(scores > 0)
+        if len(cand) > k:
+            kth = np.partition(-scores[cand], k - 1)[k - 1]
+            cand = cand[-scores[cand] <= kth] if ties else cand[np.argsort(-scores[cand], kind="stable")[:k]]
+        out += [(float(scores[r]), int(r) + part.base) for r in cand.tolist()]
+    out.sort(key=lambda si: (-si[0], si[1]))
+    if ties or len(out) <= k:
+        if ties and len(out) > k:
+            kth = out[k - 1][0]
+            return [si for si in out if si[0] >= kth]
+        return out
+    return out[:k]

@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path, PurePosixPath
 
 from polyseek.errors import IndexFormatError
 
-FORMAT_VERSION = 2  # 2: document metadata (url, source, published, author, pages)
+FORMAT_VERSION = 3  # 2: document metadata (url, source, published, author, pages); 3: segments
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
 VECTORS = "vectors.faiss"
 EMBEDDINGS = "embeddings.npy"  # the model's vectors (float32, passage-id order): updates reuse them
+CATALOG = "catalog.sqlite"  # the corpus as the version saw it: files (size, time, digest) and their documents
+DELETED = "deleted.json"  # per segment: the rows and documents this version removed from it
+SEGMENTS = "segments"  # the version's segments, one folder each (index.segment)
+SEGMENT_NAME = re.compile(r"s-[A-Za-z0-9._-]{1,100}")
+MEANS = "means.npy"  # the language means (float32, one row per language of ``languages``, sorted)
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,9 @@ class Manifest:
     checksums: dict[str, str] = field(default_factory=dict)  # file name -> blake2b-256 hex digest
     fields: dict[str, str] = field(default_factory=dict)  # JSONL/CSV field names (ours -> the export's)
     vector_params: dict = field(default_factory=dict)  # index.vectors.plan_vector_index + tuned nprobe, recall
+    segments: list = field(default_factory=list)  # index.segment descriptions, in id order
+    next_id: int = 0  # the first passage id the next segment may use
+    limits: dict = field(default_factory=dict)  # the documents' budgets this version was read with
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
@@ -86,7 +95,7 @@ def read_manifest(folder: Path) -> Manifest:
 
 
 _FIELD_TYPES = {"int": int, "str": str, "float": float, "dict[str, str]": (str, str), "dict[str, int]": (str, int),
-                "dict": dict}
+                "dict": dict, "list": list}
 
 
 def _check_fields(manifest: Manifest, path: Path) -> None:
@@ -119,7 +128,11 @@ def _check_fields(manifest: Manifest, path: Path) -> None:
         if not parts or name.startswith("/") or "\x00" in name or any(p in (".", "..") for p in parts):
             raise IndexFormatError(f"{path} lists the file {name[:80]!r}, which is not inside the version folder: "
                                    "the index is damaged; rebuild it")
-    for name in (STORE, VECTORS):
+    names = [CATALOG, DELETED, MEANS]
+    for info in manifest.segments:
+        check_info(info, path)
+        names += [f"{SEGMENTS}/{info['name']}/{name}" for name in (STORE, VECTORS, EMBEDDINGS)]
+    for name in names:
         if name not in manifest.files:
             raise IndexFormatError(f"{path} does not list {name}: the index is damaged; rebuild it")
     params = manifest.vector_params
@@ -209,3 +222,18 @@ def fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def check_info(info, where) -> None:
+    """IndexFormatError unless ``info`` has the shape of a segment's description."""
+    ok = (isinstance(info, dict) and isinstance(info.get("name"), str) and SEGMENT_NAME.fullmatch(info["name"])
+          and all(isinstance(info.get(k), int) and not isinstance(info.get(k), bool) and info[k] >= 0
+                  for k in ("base", "passages", "documents", "dim", "lexical_length"))
+          and isinstance(info.get("languages"), list) and all(isinstance(x, str) for x in info["languages"])
+          and isinstance(info.get("counts"), dict) and isinstance(info.get("vector_params"), dict)
+          and isinstance(info.get("files"), dict) and isinstance(info.get("checksums"), dict))
+    if not ok:
+        raise IndexFormatError(f"{where}: a segment description is malformed: the index is damaged; rebuild it")
+    params = info["vector_params"]
+    if params.get("kind") == "ivf-sq8" and not (isinstance(params.get("nprobe"), int) and params["nprobe"] >= 1):
+        raise IndexFormatError(f"{where}: segment {info['name']} has no valid nprobe: the index is damaged; rebuild it")

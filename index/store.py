@@ -146,6 +146,37 @@ class PassageStore:
         """(doc_id, lang) of every passage, in passage-id order."""
         return self._all("SELECT doc_id, lang FROM passages ORDER BY passage_id")
 
+    def languages_of(self, ids) -> list[str]:
+        """The language of each passage id, in the order given."""
+        ids = [int(i) for i in ids]
+        found: dict[int, str] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            found.update(self._all(f"SELECT passage_id, lang FROM passages WHERE passage_id IN ({','.join('?' * len(part))})",
+                                   tuple(part)))
+        return [found[i] for i in ids]
+
+    def ids_of_documents(self, doc_ids) -> dict[str, list[int]]:
+        """doc_id → its passage ids, for those of ``doc_ids`` this store holds."""
+        doc_ids = list(dict.fromkeys(doc_ids))
+        out: dict[str, list[int]] = {}
+        for start in range(0, len(doc_ids), 500):
+            part = doc_ids[start : start + 500]
+            for pid, doc in self._all(f"SELECT passage_id, doc_id FROM passages WHERE doc_id IN ({','.join('?' * len(part))}) "
+                                      "ORDER BY passage_id", tuple(part)):
+                out.setdefault(doc, []).append(pid)
+        return out
+
+    def all_documents(self) -> list[DocumentRow]:
+        rows = self._all("SELECT doc_id, title, format, lang, content_hash, text, url, source, published, author, pages "
+                         "FROM documents")
+        return [DocumentRow(*r[:10], tuple(json.loads(r[10]))) for r in rows]
+
+    def all_passages(self) -> list[PassageRow]:
+        """Every passage, in passage-id order."""
+        return [PassageRow(*r) for r in self._all(
+            "SELECT passage_id, doc_id, ordinal, start_char, end_char, lang, n_tokens, text FROM passages ORDER BY passage_id")]
+
     def language_means(self) -> dict[str, np.ndarray]:
         return {lang: np.frombuffer(blob, "<f4").copy() for lang, blob in self._all("SELECT lang, vector FROM language_means")}
 
@@ -202,6 +233,10 @@ class PassageStore:
     def date_range(self) -> tuple[str, str] | None:
         lo, hi = self._all("SELECT min(published), max(published) FROM documents WHERE published != ''")[0]
         return (lo, hi) if lo else None
+
+    def dated_documents(self) -> list[tuple[str, str]]:
+        """(doc_id, published) of every document with a date."""
+        return self._all("SELECT doc_id, published FROM documents WHERE published != ''")
 
     def sources(self) -> dict[str, int]:
         """Documents per source (site or publication), most first; documents without one left out."""

@@ -11,15 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from index.lexical import FOLDER as LEXICAL_FOLDER, TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
-from index.manifest import EMBEDDINGS, STORE, VECTORS, Manifest, read_manifest, require_regular, verify_files
-from index.store import PassageStore
-from index.vectors import REFINE, ExactRows, load_vector_index, search_vectors
+from index.lexical import TOKENIZER as LEXICAL_TOKENIZER
+from index.manifest import DELETED, EMBEDDINGS, MEANS, SEGMENTS, Manifest, read_manifest, require_regular, verify_files
 from index.versions import current_version
 from polyseek import settings
 from polyseek.embedder import Embedder, load_embedder
 from polyseek.errors import IndexFormatError, ModelMismatchError, QueryError
 from search.fusion import rrf
+from search.segments import SegmentReader, Segments, SegmentsLexical
 
 MAX_K = 1000
 OPEN_ATTEMPTS = 5
@@ -64,37 +63,30 @@ class Hit:
 
 
 class Searcher:
-    """An open index. Thread-safe for searching; open it once and reuse it."""
+    """An open index: one version, searched across its segments as one index (search.segments).
+    Thread-safe for searching; open it once and reuse it."""
 
-    def __init__(self, folder: Path, manifest: Manifest, embedder: Embedder, vectors, store: PassageStore,
-                 lexical: LexicalIndex | None = None):
+    def __init__(self, folder: Path, manifest: Manifest, embedder: Embedder, segments: Segments,
+                 means: dict[str, np.ndarray]):
         self.folder = folder
-        self._lexical = lexical
         self.manifest = manifest
         self.embedder = embedder
-        self._vectors = vectors
-        self._store = store
-        try:
-            self._ids_by_lang = store.ids_by_language()
-            self._means = store.language_means()
-        except sqlite3.DatabaseError as exc:
-            raise IndexFormatError(f"the passage store in {folder} is unreadable ({exc}): rebuild the index") from exc
+        self._segments = segments
+        self._store = segments
+        self._means = means
+        self._lexical = SegmentsLexical(segments) if manifest.lexical == LEXICAL_TOKENIZER else None
+        by_lang: dict[str, list[np.ndarray]] = {}
+        for reader in segments.readers:
+            for lang, ids in reader.ids_by_lang.items():
+                by_lang.setdefault(lang, []).append(ids)
+        self._ids_by_lang = {lang: np.concatenate(parts) for lang, parts in sorted(by_lang.items())}
         self._all_ids = np.sort(np.concatenate(list(self._ids_by_lang.values()))) if self._ids_by_lang else np.zeros(0, np.int64)
-        if len(self._all_ids) and (self._all_ids[0] < 0 or self._all_ids[-1] >= manifest.passages):
-            raise IndexFormatError(f"the passage store in {folder} holds passage ids outside 0..{manifest.passages - 1}: "
-                                   "rebuild the index")
+        if len(self._all_ids) != manifest.passages:
+            raise IndexFormatError(f"the index at {folder} is inconsistent: {len(self._all_ids)} live passages, "
+                                   f"the manifest says {manifest.passages}: rebuild it")
         if any(lang not in self._means or self._means[lang].shape != (manifest.dim,) for lang in self._ids_by_lang):
-            raise IndexFormatError(f"the passage store in {folder} lacks a {manifest.dim}-dimension mean vector for "
+            raise IndexFormatError(f"the index at {folder} lacks a {manifest.dim}-dimension mean vector for "
                                    "a language it holds: rebuild the index")
-        # Approximate (IVF) indexes re-score their candidates from the model's vectors on disk.
-        self._exact = None
-        if manifest.vector_params.get("kind") == "ivf-sq8":
-            self._exact = ExactRows(folder / EMBEDDINGS)
-            langs = sorted(self._ids_by_lang)
-            self._lang_of = np.zeros(manifest.passages, np.uint16)  # 2 bytes a passage
-            for code, lang in enumerate(langs):
-                self._lang_of[self._ids_by_lang[lang]] = code
-            self._mean_matrix = np.stack([self._means[lang] for lang in langs]).astype(np.float32)
 
     @classmethod
     def open(cls, index_dir=None, embedder: Embedder | None = None) -> "Searcher":
@@ -116,6 +108,8 @@ class Searcher:
     @classmethod
     def open_version(cls, folder: Path, embedder: Embedder | None = None) -> "Searcher":
         """Open one version folder (``INDEX_DIR/v-…``), e.g. the one a page has cached."""
+        from index.commit import load_means, read_deleted
+
         manifest = read_manifest(folder)
         if embedder is None:
             embedder = load_embedder(manifest.model)
@@ -128,39 +122,27 @@ class Searcher:
         if embedder.dim != manifest.dim:
             raise ModelMismatchError(f"model {embedder.name!r} gives {embedder.dim} dimensions, the index holds "
                                      f"{manifest.dim}: rebuild the index with this model, or open it with its own")
-        verify_files(folder, manifest, skip=(EMBEDDINGS,))  # searching never reads the model's vectors
-        # Nothing is opened that could block (a FIFO) or never end (a link to /dev/zero).
-        require_regular(folder / STORE)
-        require_regular(folder / VECTORS)
-        if manifest.vector_params.get("kind") == "ivf-sq8":
-            require_regular(folder / EMBEDDINGS)
-        vectors = load_vector_index(folder / VECTORS, manifest.vector_params)
-        if vectors.d != manifest.dim:
-            raise IndexFormatError(f"the vector file in {folder} holds {vectors.d} dimensions, the manifest says "
-                                   f"{manifest.dim}: rebuild the index")
-        lexical = None
-        if manifest.lexical == LEXICAL_TOKENIZER:
-            lexical_dir = folder / LEXICAL_FOLDER
-            try:
-                for path in lexical_dir.rglob("*"):
-                    if not path.is_dir() or path.is_symlink():
-                        require_regular(path)
-                lexical = LexicalIndex.load(folder, manifest.passages)
-            except IndexFormatError:
-                raise
-            except Exception as exc:  # bm25s and numpy raise many kinds on damaged files
-                raise IndexFormatError(f"the lexical index in {folder} is unreadable ({type(exc).__name__}: "
-                                       f"{str(exc)[:200]}): rebuild the index") from exc
-        store = PassageStore(folder / STORE)
+        # searching never reads the model's vectors of a flat segment
+        verify_files(folder, manifest, skip=tuple(f"{SEGMENTS}/{info['name']}/{EMBEDDINGS}" for info in manifest.segments
+                                                  if info["vector_params"].get("kind") != "ivf-sq8"))
+        for name in (MEANS, DELETED):
+            require_regular(folder / name)
+        means = load_means(folder, manifest)
+        deleted = read_deleted(folder, manifest)
+        readers = []
         try:
-            counts = (vectors.ntotal, store.count_passages(), manifest.passages)
-            if len(set(counts)) != 1:
-                raise IndexFormatError(
-                    f"the index at {folder} is inconsistent: {counts[0]} vectors, {counts[1]} stored passages, "
-                    f"manifest says {counts[2]}: rebuild it")
-            return cls(folder, manifest, embedder, vectors, store, lexical)
+            for info in manifest.segments:
+                if info["dim"] != manifest.dim:
+                    raise IndexFormatError(f"segment {info['name']} of {folder} holds {info['dim']} dimensions, the "
+                                           f"manifest says {manifest.dim}: rebuild the index")
+                entry = deleted.get(info["name"], {"rows": [], "documents": []})
+                readers.append(SegmentReader(folder / SEGMENTS / info["name"], info, entry["rows"],
+                                             manifest.lexical == LEXICAL_TOKENIZER))
+            segments = Segments(readers, {name: set(d["documents"]) for name, d in deleted.items()})
+            return cls(folder, manifest, embedder, segments, means)
         except BaseException:
-            store.close()
+            for reader in readers:
+                reader.close()
             raise
 
     @property
@@ -234,7 +216,7 @@ class Searcher:
             base = self._all_ids if allowed is None else allowed
             allowed = np.setdiff1d(base, drop, assume_unique=True)
         qvec = np.ascontiguousarray(qvec, np.float32).reshape(1, -1)
-        total = self._vectors.ntotal if allowed is None else len(allowed)
+        total = len(self._all_ids) if allowed is None else len(allowed)
         fetch = min(int(k) * 4, total) if per_document else int(k)
         lexical_allowed, query_lang = allowed, None
         if mode == "hybrid":
@@ -269,26 +251,23 @@ class Searcher:
         return rrf([dense, lexical], [1.0, weight])
 
     def _dense(self, qvec: np.ndarray, n: int, allowed) -> list[tuple[float, int]]:
-        """The ``n`` best (score, passage_id) by the vector index; an approximate index's
-        candidates (REFINE times as many) are re-scored exactly from the model's vectors."""
-        if self._exact is None:
-            scores, ids = search_vectors(self._vectors, qvec, n, allowed)
-            return [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
-        _, ids = search_vectors(self._vectors, qvec, n * REFINE, allowed)
-        cand = np.sort(ids[0][ids[0] >= 0])
-        if not len(cand):
-            return []
-        scores = self._centred(cand) @ qvec[0]
-        order = np.argsort(-scores, kind="stable")[:n]
-        return [(float(scores[i]), int(cand[i])) for i in order]
+        """The ``n`` best (score, passage_id) over every segment: each segment's best ``n``
+        (exact scores; an approximate segment re-scores its candidates), merged by score."""
+        if allowed is not None:
+            allowed = np.sort(np.asarray(allowed, np.int64))
+        found = []
+        for reader in self._segments.readers:
+            found += reader.dense(qvec[0], self._means, n, reader.local(allowed))
+        return self._segments.order(found)[:n]
 
     def _centred(self, ids: np.ndarray) -> np.ndarray:
-        """The indexed vectors (model vector minus its language's mean) of passage ``ids``; exact
-        even where the index holds 8-bit codes (from the model's vectors on disk)."""
+        """Model vector minus its language's mean, of passage ``ids`` (exact, from any segment)."""
         ids = np.asarray(ids, np.int64)
-        if self._exact is None:
-            return self._vectors.reconstruct_batch(ids)
-        return self._exact(ids) - self._mean_matrix[self._lang_of[ids]]
+        out = self._segments.raw(ids)
+        langs = self._segments.passages(ids.tolist())
+        for i, pid in enumerate(ids.tolist()):
+            out[i] -= self._means[langs[pid][0].lang]
+        return out
 
     def same_story(self, hit: Hit, k: int = 3, threshold: float = SAME_STORY_THRESHOLD) -> list[Hit]:
         """Passages of *other documents in other languages* that say what ``hit`` says: its
@@ -368,10 +347,13 @@ class Searcher:
         parts = [self._ids_by_lang[c] for c in codes if c in self._ids_by_lang]
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
+    @property
+    def segments(self) -> int:
+        """Segments of the version searched (index.segment)."""
+        return len(self._segments.readers)
+
     def close(self) -> None:
-        self._store.close()
-        if self._exact is not None:
-            self._exact.close()
+        self._segments.close()
 
     def __enter__(self) -> "Searcher":
         return self

@@ -86,3 +86,13 @@ def seed_index(tmp_path_factory, real_embedder):
 
 def have_compiler() -> bool:
     return any(os.access(os.path.join(d, "gcc"), os.X_OK) for d in os.environ.get("PATH", "").split(os.pathsep))
+
+
+def segment_dir(index_dir, which: int = 0):
+    """The folder of a segment of the version in service (its first, by default) as that version
+    links it: its files are the segment's own (hard links), so damaging one damages the segment."""
+    from index.manifest import SEGMENTS, read_manifest
+    from index.versions import current_version
+
+    folder = current_version(index_dir)
+    return folder / SEGMENTS / read_manifest(folder).segments[which]["name"]

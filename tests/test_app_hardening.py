@@ -71,6 +71,7 @@ def _recompute(version, name):
 
 def damage(index_dir, kind):
     v = current_version(index_dir)
+    seg = "segments/" + json.loads((v / MANIFEST).read_text())["segments"][0]["name"]
     if kind == "files null":
         _edit_manifest(v, lambda d: d.__setitem__("files", None))
     elif kind == "checksums name /dev/zero":
@@ -81,22 +82,22 @@ def damage(index_dir, kind):
         (index_dir / CURRENT).unlink()
         os.mkfifo(index_dir / CURRENT)
     elif kind == "store a FIFO":
-        (v / "store.sqlite").unlink()
-        os.mkfifo(v / "store.sqlite")
+        (v / seg / "store.sqlite").unlink()
+        os.mkfifo(v / seg / "store.sqlite")
     elif kind == "vectors a link to /dev/zero":
-        (v / "vectors.faiss").unlink()
-        (v / "vectors.faiss").symlink_to("/dev/zero")
+        (v / seg / "vectors.faiss").unlink()
+        (v / seg / "vectors.faiss").symlink_to("/dev/zero")
     elif kind == "faiss damaged, checksum matching":
-        (v / "vectors.faiss").write_bytes(b"\xff" * 64 + (v / "vectors.faiss").read_bytes()[64:])
-        _recompute(v, "vectors.faiss")
+        (v / seg / "vectors.faiss").write_bytes(b"\xff" * 64 + (v / seg / "vectors.faiss").read_bytes()[64:])
+        _recompute(v, f"{seg}/vectors.faiss")
     elif kind == "store without documents, checksum matching":
-        con = sqlite3.connect(v / "store.sqlite")
+        con = sqlite3.connect(v / seg / "store.sqlite")
         con.execute("DROP TABLE documents")
         con.commit()
         con.close()
-        _recompute(v, "store.sqlite")
+        _recompute(v, f"{seg}/store.sqlite")
     elif kind == "vector_params wrong":
-        _edit_manifest(v, lambda d: d.__setitem__("vector_params", {"kind": "ivf-sq8", "nprobe": 4}))
+        _edit_manifest(v, lambda d: d["segments"][0].__setitem__("vector_params", {"kind": "ivf-sq8", "nprobe": 4}))
 
 
 @pytest.mark.parametrize("kind", ["files null", "checksums name /dev/zero", "manifest nested", "CURRENT a FIFO",

@@ -9,6 +9,7 @@ import pytest
 from index import build_index
 from index.manifest import MANIFEST, read_manifest
 from index.versions import CURRENT, current_version, writer_lock
+from tests.conftest import segment_dir
 from polyseek.embedder import HashingEmbedder
 from polyseek.errors import (CorpusError, IndexFormatError, IndexLockedError, IndexNotFoundError,
                              ModelMismatchError, QueryError)
@@ -91,16 +92,16 @@ def test_unknown_format_version_and_damaged_files_are_refused(built, fake):
     with pytest.raises(IndexFormatError, match="format version 99"):
         Searcher.open(built[0], embedder=fake)
     (version / MANIFEST).write_text(json.dumps(data))
-    with open(version / "vectors.faiss", "ab") as f:
+    with open(segment_dir(built[0]) / "vectors.faiss", "ab") as f:
         f.write(b"garbage")
     with pytest.raises(IndexFormatError, match="vectors.faiss"):
         Searcher.open(built[0], embedder=fake)
 
 
-@pytest.mark.parametrize("name", ["store.sqlite", "vectors.faiss", "bm25/data.csc.index.npy", "bm25/vocab.index.json"])
+@pytest.mark.parametrize("name", ["store.sqlite", "vectors.faiss", "bm25/rows.npy", "bm25/vocab.json"])
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
 def test_damaged_files_are_named_never_served(built, fake, name, damage):
-    path = current_version(built[0]) / name
+    path = segment_dir(built[0]) / name
     data = bytearray(path.read_bytes())
     if damage == "flip":  # same size, different bytes: only the checksum can tell
         data[len(data) // 2] ^= 0xFF

@@ -79,20 +79,14 @@ def test_language_tags_that_are_no_language_are_refused(tag):
 def test_an_index_holding_a_malformed_stored_language_still_answers(tmp_path, corpus, fake):
     """Indexes built before tags were normalized stored "pt-BR" as "pt-": every search on the
     page asks for "also reported in", which must not fail on it."""
-    build_index(corpus, tmp_path / "index", embedder=fake)
-    from index.manifest import file_digest
-    from index.versions import current_version
+    from index import write_index
+    from index.store import DocumentRow, PassageRow
 
-    version = current_version(tmp_path / "index")
-    con = sqlite3.connect(version / "store.sqlite")
-    con.execute("UPDATE passages SET lang = 'pt-' WHERE lang = 'ro'")
-    con.execute("UPDATE language_means SET lang = 'pt-' WHERE lang = 'ro'")
-    con.commit()
-    con.close()
-    manifest = json.loads((version / "manifest.json").read_text())
-    manifest["files"]["store.sqlite"] = (version / "store.sqlite").stat().st_size
-    manifest["checksums"]["store.sqlite"] = file_digest(version / "store.sqlite")
-    (version / "manifest.json").write_text(json.dumps(manifest))
+    texts = {"ro.txt": ("pt-", "Scutul antirachetă de la Deveselu și garanţii pentru Rusia."),
+             "en.txt": ("en", "The missile shield at Deveselu and guarantees for Russia.")}
+    docs = [DocumentRow(d, d, "txt", lang, str(i), text) for i, (d, (lang, text)) in enumerate(texts.items())]
+    passages = [PassageRow(i, d, 0, 0, len(text), lang, 10, text) for i, (d, (lang, text)) in enumerate(texts.items())]
+    write_index(tmp_path / "index", fake, docs, passages, fake.embed([p.text for p in passages], "passage"))
     with Searcher.open(tmp_path / "index", embedder=fake) as searcher:
         hits = searcher.search("Deveselu scutul antirachetă garanţii", k=10)
         assert "pt-" in {h.lang for h in hits}
@@ -242,7 +236,7 @@ def test_one_query_limit_on_every_path(corpus_searcher, monkeypatch):
     seen = {}
     from index import language, lexical
 
-    for module, name in ((lexical.LexicalIndex, "search"), (language, "detect_among")):
+    for module, name in ((lexical, "search_segments"), (language, "detect_among")):
         original = getattr(module, name)
 
         def spy(*args, _original=original, _name=name, **kw):
@@ -256,7 +250,7 @@ def test_one_query_limit_on_every_path(corpus_searcher, monkeypatch):
     query = "missile شبكة 导弹 " * 70_000  # 1 MB alternating scripts
     for mode in ("hybrid", "auto", "dense"):
         searcher.search(query, k=5, mode=mode, langs=["en"] if mode == "auto" else None)
-    assert set(seen) == {"search", "detect_among", "model"}
+    assert set(seen) == {"search_segments", "detect_among", "model"}
     assert max(seen.values()) <= MAX_QUERY_CHARS
 
 

@@ -51,7 +51,9 @@ def build_in_child(corpus, index, limits: Limits | None, timeout: float) -> dict
                           text=True, timeout=timeout, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    store = sqlite3.connect(current_version(index) / "store.sqlite")
+    from tests.conftest import segment_dir
+
+    store = sqlite3.connect(segment_dir(index) / "store.sqlite")
     out["indexed_ids"] = [r[0] for r in store.execute("SELECT doc_id FROM documents")]
     store.close()
     return out

@@ -72,6 +72,20 @@ def version(index_dir):
     return current_version(index_dir)
 
 
+VERSION_FILES = (MANIFEST, "catalog.sqlite", "deleted.json", "means.npy")
+
+
+def key(index_dir, name) -> str:
+    """The manifest's name of a file: a segment's files are under segments/<name>/."""
+    if name in VERSION_FILES:
+        return name
+    return f"segments/{json.loads((version(index_dir) / MANIFEST).read_text())['segments'][0]['name']}/{name}"
+
+
+def at(index_dir, name):
+    return version(index_dir) / key(index_dir, name)
+
+
 def edit_manifest(index_dir, change) -> None:
     path = version(index_dir) / MANIFEST
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -144,24 +158,24 @@ HOW = ["fifo", "dev-zero", "link-outside", "folder", "empty"]
 
 
 @pytest.mark.parametrize("how", HOW)
-@pytest.mark.parametrize("name", ["manifest.json", "store.sqlite", "vectors.faiss", "embeddings.npy",
-                                  "bm25/params.index.json", "bm25/vocab.index.json", CURRENT])
+@pytest.mark.parametrize("name", ["manifest.json", "store.sqlite", "vectors.faiss", "embeddings.npy", "means.npy",
+                                  "deleted.json", "bm25/rows.npy", "bm25/vocab.json", CURRENT])
 def test_files_swapped_for_special_files(index, fake, tmp_path, name, how):
-    path = (index / CURRENT) if name == CURRENT else version(index) / name
+    path = (index / CURRENT) if name == CURRENT else at(index, name)
     swap(path, how, tmp_path)
     assert outcome(index, fake) in (["IndexFormatError", "IndexNotFoundError"] if name == CURRENT else ["IndexFormatError"])
 
 
 def recompute(index_dir, name) -> None:
     """Make the manifest agree with a damaged file: size and checksum."""
-    path = version(index_dir) / name
+    path, name = at(index_dir, name), key(index_dir, name)
     edit_manifest(index_dir, lambda data: (data["files"].__setitem__(name, path.stat().st_size),
                                            data["checksums"].__setitem__(name, file_digest(path))))
 
 
 @pytest.mark.parametrize("damage", ["truncated", "header", "random", "empty"])
 def test_damaged_faiss_file_with_a_matching_checksum(index, fake, damage):
-    path = version(index) / "vectors.faiss"
+    path = at(index, "vectors.faiss")
     data = bytearray(path.read_bytes())
     data = {"truncated": data[: len(data) // 2], "header": b"\xff" * 40 + data[40:],
             "random": os.urandom(len(data)), "empty": b""}[damage]
@@ -173,9 +187,17 @@ def test_damaged_faiss_file_with_a_matching_checksum(index, fake, damage):
 @pytest.mark.parametrize("damage", ["no documents table", "no means", "wrong mean size", "passage ids out of range",
                                     "not sqlite"])
 def test_damaged_store_with_a_matching_checksum(index, fake, damage):
-    path = version(index) / "store.sqlite"
+    path = at(index, "store.sqlite")
     if damage == "not sqlite":
         path.write_bytes(b"SQLite format 3\x00" + os.urandom(5000))
+    elif damage in ("no means", "wrong mean size"):  # the version's language means
+        import numpy as np
+
+        path = at(index, "means.npy")
+        np.save(path, np.zeros((0, 64) if damage == "no means" else (3, 1), "<f4"), allow_pickle=False)
+        recompute(index, "means.npy")
+        assert outcome(index, fake) == "IndexFormatError"
+        return
     else:
         con = sqlite3.connect(path)
         con.execute({"no documents table": "DROP TABLE documents", "no means": "DELETE FROM language_means",
@@ -203,7 +225,7 @@ def test_current_naming_no_version(index, fake, content):
 def test_a_damaged_index_is_rebuilt_by_the_next_update(index, fake, tmp_path):
     from index import update_index
 
-    swap(version(index) / "store.sqlite", "fifo", tmp_path)
+    swap(at(index, "store.sqlite"), "fifo", tmp_path)
     corpus = json.loads((version(index) / MANIFEST).read_text())["corpus"]
     with no_hang():
         summary = update_index(corpus, index, embedder=fake)

@@ -52,7 +52,7 @@ def test_the_manifest_records_the_chosen_index_and_its_measured_recall(two_index
     params = ivf.vector_params
     assert params["kind"] == "ivf-sq8" and params["nlist"] == 64 and 1 <= params["nprobe"] <= 64
     assert params["recall_at_10"] >= 0.98
-    assert EMBEDDINGS in ivf.files  # the model's vectors, for updates (FAISS keeps 8-bit codes)
+    assert any(name.endswith(f"/{EMBEDDINGS}") for name in ivf.files)  # the model's vectors (FAISS keeps 8-bit codes)
 
 
 def test_the_approximate_searcher_finds_what_the_exact_one_finds(two_indexes):
@@ -115,26 +115,24 @@ def test_updates_reuse_the_model_vectors_not_the_8_bit_codes(tmp_path, corpus):
     calls = fake.texts_embedded
     summary = update_index(corpus, tmp_path / "index", embedder=fake)
     assert summary.reused > 0 and fake.texts_embedded - calls == summary.embedded
-    folder = current_version(tmp_path / "index")
-    stored = np.load(folder / EMBEDDINGS, allow_pickle=False)
     with Searcher.open(tmp_path / "index", embedder=fake) as s:
-        texts = [s._store.passages([pid])[pid][0].text for pid in range(s.manifest.passages)]
-    np.testing.assert_array_equal(stored, fake.embed(texts, "passage"))
+        for reader in s._segments.readers:
+            stored = np.load(reader.folder / EMBEDDINGS, allow_pickle=False)
+            rows = reader.store.all_passages()
+            np.testing.assert_array_equal(stored, fake.embed([p.text for p in rows], "passage"))
 
 
-def test_an_index_written_before_embeddings_were_kept_still_updates_by_reconstruction(tmp_path, corpus):
+def test_an_index_of_the_previous_format_is_rebuilt_in_full_with_a_message(tmp_path, corpus):
     from index import build_index
 
     fake = HashingEmbedder(64)
     build_index(corpus, tmp_path / "index", embedder=fake, chunk_tokens=16)
     folder = current_version(tmp_path / "index")
     manifest = json.loads((folder / MANIFEST).read_text())
-    del manifest["files"][EMBEDDINGS], manifest["checksums"][EMBEDDINGS], manifest["vector_params"]
-    (folder / MANIFEST).write_text(json.dumps(manifest))
-    (folder / EMBEDDINGS).unlink()
-    calls = fake.texts_embedded
+    (folder / MANIFEST).write_text(json.dumps(dict(manifest, format_version=2)))
     summary = update_index(corpus, tmp_path / "index", embedder=fake)
-    assert summary.embedded == 0 and fake.texts_embedded == calls  # all reused from FAISS
+    assert "rebuilt in full" in summary.notice and "format version 2" in summary.notice
+    assert "rebuilt in full" in summary.to_text() and summary.embedded == summary.passages
 
 
 def test_write_index_refuses_ids_out_of_order(tmp_path):

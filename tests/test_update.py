@@ -10,7 +10,7 @@ import pytest
 
 from index import build_index, update_index
 from index.store import PassageStore
-from index.manifest import STORE, VECTORS
+from index.manifest import SEGMENTS, VECTORS, read_manifest
 from index.vectors import load_vector_index
 from index.versions import current_version
 from polyseek.embedder import HashingEmbedder
@@ -20,18 +20,14 @@ from tests.conftest import ROOT
 
 
 def snapshot(index_dir):
-    """(doc_id, lang, text) of every passage, and its model vector (stored + language mean)."""
-    folder = current_version(index_dir)
-    store = PassageStore(folder / STORE)
-    try:
-        rows, means = store.passage_texts(), store.language_means()
-        docs = [d for d, _ in store.passage_languages()]
-    finally:
-        store.close()
-    index = load_vector_index(folder / VECTORS)
-    vectors = index.reconstruct_batch(np.array([pid for pid, _, _ in rows], np.int64))
-    raw = np.stack([v + means[lang] for v, (_, lang, _) in zip(vectors, rows)])
-    return [(d, lang, text) for d, (_, lang, text) in zip(docs, rows)], raw
+    """(doc_id, ordinal, lang, text) of every live passage, by document and place, and its model vector."""
+    with Searcher.open(index_dir, embedder=HashingEmbedder(64)) as s:
+        ids = s._all_ids
+        rows = s._store.passages(ids)
+        raw = s._segments.raw(ids)
+    keyed = sorted(((rows[pid][0].doc_id, rows[pid][0].ordinal, rows[pid][0].lang, rows[pid][0].text), i)
+                   for i, pid in enumerate(ids.tolist()))
+    return [k for k, _ in keyed], raw[[i for _, i in keyed]]
 
 
 def edit(corpus):
@@ -52,10 +48,10 @@ def test_update_embeds_only_new_and_changed_passages(corpus, tmp_path):
     calls = fake.texts_embedded
     summary = update_index(corpus, index_dir, embedder=fake)
     after, _ = snapshot(index_dir)
-    new_texts = {t for _, _, t in after} - {t for _, _, t in before}
+    new_texts = {t for *_, t in after} - {t for *_, t in before}
     assert fake.texts_embedded - calls == summary.embedded == len(new_texts) > 0
     assert summary.reused == len(after) - len(new_texts) > 0
-    assert "zh/news.txt" not in {d for d, _, _ in after} and "de.txt" in {d for d, _, _ in after}
+    assert "zh/news.txt" not in {d for d, *_ in after} and "de.txt" in {d for d, *_ in after}
     assert "reused" in summary.to_text()
 
 
@@ -72,7 +68,7 @@ def test_update_is_indistinguishable_from_a_full_build(corpus, tmp_path):
         for query in ("missile shield Russia", "Raketenschild", "Bucharest snow", "معاهدة ستارت"):
             for mode in ("dense", "hybrid"):
                 hu, hf = u.search(query, 10, mode=mode), f.search(query, 10, mode=mode)
-                assert [h.passage_id for h in hu] == [h.passage_id for h in hf]
+                assert [(h.doc_id, h.start) for h in hu] == [(h.doc_id, h.start) for h in hf]
                 assert [h.score for h in hu] == pytest.approx([h.score for h in hf], abs=1e-5)
 
 
@@ -94,11 +90,14 @@ def test_a_damaged_index_is_not_reused(corpus, tmp_path):
     index_dir = tmp_path / "index"
     build_index(corpus, index_dir, embedder=fake, chunk_tokens=16)
     passages = len(snapshot(index_dir)[0])
-    path = current_version(index_dir) / VECTORS
+    folder = current_version(index_dir)
+    path = folder / SEGMENTS / read_manifest(folder).segments[0]["name"] / VECTORS
     data = bytearray(path.read_bytes())
     data[-100] ^= 0xFF  # a vector's bytes, same size
     path.write_bytes(bytes(data))
+    (corpus / "new.txt").write_text("Something changed in the corpus.", encoding="utf-8")
     summary = update_index(corpus, index_dir, embedder=fake)
-    assert summary.embedded == passages and summary.reused == 0  # embedded afresh, nothing taken from it
+    assert summary.embedded == passages + 1 and summary.reused == 0  # embedded afresh, nothing taken from it
+    assert "damaged" in summary.notice
     with Searcher.open(index_dir, embedder=fake) as s:
         assert s.search("missile shield", 1)[0].doc_id == "en/missiles.txt"

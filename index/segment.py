@@ -1,0 +1,108 @@
+"""One immutable segment: the passages of some documents, their vectors and their BM25 postings.
+
+::
+
+    segments/s-20261124T201500-3f9a/
+        segment.json     what the segment holds, and each file's size and checksum (written last)
+        store.sqlite     documents and passages (passage ids: ``base`` .. ``base + passages - 1``)
+        embeddings.npy   the model's vectors, one row per passage (float32)
+        vectors.faiss    FAISS over [vector, one-hot language] (ids: rows 0..n-1); its kind by size
+        sums.npy         per language of the segment, the sum of its vectors (float64)
+        bm25/            BM25 postings (index.lexical)
+
+A segment is written once and never changed: versions share it (as hard links in each version
+folder, so the file system frees it when no version holds it any more). What a version removes
+from it is recorded in the version (its deletions), never in the segment.
+
+Language balancing stays exact without rewriting old segments: FAISS holds each passage's
+model vector ``v`` followed by a one-hot code of its language, and a query ``q`` is searched as
+``[q, −q·mean_L for each language L of the segment]``, so one inner product gives
+``q·v − q·mean_L`` with the corpus's current means (``index.vectors.language_means``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from index.lexical import LexicalIndex
+from index.manifest import (EMBEDDINGS, SEGMENT_NAME as NAME, SEGMENTS, STORE, VECTORS, atomic_write_text, check_info,
+                            file_digest, read_small_file)
+from index.store import DocumentRow, PassageRow, write_store
+from index.vectors import build_vector_index, plan_vector_index, save_embeddings, save_vector_index
+from polyseek.errors import IndexFormatError
+
+SEGMENT_MANIFEST = "segment.json"
+SUMS = "sums.npy"
+
+
+def augment(vectors: np.ndarray, codes: np.ndarray, n_langs: int) -> np.ndarray:
+    """[vector, one-hot language code] rows (float32)."""
+    out = np.zeros((len(vectors), vectors.shape[1] + n_langs), np.float32)
+    out[:, : vectors.shape[1]] = vectors
+    if len(vectors):
+        out[np.arange(len(vectors)), vectors.shape[1] + codes] = 1.0
+    return out
+
+
+def query_rows(queries: np.ndarray, langs: list[str], means: dict[str, np.ndarray]) -> np.ndarray:
+    """Queries as a segment of languages ``langs`` searches them: [q, −q·mean_L …]."""
+    queries = np.atleast_2d(np.asarray(queries, np.float32))
+    extra = np.stack([-(queries @ means[lang]) for lang in langs], axis=1) if langs else np.zeros((len(queries), 0))
+    return np.ascontiguousarray(np.hstack([queries, extra.astype(np.float32)]), np.float32)
+
+
+def write_segment(folder: Path, base: int, documents: list[DocumentRow], passages: list[PassageRow],
+                  vectors: np.ndarray, means: dict[str, np.ndarray], *, exact_max: int,
+                  tuning_queries=None) -> dict:
+    """Write a segment into ``folder`` (which must not exist) and return its description (what
+    ``segment.json`` holds). Passage ids must be ``base`` .. ``base + n − 1`` in order; ``means``
+    are the corpus's language means, used only to tune an approximate index; ``tuning_queries``
+    is a callable giving query vectors for that."""
+    if len(passages) != len(vectors) or any(p.passage_id != base + i for i, p in enumerate(passages)):
+        raise ValueError("a segment needs one vector per passage and passage ids base..base+n-1 in order")
+    folder.mkdir(parents=True)
+    langs = sorted({p.lang for p in passages})
+    code_of = {lang: i for i, lang in enumerate(langs)}
+    codes = np.fromiter((code_of[p.lang] for p in passages), np.int64, len(passages))
+    write_store(folder / STORE, documents, passages, {})
+    vectors = np.ascontiguousarray(vectors, np.float32)
+    save_embeddings(folder / EMBEDDINGS, vectors)
+    sums = np.zeros((len(langs), vectors.shape[1]), np.float64)
+    np.add.at(sums, codes, vectors.astype(np.float64))
+    np.save(folder / SUMS, sums, allow_pickle=False)
+    plan = plan_vector_index(len(passages), exact_max)
+    queries = None
+    if plan["kind"] != "flat" and tuning_queries is not None:
+        queries = query_rows(tuning_queries(), langs, {lang: means.get(lang, np.zeros(vectors.shape[1], np.float32))
+                                                       for lang in langs})
+    index, plan = build_vector_index(np.arange(len(passages), dtype=np.int64), augment(vectors, codes, len(langs)),
+                                     plan, queries=queries)
+    save_vector_index(index, folder / VECTORS)
+    del index
+    lexical = LexicalIndex.build([p.text for p in passages], [p.lang for p in passages])
+    names = [STORE, EMBEDDINGS, SUMS, VECTORS, *lexical.save(folder)]
+    counts: dict[str, int] = {}
+    for p in passages:
+        counts[p.lang] = counts.get(p.lang, 0) + 1
+    info = {
+        "name": folder.name, "base": int(base), "passages": len(passages), "documents": len(documents),
+        "languages": langs, "counts": counts, "dim": int(vectors.shape[1]), "vector_params": plan,
+        "lexical_length": int(np.asarray(lexical.lengths, np.int64).sum()),
+        "files": {name: (folder / name).stat().st_size for name in names},
+        "checksums": {name: file_digest(folder / name) for name in names},
+    }
+    atomic_write_text(folder / SEGMENT_MANIFEST, json.dumps(info, indent=1, ensure_ascii=False) + "\n")
+    return info
+
+
+def read_segment_info(folder: Path) -> dict:
+    """The description a segment folder holds (IndexFormatError when it is missing or damaged)."""
+    try:
+        info = json.loads(read_small_file(folder / SEGMENT_MANIFEST, 1 << 20).decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise IndexFormatError(f"{folder / SEGMENT_MANIFEST} cannot be read ({type(exc).__name__}): rebuild the index") from exc
+    check_info(info, folder)
+    return info

@@ -1,0 +1,267 @@
+"""The query side of segments: each segment of a version opened for searching, and the fan-out
+that searches them all and merges their rankings into the ranking one index would give.
+
+Dense: each segment's FAISS index holds [v, one-hot language]; the query is searched as
+[q, −q·mean_L …] with the version's corpus means (index.segment), so each segment's scores are
+``q·v − q·mean_L`` exactly; rows a version deleted are excluded by a FAISS ID selector. The
+best ``n`` of each segment, merged by score, are the best ``n`` overall.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from index.lexical import FOLDER as LEXICAL_FOLDER, LexicalIndex, LexicalPart
+from index.manifest import EMBEDDINGS, STORE, VECTORS, require_regular
+from index.segment import query_rows
+from index.store import PassageStore
+from index.vectors import REFINE, ExactRows, load_vector_index, search_vectors
+from polyseek.errors import IndexFormatError
+
+
+class SegmentReader:
+    """One segment of an open version: its store, vectors, BM25 postings, and the version's
+    deletions in it. Passage ids are global (``base`` + row)."""
+
+    def __init__(self, folder: Path, info: dict, deleted_rows: list[int], lexical: bool):
+        self.folder, self.info, self.name = folder, info, info["name"]
+        self.base, self.size = int(info["base"]), int(info["passages"])
+        self.langs: list[str] = list(info["languages"])
+        for name in (STORE, VECTORS):
+            require_regular(folder / name)
+        self.vectors = load_vector_index(folder / VECTORS, info["vector_params"])
+        if self.vectors.ntotal != self.size or self.vectors.d != info["dim"] + len(self.langs):
+            raise IndexFormatError(f"the vector file in {folder} holds {self.vectors.ntotal} vectors of "
+                                   f"{self.vectors.d} dimensions; its segment says {self.size} of "
+                                   f"{info['dim'] + len(self.langs)}: rebuild the index")
+        self.dim = int(info["dim"])
+        self.deleted = np.asarray(deleted_rows, np.int64)
+        self.live = None
+        if len(self.deleted):
+            self.live = np.ones(self.size, bool)
+            self.live[self.deleted] = False
+        self.exact = None
+        if info["vector_params"].get("kind") == "ivf-sq8":
+            require_regular(folder / EMBEDDINGS)
+            self.exact = ExactRows(folder / EMBEDDINGS)
+        self.lexical = None
+        if lexical:
+            try:
+                for path in (folder / LEXICAL_FOLDER).rglob("*"):
+                    if not path.is_dir() or path.is_symlink():
+                        require_regular(path)
+                self.lexical = LexicalIndex.load(folder, self.size)
+            except IndexFormatError:
+                raise
+            except Exception as exc:  # numpy and json raise many kinds on damaged files
+                raise IndexFormatError(f"the lexical index in {folder} is unreadable ({type(exc).__name__}: "
+                                       f"{str(exc)[:200]}): rebuild the index") from exc
+        self.store = PassageStore(folder / STORE)
+        try:
+            if self.store.count_passages() != self.size:
+                raise IndexFormatError(f"the passage store in {folder} holds {self.store.count_passages()} passages; "
+                                       f"its segment says {self.size}: rebuild the index")
+            by_lang = self.store.ids_by_language()
+        except Exception:
+            self.store.close()
+            raise
+        for lang, ids in by_lang.items():
+            if lang not in self.langs or (len(ids) and (ids[0] < self.base or ids[-1] >= self.base + self.size)):
+                self.store.close()
+                raise IndexFormatError(f"the passage store in {folder} holds passages its segment does not "
+                                       "describe: rebuild the index")
+        self.codes = np.zeros(self.size, np.int16)
+        self.ids_by_lang = {}
+        for lang, ids in by_lang.items():
+            self.codes[ids - self.base] = self.langs.index(lang)
+            live = ids if self.live is None else ids[self.live[ids - self.base]]
+            if len(live):
+                self.ids_by_lang[lang] = live
+
+    def local(self, ids: np.ndarray | None) -> np.ndarray | None:
+        """The rows of global ``ids`` (sorted) that lie in this segment (None: every live row)."""
+        if ids is None:
+            return None
+        lo, hi = np.searchsorted(ids, [self.base, self.base + self.size])
+        return ids[lo:hi] - self.base
+
+    def dense(self, qvec: np.ndarray, means: dict[str, np.ndarray], n: int,
+              rows: np.ndarray | None) -> list[tuple[float, int]]:
+        """The best ``n`` (score, global id) of this segment's live rows (only ``rows`` when given)."""
+        if rows is not None and len(rows) == 0:
+            return []
+        if rows is None and self.live is not None:
+            rows = np.flatnonzero(self.live)
+        elif rows is not None and self.live is not None:
+            rows = rows[self.live[rows]]
+        available = self.size if rows is None else len(rows)
+        if available == 0:
+            return []
+        query = query_rows(qvec, self.langs, means)
+        n = min(n, available)
+        if self.exact is None:
+            scores, ids = search_vectors(self.vectors, query, n, rows)
+            return [(float(s), int(i) + self.base) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        _, ids = search_vectors(self.vectors, query, min(available, n * REFINE), rows)
+        cand = np.sort(ids[0][ids[0] >= 0])
+        if not len(cand):
+            return []
+        scores = self.scores(cand, qvec, means)
+        order = np.argsort(-scores, kind="stable")[:n]
+        return [(float(scores[i]), int(cand[i]) + self.base) for i in order]
+
+    def raw(self, rows: np.ndarray) -> np.ndarray:
+        """The model's vectors of ``rows``."""
+        rows = np.asarray(rows, np.int64)
+        if self.exact is not None:
+            return self.exact(rows)
+        return self.vectors.reconstruct_batch(rows)[:, : self.dim]
+
+    def scores(self, rows: np.ndarray, qvec: np.ndarray, means: dict[str, np.ndarray]) -> np.ndarray:
+        """Exact ``q·v − q·mean_L`` of ``rows``."""
+        offsets = np.asarray([float(qvec @ means[lang]) for lang in self.langs], np.float32)
+        return self.raw(rows) @ np.asarray(qvec, np.float32) - offsets[self.codes[np.asarray(rows, np.int64)]]
+
+    def lexical_part(self, allowed: np.ndarray | None) -> LexicalPart:
+        return LexicalPart(self.lexical, self.live, allowed, self.base)
+
+    def close(self) -> None:
+        self.store.close()
+        if self.exact is not None:
+            self.exact.close()
+
+
+class Segments:
+    """The segments of an open version, searched and read as one index."""
+
+    def __init__(self, readers: list[SegmentReader], deleted_docs: dict[str, set[str]]):
+        self.readers = sorted(readers, key=lambda r: r.base)
+        self._bases = np.asarray([r.base for r in self.readers], np.int64)
+        self._dead_docs = {r.name: deleted_docs.get(r.name, set()) for r in self.readers}
+
+    def split(self, ids) -> list[tuple[SegmentReader, np.ndarray]]:
+        """Global ids grouped by segment (as rows), in segment order; ids need not be sorted."""
+        ids = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, np.int64)
+        if not len(ids):
+            return []
+        which = np.searchsorted(self._bases, ids, side="right") - 1
+        out = []
+        for i in np.unique(which).tolist():
+            if i < 0:
+                continue
+            reader = self.readers[i]
+            rows = ids[which == i] - reader.base
+            out.append((reader, rows[(rows >= 0) & (rows < reader.size)]))
+        return out
+
+    def raw(self, ids: np.ndarray) -> np.ndarray:
+        """The model's vectors of global ``ids``, in the order given."""
+        ids = np.asarray(ids, np.int64)
+        out = np.empty((len(ids), self.readers[0].dim if self.readers else 0), np.float32)
+        which = np.searchsorted(self._bases, ids, side="right") - 1
+        for i in np.unique(which).tolist():
+            pos = np.flatnonzero(which == i)
+            out[pos] = self.readers[i].raw(ids[pos] - self.readers[i].base)
+        return out
+
+    def order(self, found: list[tuple[float, int]]) -> list[tuple[float, int]]:
+        """Best first; passages of exactly equal scores by (document id, ordinal), so the order
+        does not depend on how the corpus is split into segments."""
+        found = sorted(found, key=lambda si: -si[0])
+        scores = [s for s, _ in found]
+        if len(set(scores)) == len(scores):
+            return found
+        tied = [pid for i, (s, pid) in enumerate(found)
+                if (i and scores[i - 1] == s) or (i + 1 < len(found) and scores[i + 1] == s)]
+        keys = {pid: (row.doc_id, row.ordinal) for pid, (row, _) in self.passages(tied).items()}
+        return sorted(found, key=lambda si: (-si[0], keys.get(si[1], ("", si[1]))))
+
+    # The PassageStore interface, over the live rows of every segment.
+    def passages(self, ids) -> dict:
+        out = {}
+        for reader, rows in self.split(ids):
+            out.update(reader.store.passages((rows + reader.base).tolist()))
+        return out
+
+    def count_passages(self) -> int:
+        return sum(r.size - len(r.deleted) for r in self.readers)
+
+    def document(self, doc_id: str):
+        for reader in reversed(self.readers):
+            if doc_id not in self._dead_docs[reader.name]:
+                doc = reader.store.document(doc_id)
+                if doc is not None:
+                    return doc
+        return None
+
+    def document_meta(self, doc_ids) -> dict:
+        ids = list(dict.fromkeys(doc_ids))
+        out = {}
+        for reader in self.readers:
+            dead = self._dead_docs[reader.name]
+            out.update({d: m for d, m in reader.store.document_meta([d for d in ids if d not in dead]).items()})
+        return out
+
+    def _live(self, reader: SegmentReader, ids: np.ndarray) -> np.ndarray:
+        return ids if reader.live is None else ids[reader.live[ids - reader.base]]
+
+    def ids_where(self, sources=None, since=None, until=None) -> np.ndarray:
+        parts = [self._live(r, r.store.ids_where(sources, since, until)) for r in self.readers]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    def ids_of_document(self, doc_id: str) -> np.ndarray:
+        parts = [self._live(r, r.store.ids_of_document(doc_id)) for r in self.readers]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    def sources(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for reader in self.readers:
+            for source, n in reader.store.sources().items():
+                counts[source] = counts.get(source, 0) + n
+            for _, (_, source, _, _, _) in reader.store.document_meta(self._dead_docs[reader.name]).items():
+                if source:
+                    counts[source] -= 1
+        counts = {s: n for s, n in counts.items() if n > 0}
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def date_range(self) -> tuple[str, str] | None:
+        dates = []
+        for reader in self.readers:
+            dead = self._dead_docs[reader.name]
+            if not dead:
+                found = reader.store.date_range()
+                dates += list(found) if found else []
+            else:
+                dates += [published for doc, published in reader.store.dated_documents() if doc not in dead]
+        return (min(dates), max(dates)) if dates else None
+
+    def passage_languages(self) -> list[tuple[str, str]]:
+        out = []
+        for reader in self.readers:
+            rows = reader.store.passage_languages()
+            out += rows if reader.live is None else [r for r, ok in zip(rows, reader.live.tolist()) if ok]
+        return out
+
+    def close(self) -> None:
+        for reader in self.readers:
+            reader.close()
+
+
+class SegmentsLexical:
+    """Corpus-wide BM25 over the segments (index.lexical.search_segments), ids global."""
+
+    def __init__(self, segments: Segments):
+        self.segments = segments
+        self.n_passages = segments.count_passages()
+
+    def search(self, query: str, k: int, allowed_ids: np.ndarray | None = None,
+               lang: str | None = None) -> list[tuple[int, float]]:
+        from index.lexical import search_segments
+
+        if allowed_ids is not None:
+            allowed_ids = np.sort(np.asarray(allowed_ids, np.int64))
+        parts = [r.lexical_part(r.local(allowed_ids)) for r in self.segments.readers]
+        found = self.segments.order(search_segments(parts, query, k, lang, ties=True))[:k]
+        return [(pid, score) for score, pid in found]
