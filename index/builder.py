@@ -32,6 +32,8 @@ from polyseek.errors import CorpusError
 from polyseek.terminal import visible
 from index.corpus import scrub
 
+#: Files modified this close (ns) before the previous version's catalog was written are checked by digest.
+RACY_NS = 2_000_000_000
 #: Passages embedded between two progress reports (at least one encoder batch).
 PROGRESS_EVERY = 16
 #: Words of a passage that make a tuning query (about a question's length).
@@ -185,8 +187,11 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
         prev_folder, prev = previous
         old_files, old_docs = read_catalog(prev_folder / CATALOG)
         deleted = read_deleted(prev_folder, prev)
+        # A file changed within the clock's granularity of the catalog's writing may keep its
+        # size and time ("racy", as git calls it): such files are checked by their digest.
+        racy = os.stat(prev_folder / CATALOG).st_mtime_ns - RACY_NS
     else:
-        prev_folder, prev, old_files, old_docs, deleted = None, None, {}, {}, {}
+        prev_folder, prev, old_files, old_docs, deleted, racy = None, None, {}, {}, {}, 0
 
     # 1. Which files changed: size and time, then the digest of those whose size or time changed.
     real_root = os.path.realpath(corpus_dir)
@@ -208,15 +213,17 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
         except OSError:
             size = mtime = -1
         old, entries = old_files.get(rel), old_docs.get(rel)
-        if old is not None and entries is not None and (old.size, old.mtime_ns) == (size, mtime) and not _retry(entries):
+        if (old is not None and entries is not None and (old.size, old.mtime_ns) == (size, mtime) and mtime < racy
+                and not _retry(entries)):
             files[rel], docs[rel] = old, entries
             continue
         data, skip = _read_file(path, real_root, limits)
         digest = hashlib.blake2b(data, digest_size=32).hexdigest() if data is not None else ""
         files[rel] = FileState(size, mtime, digest)
         if old is not None and entries is not None and digest and old.digest == digest:
-            docs[rel] = entries  # touched, not changed
-            changed.add(rel)
+            docs[rel] = entries  # touched (or racy), not changed
+            if (old.size, old.mtime_ns) != (size, mtime):
+                changed.add(rel)
             continue
         changed.add(rel)
         docs[rel] = _entries(rel, scrub(rel_str), data, skip, fields, limits, embedder, chunk_tokens, fresh,

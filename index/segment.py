@@ -48,9 +48,11 @@ def augment(vectors: np.ndarray, codes: np.ndarray, n_langs: int) -> np.ndarray:
 
 
 def query_rows(queries: np.ndarray, langs: list[str], means: dict[str, np.ndarray]) -> np.ndarray:
-    """Queries as a segment of languages ``langs`` searches them: [q, −q·mean_L …]."""
+    """Queries as a segment of languages ``langs`` searches them: [q, −q·mean_L …] (a language
+    with no live passage left in the corpus has no mean: its rows are deleted, never returned)."""
     queries = np.atleast_2d(np.asarray(queries, np.float32))
-    extra = np.stack([-(queries @ means[lang]) for lang in langs], axis=1) if langs else np.zeros((len(queries), 0))
+    extra = (np.stack([-(queries @ means[lang]) if lang in means else np.zeros(len(queries), np.float32)
+                       for lang in langs], axis=1) if langs else np.zeros((len(queries), 0)))
     return np.ascontiguousarray(np.hstack([queries, extra.astype(np.float32)]), np.float32)
 
 

@@ -21,6 +21,14 @@ from index.vectors import REFINE, ExactRows, load_vector_index, search_vectors
 from polyseek.errors import IndexFormatError
 
 
+#: Scores closer than this are ties (float64 sums of the same terms in another order differ by ~1e-16).
+TIE = 1e-9
+
+
+def tie_key(score: float) -> float:
+    return round(score, 9)
+
+
 class SegmentReader:
     """One segment of an open version: its store, vectors, BM25 postings, and the version's
     deletions in it. Passage ids are global (``base`` + row)."""
@@ -89,7 +97,9 @@ class SegmentReader:
 
     def dense(self, qvec: np.ndarray, means: dict[str, np.ndarray], n: int,
               rows: np.ndarray | None) -> list[tuple[float, int]]:
-        """The best ``n`` (score, global id) of this segment's live rows (only ``rows`` when given)."""
+        """The best ``n`` (score, global id) of this segment's live rows (only ``rows`` when given),
+        scored exactly (float64) — and every row tied with the n-th, so that the caller can break
+        ties the same way however the corpus is split into segments."""
         if rows is not None and len(rows) == 0:
             return []
         if rows is None and self.live is not None:
@@ -100,17 +110,22 @@ class SegmentReader:
         if available == 0:
             return []
         query = query_rows(qvec, self.langs, means)
-        n = min(n, available)
-        if self.exact is None:
-            scores, ids = search_vectors(self.vectors, query, n, rows)
-            return [(float(s), int(i) + self.base) for s, i in zip(scores[0], ids[0]) if i >= 0]
-        _, ids = search_vectors(self.vectors, query, min(available, n * REFINE), rows)
-        cand = np.sort(ids[0][ids[0] >= 0])
-        if not len(cand):
-            return []
-        scores = self.scores(cand, qvec, means)
-        order = np.argsort(-scores, kind="stable")[:n]
-        return [(float(scores[i]), int(cand[i]) + self.base) for i in order]
+        want = min(n, available)
+        fetch = want
+        while True:
+            _, ids = search_vectors(self.vectors, query, min(available, fetch * (1 if self.exact is None else REFINE)), rows)
+            cand = np.sort(ids[0][ids[0] >= 0])
+            if not len(cand):
+                return []
+            scores = self.scores(cand, qvec, means)
+            ranked = np.sort(scores)[::-1]
+            cut = ranked[min(want, len(ranked)) - 1]
+            # The n-th is tied with the last one fetched: rows tied with it may lie beyond; fetch more.
+            if fetch >= available or len(cand) < fetch or ranked[-1] < cut - TIE:
+                break
+            fetch = min(available, fetch * 2)
+        keep = np.flatnonzero(scores >= cut - TIE)
+        return [(float(scores[i]), int(cand[i]) + self.base) for i in keep.tolist()]
 
     def raw(self, rows: np.ndarray) -> np.ndarray:
         """The model's vectors of ``rows``."""
@@ -121,8 +136,10 @@ class SegmentReader:
 
     def scores(self, rows: np.ndarray, qvec: np.ndarray, means: dict[str, np.ndarray]) -> np.ndarray:
         """Exact ``q·v − q·mean_L`` of ``rows``."""
-        offsets = np.asarray([float(qvec @ means[lang]) for lang in self.langs], np.float32)
-        return self.raw(rows) @ np.asarray(qvec, np.float32) - offsets[self.codes[np.asarray(rows, np.int64)]]
+        q = np.asarray(qvec, np.float64)
+        offsets = np.asarray([float(q @ np.asarray(means[lang], np.float64)) if lang in means else 0.0
+                              for lang in self.langs], np.float64)
+        return self.raw(rows).astype(np.float64) @ q - offsets[self.codes[np.asarray(rows, np.int64)]]
 
     def lexical_part(self, allowed: np.ndarray | None) -> LexicalPart:
         return LexicalPart(self.lexical, self.live, allowed, self.base)
@@ -169,14 +186,14 @@ class Segments:
     def order(self, found: list[tuple[float, int]]) -> list[tuple[float, int]]:
         """Best first; passages of exactly equal scores by (document id, ordinal), so the order
         does not depend on how the corpus is split into segments."""
-        found = sorted(found, key=lambda si: -si[0])
-        scores = [s for s, _ in found]
+        found = sorted(found, key=lambda si: -tie_key(si[0]))
+        scores = [tie_key(s) for s, _ in found]
         if len(set(scores)) == len(scores):
             return found
-        tied = [pid for i, (s, pid) in enumerate(found)
-                if (i and scores[i - 1] == s) or (i + 1 < len(found) and scores[i + 1] == s)]
+        tied = [pid for i, (_, pid) in enumerate(found)
+                if (i and scores[i - 1] == scores[i]) or (i + 1 < len(found) and scores[i + 1] == scores[i])]
         keys = {pid: (row.doc_id, row.ordinal) for pid, (row, _) in self.passages(tied).items()}
-        return sorted(found, key=lambda si: (-si[0], keys.get(si[1], ("", si[1]))))
+        return sorted(found, key=lambda si: (-tie_key(si[0]), keys.get(si[1], ("", si[1]))))
 
     # The PassageStore interface, over the live rows of every segment.
     def passages(self, ids) -> dict:

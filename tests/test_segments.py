@@ -1,0 +1,187 @@
+"""Segments: after any sequence of updates and merges, the index answers exactly as a full build
+of the same corpus (same passages, scores within 1e-5, same top 10 for dense, hybrid, filtered
+and one-per-document searches); an update reads only what changed."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from index import build_index, merge, update_index
+from index.merge import optimize_index, plan_merge
+from index.manifest import read_manifest
+from index.versions import current_version
+from polyseek.embedder import HashingEmbedder
+from search import Searcher
+
+WORDS = {
+    "en": "missile shield talks treaty border election market storm harvest vaccine railway festival budget".split(),
+    "ro": "scutul garanţii alegeri piaţa furtună recolta vaccin calea ferată festival bugetul tratat granița".split(),
+    "de": "Raketenschild Verhandlungen Vertrag Grenze Wahl Markt Sturm Ernte Impfstoff Eisenbahn Haushalt".split(),
+}
+SOURCES = ["Agerpres", "Reuters", "DW"]
+
+
+def text(rng: random.Random, lang: str) -> str:
+    words = WORDS[lang]
+    return " ".join(rng.choice(words) + ("." if rng.random() < 0.15 else "") for _ in range(rng.randint(6, 40)))
+
+
+def snapshot(index_dir, fake):
+    with Searcher.open(index_dir, embedder=fake) as s:
+        ids = s._all_ids
+        rows = s._store.passages(ids)
+        raw = s._segments.raw(ids)
+    keyed = sorted(((rows[p][0].doc_id, rows[p][0].ordinal, rows[p][0].lang, rows[p][0].text), i)
+                   for i, p in enumerate(ids.tolist()))
+    return [k for k, _ in keyed], raw[[i for _, i in keyed]]
+
+
+SEARCHES = [dict(mode="dense"), dict(mode="hybrid"), dict(mode="dense", langs=["ro"]),
+            dict(mode="hybrid", langs=["en", "de"]), dict(mode="dense", per_document=True),
+            dict(mode="hybrid", per_document=True), dict(mode="dense", sources=["Reuters"]),
+            dict(mode="dense", since="2020-03-01", until="2020-09-30", per_document=True)]
+
+
+def assert_same_answers(updated, full, fake, rng):
+    with Searcher.open(updated, embedder=fake) as u, Searcher.open(full, embedder=fake) as f:
+        assert u.languages == f.languages and u.sources == f.sources and u.date_range == f.date_range
+        for _ in range(4):
+            lang = rng.choice(sorted(WORDS))
+            query = " ".join(rng.sample(WORDS[lang], 3))
+            for options in SEARCHES:
+                hu, hf = u.search(query, 10, **options), f.search(query, 10, **options)
+                assert [(h.doc_id, h.start, h.end) for h in hu] == [(h.doc_id, h.start, h.end) for h in hf], (query, options)
+                assert [h.score for h in hu] == pytest.approx([h.score for h in hf], abs=1e-5)
+                assert [h.cosine for h in hu] == pytest.approx([h.cosine for h in hf], abs=1e-5)
+            if hu:
+                su = [(h.doc_id, h.start) for h in u.same_story(hu[0], threshold=-1.0)]
+                sf = [(h.doc_id, h.start) for h in f.same_story(hf[0], threshold=-1.0)]
+                assert su == sf
+
+
+def write_doc(corpus, rng, name, lang):
+    (corpus / name).parent.mkdir(parents=True, exist_ok=True)
+    (corpus / name).write_text(text(rng, lang), encoding="utf-8")
+
+
+def write_export(corpus, records):
+    (corpus / "feed.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records.values()),
+                                       encoding="utf-8")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_adds_edits_deletes_and_merges_equal_a_full_build(tmp_path, monkeypatch, seed):
+    monkeypatch.setattr(merge, "FLOOR", 5)  # merges happen at this corpus size
+    monkeypatch.setattr(merge, "SEGMENTS_PER_TIER", 3)
+    monkeypatch.setattr(merge, "MERGE_AT_ONCE", 3)
+    rng = random.Random(seed)
+    fake = HashingEmbedder(64)
+    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    files: dict[str, str] = {}
+    records: dict[str, dict] = {}
+    for i in range(12):
+        lang = rng.choice(sorted(WORDS))
+        files[f"{lang}/doc-{i}.txt"] = lang
+        write_doc(corpus, rng, f"{lang}/doc-{i}.txt", lang)
+    for i in range(8):
+        lang = rng.choice(sorted(WORDS))
+        records[str(i)] = {"id": str(i), "text": text(rng, lang), "lang": lang, "source": rng.choice(SOURCES),
+                           "date": f"2020-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"}
+    write_export(corpus, records)
+    build_index(corpus, index_dir, embedder=fake, chunk_tokens=16)
+    merged = written = 0
+    for step in range(10):
+        for _ in range(rng.randint(1, 4)):
+            op = rng.choice(["add", "edit", "delete", "record", "unrecord", "duplicate", "touch"])
+            if op == "add" or not files:
+                lang = rng.choice(sorted(WORDS))
+                name = f"{lang}/new-{step}-{rng.randint(0, 10**6)}.txt"
+                files[name] = lang
+                write_doc(corpus, rng, name, lang)
+            elif op == "edit":
+                name = rng.choice(sorted(files))
+                write_doc(corpus, rng, name, files[name])
+            elif op == "delete":
+                name = rng.choice(sorted(files))
+                (corpus / name).unlink()
+                del files[name]
+            elif op == "record":  # a new or changed record of the export
+                rid = str(rng.randint(0, 12))
+                lang = rng.choice(sorted(WORDS))
+                records[rid] = {"id": rid, "text": text(rng, lang), "lang": lang, "source": rng.choice(SOURCES),
+                                "date": f"2020-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"}
+                write_export(corpus, records)
+            elif op == "unrecord" and records:
+                del records[rng.choice(sorted(records))]
+                write_export(corpus, records)
+            elif op == "duplicate":  # the same text under another name: indexed once, whichever comes first
+                name = rng.choice(sorted(files))
+                copy = f"a-copy-{step}.txt"
+                (corpus / copy).write_bytes((corpus / name).read_bytes())
+                files[copy] = files[name]
+            else:  # a new modification time, the same bytes: read, not re-indexed
+                name = rng.choice(sorted(files))
+                (corpus / name).write_bytes((corpus / name).read_bytes())
+        summary = update_index(corpus, index_dir, embedder=fake)
+        merged += summary.segments_merged
+        written += summary.segments_written
+        if step == 6:
+            optimize_index(index_dir)
+            assert len(read_manifest(current_version(index_dir)).segments) == 1
+        full = build_index(corpus, tmp_path / f"full-{step}", embedder=fake, chunk_tokens=16)
+        assert (summary.documents_read, summary.documents_indexed, summary.passages) == \
+               (full.documents_read, full.documents_indexed, full.passages)
+        assert sorted((s.doc_id, s.reason) for s in summary.skipped) == sorted((s.doc_id, s.reason) for s in full.skipped)
+        (rows_u, vec_u), (rows_f, vec_f) = snapshot(index_dir, fake), snapshot(tmp_path / f"full-{step}", fake)
+        assert rows_u == rows_f
+        np.testing.assert_allclose(vec_u, vec_f, atol=1e-6)
+        assert_same_answers(index_dir, tmp_path / f"full-{step}", fake, rng)
+    assert written > 5 and merged > 0  # the sequence did write and merge segments
+
+
+def test_an_update_reads_only_changed_files(corpus, tmp_path, monkeypatch):
+    import index.builder as builder
+
+    fake = HashingEmbedder(64)
+    build_index(corpus, tmp_path / "index", embedder=fake, chunk_tokens=16)
+    monkeypatch.setattr(builder, "RACY_NS", 0)  # files written just now count as settled
+    reads = []
+    original = builder._read_file
+    monkeypatch.setattr(builder, "_read_file", lambda path, *a: reads.append(path.name) or original(path, *a))
+    before = current_version(tmp_path / "index")
+    summary = update_index(corpus, tmp_path / "index", embedder=fake)
+    assert reads == [] and current_version(tmp_path / "index") == before  # nothing changed: no new version
+    assert summary.documents_indexed == 5 and summary.embedded == 0
+    (corpus / "en" / "new.txt").write_text("Fresh news from Geneva about the treaty.", encoding="utf-8")
+    summary = update_index(corpus, tmp_path / "index", embedder=fake)
+    assert reads == ["new.txt"] and summary.embedded == 1 and summary.segments_written == 1
+    assert summary.segments == 2 and summary.documents_indexed == 6
+
+
+def test_the_tiered_policy_merges_similar_sizes_and_reclaims_deletes():
+    small = {f"s{i}": (100, 100) for i in range(11)}
+    assert len(plan_merge(small)) == merge.MERGE_AT_ONCE
+    assert plan_merge({f"s{i}": (100, 100) for i in range(5)}) == []
+    assert plan_merge({"big": (50_000, 50_000), "holey": (400, 1000)}) == ["holey"]
+    assert plan_merge({f"s{i}": (30_000, 30_000) for i in range(11)}) == []  # too big for an update: optimize
+
+
+def test_readers_of_an_old_version_keep_answering_after_merges(corpus, tmp_path):
+    fake = HashingEmbedder(64)
+    build_index(corpus, tmp_path / "index", embedder=fake, chunk_tokens=16)
+    (corpus / "de.txt").write_text("Die NATO sagt, der Raketenschild bedrohe Russland nicht.", encoding="utf-8")
+    update_index(corpus, tmp_path / "index", embedder=fake, merge=False)
+    with Searcher.open(tmp_path / "index", embedder=fake) as old:
+        before = [(h.doc_id, h.score) for h in old.search("missile shield", 5, mode="hybrid")]
+        optimize_index(tmp_path / "index")
+        optimize_index(tmp_path / "index")
+        (corpus / "fr.txt").write_text("Le bouclier antimissile de l'OTAN.", encoding="utf-8")
+        update_index(corpus, tmp_path / "index", embedder=fake)
+        assert [(h.doc_id, h.score) for h in old.search("missile shield", 5, mode="hybrid")] == before
+        assert old.document_text("de.txt").startswith("Die NATO")
+    # segments no version holds are gone: only the version in service remains, with its segments
+    assert [p.name for p in (tmp_path / "index").iterdir() if p.name.startswith("v-")] == \
+           [current_version(tmp_path / "index").name]
