@@ -1,5 +1,5 @@
 """Readers during a write: searches keep answering, from the old index or the new, never from a
-half-written one, while an update runs and swaps in."""
+half-written one, while an update runs and swaps in, and while a merge does."""
 
 import threading
 import time
@@ -68,8 +68,14 @@ def test_eight_concurrent_searchers_during_an_update(corpus, tmp_path):
     # Conditions, not fixed sleeps: on a loaded machine a thread may take a while to get going.
     wait_until(lambda: all(served) or errors)
     before_swap = sum(served)
-    update_index(corpus, index_dir, embedder=embedder, batch_size=1)
+    update_index(corpus, index_dir, embedder=embedder, batch_size=1, merge=False)
     during = sum(served) - before_swap
+    # A merge of the segments while the readers go on: a new version answering exactly the same.
+    from index.merge import optimize_index
+
+    at_merge = sum(served)
+    assert optimize_index(index_dir) == (2, 1)
+    wait_until(lambda: sum(served) > at_merge + THREADS or errors)
     wait_until(lambda: all(seen_new) or errors)
     stop.set()
     for t in threads:

@@ -83,3 +83,56 @@ def test_sigkill_at_random_moments_never_costs_the_index(corpus, tmp_path):
           f"(old index intact), {killed_after_publish} after; every next update completed")
     assert killed_before_publish >= TRIALS // 2
     assert len(stages) >= 2, stages  # the kills landed in several stages of the work
+
+
+def test_sigkill_during_merges_never_costs_the_index(corpus, tmp_path):
+    """``python -m index optimize`` (a merge of every segment) killed at random moments: the
+    previous version answers exactly as before, and the next update completes."""
+    from index.manifest import read_manifest
+
+    index_dir = tmp_path / "index"
+    fake = HashingEmbedder(64)
+    build_index(corpus, index_dir, embedder=fake, chunk_tokens=16)
+    for i in range(40):
+        (corpus / f"bulk-{i:02d}.txt").write_text(f"Bulletin {i}: the missile shield talks in Geneva. " * 30, encoding="utf-8")
+    update_index(corpus, index_dir, embedder=fake, merge=False)
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    cmd = [sys.executable, "-m", "index", "optimize", "--index", str(index_dir)]
+
+    def more_segments(trial):  # two small updates: three segments or more to merge
+        for j in range(2):
+            (corpus / f"bulk-{(2 * trial + j) % 40:02d}.txt").write_text(
+                f"Trial {trial}.{j}: Geneva talks went on. " * 30, encoding="utf-8")
+            update_index(corpus, index_dir, embedder=fake, merge=False)
+
+    durations = []
+    for i in range(3):
+        more_segments(100 + i)
+        started = time.monotonic()
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+        durations.append(time.monotonic() - started)
+    duration = sorted(durations)[1]
+    rng = random.Random(20261125)
+    before_publish = 0
+    for trial in range(TRIALS):
+        more_segments(trial)
+        before_version, before = current_version(index_dir), answers(index_dir)
+        assert len(read_manifest(before_version).segments) >= 2
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep((0.1 + 0.95 * (trial + rng.random()) / TRIALS) * duration)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        if current_version(index_dir) == before_version:
+            before_publish += 1
+            assert answers(index_dir) == before, f"trial {trial}: answers changed after a crash"
+        else:  # the merged version is complete and answers as the segments did
+            assert len(read_manifest(current_version(index_dir)).segments) == 1
+            assert answers(index_dir) == before
+        (corpus / f"bulk-{trial % 40:02d}.txt").write_text(f"After {trial}: talks ended. " * 30, encoding="utf-8")
+        summary = update_index(corpus, index_dir, embedder=fake)
+        assert summary.documents_indexed == 45
+        assert leftovers(index_dir) == [current_version(index_dir).name]
+        with Searcher.open(index_dir, embedder=fake) as s:
+            assert s.document_text(f"bulk-{trial % 40:02d}.txt").startswith(f"After {trial}:")
+    print(f"\n{TRIALS} SIGKILLs during merges: {before_publish} before the merged version was in service")
+    assert before_publish >= TRIALS // 3
