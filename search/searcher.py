@@ -255,10 +255,14 @@ class Searcher:
         (exact scores; an approximate segment re-scores its candidates), merged by score."""
         if allowed is not None:
             allowed = np.sort(np.asarray(allowed, np.int64))
+        q32 = np.asarray(qvec[0], np.float32)
+        q64 = q32.astype(np.float64)
+        offsets = ({lang: float(q32 @ mean) for lang, mean in self._means.items()},
+                   {lang: float(q64 @ mean.astype(np.float64)) for lang, mean in self._means.items()})
         found = []
         for reader in self._segments.readers:
-            found += reader.dense(qvec[0], self._means, n, reader.local(allowed))
-        return self._segments.order(found)[:n]
+            found += reader.dense(q32, offsets, n, reader.local(allowed))
+        return self._segments.order(found, n)
 
     def _centred(self, ids: np.ndarray) -> np.ndarray:
         """Model vector minus its language's mean, of passage ``ids`` (exact, from any segment)."""
@@ -303,7 +307,7 @@ class Searcher:
 
     def _hits(self, qvec: np.ndarray, found: list[tuple[float, int]], fused: bool = False) -> list[Hit]:
         rows = self._store.passages(i for _, i in found)
-        meta = self._store.document_meta(rows[pid][0].doc_id for _, pid in found if pid in rows)
+        meta = self._segments.document_meta_of(rows)
         # Dense scores are q·(p − mean); a fused score is a rank fusion, so the cosine comes from
         # the stored vectors.
         centred = {}

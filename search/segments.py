@@ -15,7 +15,6 @@ import numpy as np
 
 from index.lexical import FOLDER as LEXICAL_FOLDER, LexicalIndex, LexicalPart
 from index.manifest import EMBEDDINGS, STORE, VECTORS, require_regular
-from index.segment import query_rows
 from index.store import PassageStore
 from index.vectors import REFINE, ExactRows, load_vector_index, search_vectors
 from polyseek.errors import IndexFormatError
@@ -95,7 +94,7 @@ class SegmentReader:
         lo, hi = np.searchsorted(ids, [self.base, self.base + self.size])
         return ids[lo:hi] - self.base
 
-    def dense(self, qvec: np.ndarray, means: dict[str, np.ndarray], n: int,
+    def dense(self, qvec: np.ndarray, means: tuple[dict, dict], n: int,
               rows: np.ndarray | None) -> list[tuple[float, int]]:
         """The best ``n`` (score, global id) of this segment's live rows (only ``rows`` when given),
         scored exactly (float64) — and every row tied with the n-th, so that the caller can break
@@ -109,7 +108,9 @@ class SegmentReader:
         available = self.size if rows is None else len(rows)
         if available == 0:
             return []
-        query = query_rows(qvec, self.langs, means)
+        offsets32, offsets64 = means  # per language: q·mean_L in float32 and float64 (search.searcher)
+        query = np.ascontiguousarray(np.concatenate([np.asarray(qvec, np.float32), np.asarray(
+            [-offsets32.get(lang, 0.0) for lang in self.langs], np.float32)])[None, :])
         want = min(n, available)
         fetch = want
         while True:
@@ -117,7 +118,7 @@ class SegmentReader:
             cand = np.sort(ids[0][ids[0] >= 0])
             if not len(cand):
                 return []
-            scores = self.scores(cand, qvec, means)
+            scores = self.scores(cand, qvec, offsets64)
             ranked = np.sort(scores)[::-1]
             cut = ranked[min(want, len(ranked)) - 1]
             # The n-th is tied with the last one fetched: rows tied with it may lie beyond; fetch more.
@@ -134,11 +135,10 @@ class SegmentReader:
             return self.exact(rows)
         return self.vectors.reconstruct_batch(rows)[:, : self.dim]
 
-    def scores(self, rows: np.ndarray, qvec: np.ndarray, means: dict[str, np.ndarray]) -> np.ndarray:
-        """Exact ``q·v − q·mean_L`` of ``rows``."""
+    def scores(self, rows: np.ndarray, qvec: np.ndarray, offsets64: dict[str, float]) -> np.ndarray:
+        """Exact ``q·v − q·mean_L`` of ``rows`` (``offsets64``: q·mean_L per language, float64)."""
         q = np.asarray(qvec, np.float64)
-        offsets = np.asarray([float(q @ np.asarray(means[lang], np.float64)) if lang in means else 0.0
-                              for lang in self.langs], np.float64)
+        offsets = np.asarray([offsets64.get(lang, 0.0) for lang in self.langs], np.float64)
         return self.raw(rows).astype(np.float64) @ q - offsets[self.codes[np.asarray(rows, np.int64)]]
 
     def lexical_part(self, allowed: np.ndarray | None) -> LexicalPart:
@@ -183,17 +183,22 @@ class Segments:
             out[pos] = self.readers[i].raw(ids[pos] - self.readers[i].base)
         return out
 
-    def order(self, found: list[tuple[float, int]]) -> list[tuple[float, int]]:
-        """Best first; passages of exactly equal scores by (document id, ordinal), so the order
-        does not depend on how the corpus is split into segments."""
+    def order(self, found: list[tuple[float, int]], n: int) -> list[tuple[float, int]]:
+        """The best ``n``; passages of equal scores (:data:`TIE`) by (document id, ordinal), so the
+        order does not depend on how the corpus is split into segments. Only ties that reach
+        into the best ``n`` are looked up."""
         found = sorted(found, key=lambda si: -tie_key(si[0]))
-        scores = [tie_key(s) for s, _ in found]
-        if len(set(scores)) == len(scores):
-            return found
-        tied = [pid for i, (_, pid) in enumerate(found)
-                if (i and scores[i - 1] == scores[i]) or (i + 1 < len(found) and scores[i + 1] == scores[i])]
-        keys = {pid: (row.doc_id, row.ordinal) for pid, (row, _) in self.passages(tied).items()}
-        return sorted(found, key=lambda si: (-tie_key(si[0]), keys.get(si[1], ("", si[1]))))
+        if len(found) <= 1:
+            return found[:n]
+        keys = [tie_key(s) for s, _ in found]
+        last = keys[min(n, len(found)) - 1]
+        head = [i for i in range(len(found)) if keys[i] >= last]
+        tied = [found[i][1] for i in head if (i and keys[i - 1] == keys[i]) or (i + 1 < len(found) and keys[i + 1] == keys[i])]
+        if not tied:
+            return found[:n]
+        rows = {pid: (row.doc_id, row.ordinal) for pid, (row, _) in self.passages(tied).items()}
+        top = sorted((found[i] for i in head), key=lambda si: (-tie_key(si[0]), rows.get(si[1], ("", si[1]))))
+        return top[:n]
 
     # The PassageStore interface, over the live rows of every segment.
     def passages(self, ids) -> dict:
@@ -212,6 +217,14 @@ class Segments:
                 if doc is not None:
                     return doc
         return None
+
+    def document_meta_of(self, rows: dict) -> dict:
+        """doc_id → meta for the passages ``rows`` (from :meth:`passages`), each from its own segment."""
+        out = {}
+        for reader, local in self.split(list(rows)):
+            docs = {rows[int(r) + reader.base][0].doc_id for r in local.tolist()}
+            out.update(reader.store.document_meta(docs))
+        return out
 
     def document_meta(self, doc_ids) -> dict:
         ids = list(dict.fromkeys(doc_ids))
@@ -280,5 +293,5 @@ class SegmentsLexical:
         if allowed_ids is not None:
             allowed_ids = np.sort(np.asarray(allowed_ids, np.int64))
         parts = [r.lexical_part(r.local(allowed_ids)) for r in self.segments.readers]
-        found = self.segments.order(search_segments(parts, query, k, lang, ties=True))[:k]
+        found = self.segments.order(search_segments(parts, query, k, lang, ties=True), k)
         return [(pid, score) for score, pid in found]
