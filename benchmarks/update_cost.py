@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/polyseek-update-cost")
     parser.add_argument("--segments", action="store_true", help="also: search cost with 10 segments and with 1")
     parser.add_argument("--label", default="")
+    parser.add_argument("--repeat", type=int, default=3, help="updates with nothing changed (median) and of 10 documents")
     args = parser.parse_args()
     sys.path.insert(0, args.code)
     sys.path.insert(1, str(ROOT))
@@ -49,12 +50,12 @@ def main() -> None:
         built = build_index(corpus, index_dir, embedder=embedder)
         report(args, size, "full build", time.perf_counter() - t, built)
         nothing = []
-        for _ in range(3):
+        for _ in range(args.repeat):
             t = time.perf_counter()
             summary = update_index(corpus, index_dir, embedder=embedder)
             nothing.append(time.perf_counter() - t)
-        report(args, size, "update, nothing changed (median of 3)", statistics.median(nothing), summary)
-        for round_ in range(2):
+        report(args, size, f"update, nothing changed (median of {args.repeat})", statistics.median(nothing), summary)
+        for round_ in range(min(2, args.repeat)):
             added = []
             for i in range(10):
                 lang, text = paras[(n_docs + 10 * round_ + i) % len(paras)]

@@ -1,5 +1,6 @@
-"""The vector index: FAISS, inner product (the vectors are L2-normalized model vectors minus
-their language's mean; see :func:`language_means`), with the passage ids as FAISS ids.
+"""The vector index: FAISS, inner product over L2-normalized model vectors (each segment appends
+a one-hot language code, so the query side takes off each language's mean: see
+:func:`language_means` and index.segment), with a segment's rows as FAISS ids.
 
 Its kind is chosen from the number of passages (:func:`plan_vector_index`):
 
@@ -278,7 +279,7 @@ def language_means(vectors: np.ndarray, langs: list[str], prior: float = LANGUAG
     passages: ``(n·mean_L + prior·mean_all) / (n + prior)``.
 
     Multilingual encoders score passages in the query's own language higher across the board.
-    Vectors are stored as ``p − mean_L``, so a passage's score is ``q·p − q·mean_L``: the
+    A passage's score is ``q·p − q·mean_L`` (index.segment applies it on the query side): the
     language's typical similarity to the query is taken off, and passages in other languages
     compete on content. Within one language the offset is a constant, so rankings there are
     exactly the model's. (On XQuAD de/es/ru/zh this raised the share of other-language gold
