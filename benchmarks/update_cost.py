@@ -40,7 +40,7 @@ def main() -> None:
     from polyseek.embedder import load_embedder
 
     embedder = load_embedder(args.model)
-    paras = [(lang, text) for lang, text, _ in paragraphs()]
+    paras = [(lang, text) for lang, text, _ in paragraphs(xquad=ROOT.parent / "shared" / "eval" / "xquad")]
     work = Path(args.work)
     for size in [int(s) for s in args.sizes.split(",")]:
         corpus, index_dir = work / f"corpus-{size}", work / f"index-{size}-{args.label or 'x'}"
