@@ -125,6 +125,11 @@ def merge_segments(index_dir: Path, names: list[str], embedder=None) -> Path:
             from index import vectors as vector_module
 
             tuning = None
+            if embedder is None and len(passages) > vector_module.EXACT_MAX:
+                # An approximate segment is tuned on query vectors, which only the model makes.
+                from polyseek.embedder import load_embedder
+
+                embedder = load_embedder(manifest.model)
             if embedder is not None:
                 from index.builder import _tuning_queries
 
