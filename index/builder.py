@@ -228,7 +228,7 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
             continue
         changed.add(rel)
         docs[rel] = _entries(rel, scrub(rel_str), data, skip, fields, limits, embedder, chunk_tokens, fresh,
-                             progress, chunked)
+                             progress, chunked, entries)
 
     # 2. What a full build would index: the same rules, in the same order (index.builder._chunk).
     read_skips, chunk_skips, target = [], [], {}
@@ -412,9 +412,11 @@ def _read_file(path: Path, real_root: str, limits: Limits) -> tuple[bytes | None
 
 
 def _entries(rel: bytes, doc_id: str, data: bytes | None, skip: str, fields, limits: Limits, embedder: Embedder,
-             chunk_tokens: int, fresh: dict, progress: Progress, chunked: list[int]) -> list[Entry]:
-    """The catalog entries of one file read now; each document indexed is chunked, and its row
-    and chunks kept in ``fresh`` under (file, place)."""
+             chunk_tokens: int, fresh: dict, progress: Progress, chunked: list[int],
+             before: list[Entry] | None = None) -> list[Entry]:
+    """The catalog entries of one file read now; each document is chunked, and its row and
+    chunks kept in ``fresh`` under (file, place) — but a record the file held ``before`` with
+    the same fingerprint keeps its entry unchunked (an export changes a few records at a time)."""
     from index.corpus import SkipDocument, documents_from_bytes
 
     if data is None:
@@ -425,10 +427,15 @@ def _entries(rel: bytes, doc_id: str, data: bytes | None, skip: str, fields, lim
         items = [Skipped(doc_id, str(exc))]
     except OSError as exc:
         items = [Skipped(doc_id, f"unreadable: {exc.strerror or exc}")]
+    known = {e.doc_id: e for e in before or () if e.outcome != READ_SKIP}
     out = []
     for rec, item in enumerate(items):
         if isinstance(item, Skipped):
             out.append(Entry(rec, item.doc_id, "", "", READ_SKIP, item.reason))
+            continue
+        old = known.get(item.doc_id)
+        if old is not None and old.fingerprint == fingerprint(item):
+            out.append(replace(old, rec=rec, indexed=False))
             continue
         row, chunks, reason = _chunk_document(item, embedder, chunk_tokens, limits)
         out.append(Entry(rec, item.doc_id, item.content_hash, fingerprint(item), OK if row else "chunk", reason))

@@ -185,3 +185,26 @@ def test_readers_of_an_old_version_keep_answering_after_merges(corpus, tmp_path)
     # segments no version holds are gone: only the version in service remains, with its segments
     assert [p.name for p in (tmp_path / "index").iterdir() if p.name.startswith("v-")] == \
            [current_version(tmp_path / "index").name]
+
+
+def test_an_export_is_updated_by_its_records_own_hashes(tmp_path, monkeypatch):
+    import index.builder as builder
+
+    fake = HashingEmbedder(64)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    records = {str(i): {"id": str(i), "text": f"Record {i} about the treaty talks in Geneva, day {i}."} for i in range(30)}
+    write_export(corpus, records)
+    build_index(corpus, tmp_path / "index", embedder=fake)
+    chunked = []
+    original = builder._chunk_document
+    monkeypatch.setattr(builder, "_chunk_document", lambda doc, *a: chunked.append(doc.doc_id) or original(doc, *a))
+    records["7"]["text"] = "Record 7 was corrected: the talks moved to Vienna."
+    records["30"] = {"id": "30", "text": "Record 30: a new day of talks."}
+    del records["3"]
+    write_export(corpus, records)
+    summary = update_index(corpus, tmp_path / "index", embedder=fake)
+    assert sorted(chunked) == ["feed.jsonl#30", "feed.jsonl#7"]  # the other 28 records were not chunked again
+    assert summary.embedded == 2 and summary.documents_indexed == 30
+    with Searcher.open(tmp_path / "index", embedder=fake) as s:
+        assert s.document_text("feed.jsonl#7").endswith("Vienna.") and s.document_text("feed.jsonl#3") is None
