@@ -25,7 +25,7 @@ from index.lexical import TOKENIZER as LEXICAL_TOKENIZER
 from index.manifest import CATALOG, EMBEDDINGS, FORMAT_VERSION, SEGMENTS, STORE, Manifest
 from index.segment import write_segment
 from index.store import DocumentRow, PassageRow
-from index.vectors import EXACT_MAX, LANGUAGE_PRIOR, METRIC, TUNING_QUERIES, load_embeddings
+from index.vectors import LANGUAGE_PRIOR, METRIC, TUNING_QUERIES, load_embeddings
 from index.versions import new_build_dir, remove_stale, writer_lock
 from polyseek import settings
 from polyseek.embedder import Embedder, load_embedder
@@ -575,13 +575,6 @@ def _embed(passages: list[PassageRow], embedder: Embedder, batch_size: int, prog
         vectors[idx] = embedder.embed([passages[i].text for i in idx], "passage", batch_size=batch_size)
         progress("embedding", min(start + step, len(order)), len(order))
     return vectors, len(order)
-
-
-def _count_languages(passages: list[PassageRow]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for p in passages:
-        counts[p.lang] = counts.get(p.lang, 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def _library_versions() -> dict[str, str]:

@@ -28,8 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from index.lexical import LexicalIndex
-from index.manifest import (EMBEDDINGS, SEGMENT_NAME as NAME, SEGMENTS, STORE, VECTORS, atomic_write_text, check_info,
-                            file_digest, read_small_file)
+from index.manifest import EMBEDDINGS, STORE, VECTORS, atomic_write_text, check_info, file_digest, read_small_file
 from index.store import DocumentRow, PassageRow, write_store
 from index.vectors import build_vector_index, plan_vector_index, save_embeddings, save_vector_index
 from polyseek.errors import IndexFormatError

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import bisect
 import re
-import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
