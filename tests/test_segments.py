@@ -208,3 +208,33 @@ def test_an_export_is_updated_by_its_records_own_hashes(tmp_path, monkeypatch):
     assert summary.embedded == 2 and summary.documents_indexed == 30
     with Searcher.open(tmp_path / "index", embedder=fake) as s:
         assert s.document_text("feed.jsonl#7").endswith("Vienna.") and s.document_text("feed.jsonl#3") is None
+
+
+def test_each_segment_chooses_its_vector_index_by_size_and_keeps_its_recall(tmp_path, monkeypatch):
+    """A large segment is IVF (tuned to its recall target), a small one flat; searched together
+    they find what an exact search of the same passages finds."""
+    from index import vectors
+    from index.vectors import TARGET_RECALL, recall_at
+
+    monkeypatch.setattr(vectors, "EXACT_MAX", 1_000)
+    fake = HashingEmbedder(64)
+    rng = random.Random(5)
+    topics = [[f"w{t}x{i}" for i in range(30)] for t in range(25)]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(2_000):
+        (corpus / f"d{i:05d}.txt").write_text(" ".join(rng.choice(topics[i % 25]) for _ in range(12)), encoding="utf-8")
+    build_index(corpus, tmp_path / "index", embedder=fake, chunk_tokens=64)
+    for i in range(2_000, 2_050):
+        (corpus / f"d{i:05d}.txt").write_text(" ".join(rng.choice(topics[i % 25]) for _ in range(12)), encoding="utf-8")
+    update_index(corpus, tmp_path / "index", embedder=fake)
+    monkeypatch.setattr(vectors, "EXACT_MAX", 10_000)
+    build_index(corpus, tmp_path / "flat", embedder=fake, chunk_tokens=64)
+    kinds = [info["vector_params"]["kind"] for info in read_manifest(current_version(tmp_path / "index")).segments]
+    assert kinds == ["ivf-sq8", "flat"]
+    with Searcher.open(tmp_path / "index", embedder=fake) as approx, Searcher.open(tmp_path / "flat", embedder=fake) as exact:
+        queries = [" ".join(rng.choice(topics[t]) for _ in range(4)) for t in range(25) for _ in range(4)]
+        key = lambda hits: np.array([int(h.doc_id[1:6]) for h in hits] + [-1] * (10 - len(hits)))  # noqa: E731
+        found = np.stack([key(approx.search(q, 10, mode="dense")) for q in queries])
+        truth = np.stack([key(exact.search(q, 10, mode="dense")) for q in queries])
+    assert recall_at(found, truth) >= TARGET_RECALL - 0.03
