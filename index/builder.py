@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import time
@@ -270,7 +269,10 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
         return summary(prev_folder, prev)  # nothing changed: the version in service stays
 
     if prev is not None:  # an update keeps segments: they must be sound (a damaged one: rebuild in full)
-        _verify_once(index_dir, prev_folder, prev)
+        from index.verify import forget_others, verify_version
+
+        verify_version(index_dir, prev_folder, prev)
+        forget_others(index_dir, prev)
 
     # 3. Documents to add that were not read now (a duplicate's original went away): read them.
     missing = {target[d][0] for d in to_add if target[d][:2] not in fresh}
@@ -332,42 +334,6 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
     out = summary(version, read_manifest(version), embedded, written)
     out.reused, out.segments_merged = out.passages - embedded, merged  # reused: not embedded by this run
     return out
-
-
-VERIFIED = ".verified"
-
-
-def _verify_once(index_dir: Path, folder: Path, manifest: Manifest) -> None:
-    """Check the version's files against their checksums, each immutable segment only once: a
-    segment verified by an earlier update is recorded in ``INDEX_DIR/.verified/`` (searching
-    still verifies every file it opens). IndexFormatError names a damaged file."""
-    from index.manifest import verify_files
-
-    marks = index_dir / VERIFIED
-    fresh = []
-    skip = []
-    for info in manifest.segments:
-        mark = marks / info["name"]
-        names = [f"{SEGMENTS}/{info['name']}/{name}" for name in info["checksums"]]
-        if mark.is_file() and not mark.is_symlink() and mark.stat().st_size < 4096 and \
-                mark.read_text(encoding="utf-8", errors="replace") == _mark(info):
-            skip += names
-        else:
-            fresh.append(info)
-    verify_files(folder, manifest, skip=tuple(skip))
-    marks.mkdir(exist_ok=True)
-    kept = {info["name"] for info in manifest.segments}
-    for old in marks.iterdir():
-        if old.name not in kept:
-            old.unlink(missing_ok=True)
-    for info in fresh:
-        from index.manifest import atomic_write_text
-
-        atomic_write_text(marks / info["name"], _mark(info))
-
-
-def _mark(info: dict) -> str:
-    return hashlib.blake2b(json.dumps(info["checksums"], sort_keys=True).encode(), digest_size=16).hexdigest()
 
 
 def _current(index_dir: Path) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from index.lexical import TOKENIZER as LEXICAL_TOKENIZER
-from index.manifest import DELETED, EMBEDDINGS, MEANS, SEGMENTS, Manifest, read_manifest, require_regular, verify_files
+from index.manifest import DELETED, EMBEDDINGS, MEANS, SEGMENTS, Manifest, read_manifest, require_regular
 from index.versions import current_version
 from polyseek import settings
 from polyseek.embedder import Embedder, load_embedder
@@ -122,8 +122,11 @@ class Searcher:
             raise ModelMismatchError(f"model {embedder.name!r} gives {embedder.dim} dimensions, the index holds "
                                      f"{manifest.dim}: rebuild the index with this model, or open it with its own")
         # searching never reads the model's vectors of a flat segment
-        verify_files(folder, manifest, skip=tuple(f"{SEGMENTS}/{info['name']}/{EMBEDDINGS}" for info in manifest.segments
-                                                  if info["vector_params"].get("kind") != "ivf-sq8"))
+        from index.verify import verify_version
+
+        verify_version(folder.parent, folder, manifest,
+                       skip=tuple(f"{SEGMENTS}/{info['name']}/{EMBEDDINGS}" for info in manifest.segments
+                                  if info["vector_params"].get("kind") != "ivf-sq8"))
         for name in (MEANS, DELETED):
             require_regular(folder / name)
         means = load_means(folder, manifest)

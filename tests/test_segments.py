@@ -238,3 +238,35 @@ def test_each_segment_chooses_its_vector_index_by_size_and_keeps_its_recall(tmp_
         found = np.stack([key(approx.search(q, 10, mode="dense")) for q in queries])
         truth = np.stack([key(exact.search(q, 10, mode="dense")) for q in queries])
     assert recall_at(found, truth) >= TARGET_RECALL - 0.03
+
+
+def test_segments_are_checked_once_and_again_after_any_write(corpus, tmp_path, monkeypatch):
+    from index import verify
+    from index.manifest import file_digest as digest
+    from polyseek.errors import IndexFormatError
+    from tests.conftest import segment_dir
+
+    fake = HashingEmbedder(64)
+    build_index(corpus, tmp_path / "index", embedder=fake, chunk_tokens=16)
+    checked = []
+    monkeypatch.setattr(verify, "verify_files", lambda folder, manifest, skip=(): checked.append(
+        len([n for n in manifest.checksums if n not in skip])))
+    Searcher.open(tmp_path / "index", embedder=fake).close()  # just written: not settled, not recorded
+    monkeypatch.setattr(verify, "SETTLE_NS", 0)
+    Searcher.open(tmp_path / "index", embedder=fake).close()  # checked in full, recorded
+    Searcher.open(tmp_path / "index", embedder=fake).close()  # the segment is skipped
+    update_index(corpus, tmp_path / "index", embedder=fake)  # (nothing changed: nothing checked)
+    (corpus / "new.txt").write_text("News.", encoding="utf-8")
+    update_index(corpus, tmp_path / "index", embedder=fake)  # embeddings were never checked: checked now
+    assert checked[0] == checked[1] > checked[2] and checked[3] > checked[2]
+    monkeypatch.undo()
+    # a write to a segment file (same size, new bytes) is found at the next open
+    monkeypatch.setattr(verify, "SETTLE_NS", 0)
+    path = segment_dir(tmp_path / "index") / "store.sqlite"
+    Searcher.open(tmp_path / "index", embedder=fake).close()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert digest(path)  # readable, but not what the manifest says
+    with pytest.raises(IndexFormatError, match="store.sqlite"):
+        Searcher.open(tmp_path / "index", embedder=fake)
