@@ -31,6 +31,8 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/polyseek-update-cost")
     parser.add_argument("--segments", action="store_true", help="also: search cost with 10 segments and with 1")
     parser.add_argument("--label", default="")
+    parser.add_argument("--open-only", action="store_true",
+                        help="only time opening the existing index of each size twice (full check, then recorded)")
     parser.add_argument("--repeat", type=int, default=3, help="updates with nothing changed (median) and of 10 documents")
     args = parser.parse_args()
     sys.path.insert(0, args.code)
@@ -44,6 +46,9 @@ def main() -> None:
     work = Path(args.work)
     for size in [int(s) for s in args.sizes.split(",")]:
         corpus, index_dir = work / f"corpus-{size}", work / f"index-{size}-{args.label or 'x'}"
+        if args.open_only:
+            open_cost(args, size, index_dir, embedder)
+            continue
         shutil.rmtree(index_dir, ignore_errors=True)
         n_docs = make_corpus(corpus, paras, size, embedder)
         t = time.perf_counter()
@@ -100,6 +105,20 @@ def report(args, size: int, what: str, seconds: float, summary) -> None:
            "documents": summary.documents_indexed, "embedded": summary.embedded,
            "segments": getattr(summary, "segments", None), "segments_merged": getattr(summary, "segments_merged", None)}
     print(json.dumps(out), flush=True)
+
+
+def open_cost(args, size: int, index_dir: Path, embedder) -> None:
+    """Seconds to open the index: the first open checks every file's checksum; later ones skip
+    the segments recorded as checked (index.verify)."""
+    from search import Searcher
+
+    shutil.rmtree(index_dir / ".verified", ignore_errors=True)
+    for attempt in ("first open (all checksums)", "second open (segments recorded as checked)"):
+        t = time.perf_counter()
+        with Searcher.open(index_dir, embedder=embedder) as s:
+            passages = s.manifest.passages
+        print(json.dumps({"label": args.label, "size": size, "what": attempt, "passages": passages,
+                          "seconds": round(time.perf_counter() - t, 3)}), flush=True)
 
 
 def search_costs(args, size: int, corpus: Path, index_dir: Path, embedder, paras, n_docs: int) -> None:
