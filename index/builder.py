@@ -6,7 +6,7 @@ import hashlib
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from index.catalog import OK, READ_SKIP, Entry, FileState, fingerprint, read_catalog, write_catalog
+from index.catalog import OK, READ_SKIP, Entry, FileState, fingerprint, read_docs, read_files, read_summary, write_catalog
 from index.chunking import DEFAULT_CHUNK_TOKENS, chunk_text
 from index.commit import commit, read_deleted
 from index.corpus import Document, Skipped
@@ -174,7 +174,7 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
     """Make the index in ``index_dir`` hold ``corpus_dir`` (the caller holds the writer lock):
     from nothing (``previous`` None), or from ``previous`` = (version folder, manifest), reading
     only the files that changed. See :func:`update_index`."""
-    from index.corpus import _ignore_patterns, corpus_files
+    from index.corpus import _ignore_patterns, corpus_paths
 
     progress = progress or (lambda stage, done, total: None)
     if batch_size is not None and not 1 <= batch_size <= 4096:
@@ -185,41 +185,55 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
                           "holds your articles")
     if previous is not None:
         prev_folder, prev = previous
-        old_files, old_docs = read_catalog(prev_folder / CATALOG)
-        deleted = read_deleted(prev_folder, prev)
+        old_files = read_files(prev_folder / CATALOG)
         # A file changed within the clock's granularity of the catalog's writing may keep its
         # size and time ("racy", as git calls it): such files are checked by their digest.
         racy = os.stat(prev_folder / CATALOG).st_mtime_ns - RACY_NS
     else:
-        prev_folder, prev, old_files, old_docs, deleted, racy = None, None, {}, {}, {}, 0
+        prev_folder, prev, old_files, racy = None, None, {}, 0
 
     # 1. Which files changed: size and time, then the digest of those whose size or time changed.
     real_root = os.path.realpath(corpus_dir)
-    paths = corpus_files(corpus_dir, _ignore_patterns(corpus_dir, real_root))
+    rels = corpus_paths(corpus_dir, _ignore_patterns(corpus_dir, real_root))
     files: dict[bytes, FileState] = {}
     docs: dict[bytes, list[Entry]] = {}
     fresh: dict[tuple[bytes, int], tuple[DocumentRow, list]] = {}
-    order: list[tuple[bytes, Path]] = []
-    changed = set(old_files) - {os.fsencode(p.relative_to(corpus_dir).as_posix()) for p in paths}
+    order: list[tuple[bytes, str]] = []
+    top = os.fspath(corpus_dir)
+    changed = set(old_files) - {os.fsencode(rel) for rel in rels}
     chunked = [0]
-    for i, path in enumerate(paths, 1):
-        rel_str = path.relative_to(corpus_dir).as_posix()
+    stats, unchanged = {}, set()
+    for i, rel_str in enumerate(rels, 1):
         rel = os.fsencode(rel_str)
-        order.append((rel, path))
-        progress("reading", i, len(paths))
+        order.append((rel, rel_str))
+        if i % 256 == 0 or i == len(rels):
+            progress("reading", i, len(rels))
         try:
-            info = os.stat(path)
-            size, mtime = info.st_size, info.st_mtime_ns
+            info = os.stat(os.path.join(top, rel_str))
+            stats[rel] = (info.st_size, info.st_mtime_ns)
         except OSError:
-            size = mtime = -1
+            stats[rel] = (-1, -1)
+        old = old_files.get(rel)
+        if old is not None and (old.size, old.mtime_ns) == stats[rel] and stats[rel][1] < racy and not old.retry:
+            unchanged.add(rel)
+    if prev is not None and not changed and len(unchanged) == len(rels):  # nothing changed: the version stays
+        done = read_summary(prev_folder / CATALOG)
+        return BuildSummary(str(index_dir), prev_folder.name, embedder.name, done["documents_read"],
+                            done["documents_indexed"], prev.passages, dict(prev.languages),
+                            time.perf_counter() - started, 0.0, [Skipped(*s) for s in done["skipped"]],
+                            reused=prev.passages, segments=len(prev.segments), notice=notice)
+    old_docs = read_docs(prev_folder / CATALOG) if prev is not None else {}
+    deleted = read_deleted(prev_folder, prev) if prev is not None else {}
+    for rel, rel_str in order:
         old, entries = old_files.get(rel), old_docs.get(rel)
-        if (old is not None and entries is not None and (old.size, old.mtime_ns) == (size, mtime) and mtime < racy
-                and not _retry(entries)):
+        if rel in unchanged and entries is not None:
             files[rel], docs[rel] = old, entries
             continue
-        data, skip = _read_file(path, real_root, limits)
+        size, mtime = stats[rel]
+        data, skip = _read_file(Path(top) / rel_str, real_root, limits)
         digest = hashlib.blake2b(data, digest_size=32).hexdigest() if data is not None else ""
-        files[rel] = FileState(size, mtime, digest)
+        retry = data is None and skip.startswith("unreadable")
+        files[rel] = FileState(size, mtime, digest, retry)
         if old is not None and entries is not None and digest and old.digest == digest:
             docs[rel] = entries  # touched (or racy), not changed
             if (old.size, old.mtime_ns) != (size, mtime):
@@ -258,8 +272,10 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
     current = {e.doc_id: e.fingerprint for entries in old_docs.values() for e in entries if e.indexed}
     to_delete = [d for d, fp in current.items() if target.get(d, ("", 0, None))[2] != fp]
     to_add = [d for d, (_, _, fp) in target.items() if current.get(d) != fp]
-    for rel in docs:
-        docs[rel] = [replace(e, indexed=target.get(e.doc_id, (None, None))[:2] == (rel, e.rec)) for e in docs[rel]]
+    for rel, entries in docs.items():
+        marked = [target.get(e.doc_id, (None, None))[:2] == (rel, e.rec) for e in entries]
+        if any(e.indexed != m for e, m in zip(entries, marked)):
+            docs[rel] = [e._replace(indexed=m) for e, m in zip(entries, marked)]
     summary = lambda version, manifest, embedded=0, written=0: BuildSummary(  # noqa: E731
         str(index_dir), version.name, embedder.name, documents_read, len(target), manifest.passages,
         dict(manifest.languages), time.perf_counter() - started, embed_seconds, skipped, embedded=embedded,
@@ -276,11 +292,10 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
 
     # 3. Documents to add that were not read now (a duplicate's original went away): read them.
     missing = {target[d][0] for d in to_add if target[d][:2] not in fresh}
-    for rel, path in order:
+    for rel, rel_str in order:
         if rel in missing:
-            data, skip = _read_file(path, real_root, limits)
-            _entries(rel, scrub(path.relative_to(corpus_dir).as_posix()), data, skip, fields, limits, embedder,
-                     chunk_tokens, fresh, progress, chunked)
+            data, skip = _read_file(Path(top) / rel_str, real_root, limits)
+            _entries(rel, scrub(rel_str), data, skip, fields, limits, embedder, chunk_tokens, fresh, progress, chunked)
     to_add = [d for d in to_add if target[d][:2] in fresh]  # a file changed while we read it: next update
 
     # 4. Deletions, and the vectors of the passages they remove (an edited document keeps the
@@ -318,8 +333,10 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
         shutil.rmtree(build_dir, ignore_errors=True)
         raise
     manifest = _manifest(embedder, corpus_dir, chunk_tokens, fields, limits, started, base + len(passages))
+    done = {"documents_read": documents_read, "documents_indexed": len(target),
+            "skipped": [[k.doc_id, k.reason] for k in skipped]}
     version = commit(index_dir, build_dir, manifest, segments, sources, deleted,
-                     lambda path: write_catalog(path, files, docs))
+                     lambda path: write_catalog(path, files, docs, done))
     written, merged = int(bool(passages)), 0
     if merge:
         from index.merge import auto_merge
@@ -361,11 +378,6 @@ def _manifest(embedder: Embedder, corpus_dir: Path, chunk_tokens: int, fields, l
         libraries=_library_versions(), next_id=next_id, limits=asdict(limits) if limits is not None else {})
 
 
-def _retry(entries: list[Entry]) -> bool:
-    """A file that could not be read for a passing reason is read again even when unchanged."""
-    return any(e.outcome == READ_SKIP and e.reason.startswith("unreadable") for e in entries)
-
-
 def _read_file(path: Path, real_root: str, limits: Limits) -> tuple[bytes | None, str]:
     from index.corpus import SkipDocument, read_regular_file
 
@@ -401,7 +413,7 @@ def _entries(rel: bytes, doc_id: str, data: bytes | None, skip: str, fields, lim
             continue
         old = known.get(item.doc_id)
         if old is not None and old.fingerprint == fingerprint(item):
-            out.append(replace(old, rec=rec, indexed=False))
+            out.append(old._replace(rec=rec, indexed=False))
             continue
         row, chunks, reason = _chunk_document(item, embedder, chunk_tokens, limits)
         out.append(Entry(rec, item.doc_id, item.content_hash, fingerprint(item), OK if row else "chunk", reason))
@@ -497,7 +509,9 @@ def write_index(index_dir, embedder: Embedder, documents: list[DocumentRow], pas
             raise
         version = commit(index_dir, build_dir, _manifest(embedder, Path(corpus), chunk_tokens, {}, None, started,
                                                           len(passages)),
-                         [info], {}, {}, lambda path: write_catalog(path, {}, {}))
+                         [info], {}, {}, lambda path: write_catalog(path, {}, {}, {"documents_read": len(documents),
+                                                                                    "documents_indexed": len(documents),
+                                                                                    "skipped": []}))
         progress("writing", 1, 1)
         return version
 

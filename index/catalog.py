@@ -13,13 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from dataclasses import astuple, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from polyseek.errors import IndexFormatError
 
 SCHEMA = """
-CREATE TABLE files (path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, digest TEXT NOT NULL);
+CREATE TABLE files (path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, digest TEXT NOT NULL,
+                    retry INTEGER NOT NULL);
+CREATE TABLE summary (json TEXT NOT NULL);
 CREATE TABLE docs (path BLOB NOT NULL, rec INTEGER NOT NULL, doc_id TEXT NOT NULL, content_hash TEXT NOT NULL,
                    fingerprint TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL, indexed INTEGER NOT NULL,
                    PRIMARY KEY (path, rec));
@@ -29,15 +31,14 @@ OK = "ok"
 READ_SKIP = "read"
 
 
-@dataclass(frozen=True)
-class FileState:
+class FileState(NamedTuple):
     size: int
     mtime_ns: int
     digest: str  # blake2b-256 of the bytes; "" when the file could not be read
+    retry: bool = False  # it could not be read for a passing reason: read it again, changed or not
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     rec: int  # place of the document in its file (0 for a file of one document)
     doc_id: str
     content_hash: str  # "" for a document skipped while reading
@@ -54,29 +55,52 @@ def fingerprint(doc) -> str:
     return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-def write_catalog(path: Path, files: dict[bytes, FileState], docs: dict[bytes, list[Entry]]) -> None:
+def write_catalog(path: Path, files: dict[bytes, FileState], docs: dict[bytes, list[Entry]], summary: dict) -> None:
+    """``summary``: what an update that finds nothing changed reports (documents read and
+    indexed, the skipped documents and why)."""
     con = sqlite3.connect(path)
     try:
         with con:
             con.executescript(SCHEMA)
-            con.executemany("INSERT INTO files VALUES (?, ?, ?, ?)",
-                            ((p, s.size, s.mtime_ns, s.digest) for p, s in files.items()))
+            con.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?)",
+                            ((p, s.size, s.mtime_ns, s.digest, int(s.retry)) for p, s in files.items()))
             con.executemany("INSERT INTO docs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            ((p, *astuple(e)[:-1], int(e.indexed)) for p, entries in docs.items() for e in entries))
+                            ((p, *e[:-1], int(e.indexed)) for p, entries in docs.items() for e in entries))
+            con.execute("INSERT INTO summary VALUES (?)", (json.dumps(summary, ensure_ascii=False),))
     finally:
         con.close()
 
 
-def read_catalog(path: Path) -> tuple[dict[bytes, FileState], dict[bytes, list[Entry]]]:
+def _query(path: Path, sql: str) -> list[tuple]:
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            files = {bytes(p): FileState(*rest) for p, *rest in con.execute("SELECT * FROM files")}
-            docs: dict[bytes, list[Entry]] = {}
-            for p, *rest, indexed in con.execute("SELECT * FROM docs ORDER BY path, rec"):
-                docs.setdefault(bytes(p), []).append(Entry(*rest, bool(indexed)))
+            return con.execute(sql).fetchall()
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
         raise IndexFormatError(f"the catalog {path} is unreadable ({exc}): rebuild the index") from exc
-    return files, docs
+
+
+def read_files(path: Path) -> dict[bytes, FileState]:
+    return {bytes(p): FileState(size, mtime, digest, bool(retry))
+            for p, size, mtime, digest, retry in _query(path, "SELECT path, size, mtime_ns, digest, retry FROM files")}
+
+
+def read_docs(path: Path) -> dict[bytes, list[Entry]]:
+    docs: dict[bytes, list[Entry]] = {}
+    for p, rec, doc_id, content_hash, fp, outcome, reason, indexed in _query(
+            path, "SELECT path, rec, doc_id, content_hash, fingerprint, outcome, reason, indexed FROM docs ORDER BY path, rec"):
+        docs.setdefault(bytes(p), []).append(Entry(rec, doc_id, content_hash, fp, outcome, reason, bool(indexed)))
+    return docs
+
+
+def read_summary(path: Path) -> dict:
+    rows = _query(path, "SELECT json FROM summary")
+    try:
+        data = json.loads(rows[0][0]) if len(rows) == 1 else None
+    except (ValueError, TypeError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
+        raise IndexFormatError(f"the catalog {path} has no summary: rebuild the index")
+    return data

@@ -99,17 +99,25 @@ def read_corpus(root: str | os.PathLike, max_bytes: int | None = None,
 
 def corpus_files(root: Path, ignore: list[str]) -> list[Path]:
     """The corpus's files in path order, and the links to folders it holds (reported, not followed)."""
+    return [root / rel for rel in corpus_paths(root, ignore)]
+
+
+def corpus_paths(root: Path, ignore: list[str]) -> list[str]:
+    """:func:`corpus_files` as paths relative to ``root`` ('/' separators), without making a
+    Path of each (an update lists a large corpus on every run)."""
+    top = os.fspath(root)
     files = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(top):
         dirnames.sort()
         links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in links]
+        prefix = os.path.relpath(dirpath, top).replace(os.sep, "/")
+        prefix = "" if prefix == "." else prefix + "/"
         for name in sorted(filenames + [d for d in links if not d.startswith(".")]):
-            path = Path(dirpath) / name
-            rel = path.relative_to(root).as_posix()
-            if name.startswith(".") or any(fnmatch.fnmatch(rel, pat) for pat in ignore):
+            rel = prefix + name
+            if name.startswith(".") or (ignore and any(fnmatch.fnmatch(rel, pat) for pat in ignore)):
                 continue
-            files.append(path)
+            files.append(rel)
     return files
 
 
