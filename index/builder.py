@@ -243,29 +243,8 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
         docs[rel] = _entries(rel, scrub(rel_str), data, skip, fields, limits, embedder, chunk_tokens, fresh,
                              progress, chunked, entries)
 
-    # 2. What a full build would index: the same rules, in the same order (index.builder._chunk).
-    read_skips, chunk_skips, target = [], [], {}
-    ids: set[str] = set()
-    first_with: dict[str, str] = {}
-    documents_read = 0
-    for rel, _ in order:
-        for e in docs[rel]:
-            documents_read += 1
-            if e.outcome == READ_SKIP:
-                read_skips.append(Skipped(e.doc_id, e.reason))
-            elif e.doc_id in ids:
-                chunk_skips.append(Skipped(e.doc_id, "another document has the same id: rename the file or the record"))
-            else:
-                ids.add(e.doc_id)
-                if e.content_hash in first_with:
-                    chunk_skips.append(Skipped(e.doc_id, f"duplicate of {first_with[e.content_hash]} (same text)"))
-                    continue
-                first_with[e.content_hash] = e.doc_id
-                if e.outcome != OK:
-                    chunk_skips.append(Skipped(e.doc_id, e.reason))
-                else:
-                    target[e.doc_id] = (rel, e.rec, e.fingerprint)
-    skipped = read_skips + chunk_skips
+    # 2. What a full build would index: the same rules, in the same order.
+    documents_read, target, skipped = _decide([(rel, docs[rel]) for rel, _ in order])
     if not target:
         reasons = "; ".join(f"{s.doc_id}: {s.reason}" for s in skipped[:5]) or "no files"
         raise CorpusError(f"nothing to index in {corpus_dir}: {reasons}")
@@ -351,6 +330,35 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
     out = summary(version, read_manifest(version), embedded, written)
     out.reused, out.segments_merged = out.passages - embedded, merged  # reused: not embedded by this run
     return out
+
+
+def _decide(files: list[tuple[bytes, list[Entry]]]) -> tuple[int, dict[str, tuple[bytes, int, str]], list[Skipped]]:
+    """The documents a full build of the corpus indexes, from the catalog entries of its files in
+    corpus order: (documents read, doc_id → (file, place, fingerprint), skipped with reasons).
+    Ids and texts count once, in corpus order: a later document with the same id or the same
+    text is skipped, whichever file changed."""
+    read_skips, chunk_skips, target = [], [], {}
+    ids: set[str] = set()
+    first_with: dict[str, str] = {}
+    documents_read = 0
+    for rel, entries in files:
+        for e in entries:
+            documents_read += 1
+            if e.outcome == READ_SKIP:
+                read_skips.append(Skipped(e.doc_id, e.reason))
+            elif e.doc_id in ids:
+                chunk_skips.append(Skipped(e.doc_id, "another document has the same id: rename the file or the record"))
+            else:
+                ids.add(e.doc_id)
+                if e.content_hash in first_with:
+                    chunk_skips.append(Skipped(e.doc_id, f"duplicate of {first_with[e.content_hash]} (same text)"))
+                    continue
+                first_with[e.content_hash] = e.doc_id
+                if e.outcome != OK:
+                    chunk_skips.append(Skipped(e.doc_id, e.reason))
+                else:
+                    target[e.doc_id] = (rel, e.rec, e.fingerprint)
+    return documents_read, target, read_skips + chunk_skips
 
 
 def _current(index_dir: Path) -> Path:
