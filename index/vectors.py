@@ -1,5 +1,5 @@
 """The vector index: FAISS, inner product (the vectors are L2-normalized model vectors minus
-their language's mean; see :func:`language_means`), with the passage ids as FAISS ids.
+their language's mean; see :mod:`index.balance`), with the passage ids as FAISS ids.
 
 Its kind is chosen from the number of passages (:func:`plan_vector_index`):
 
@@ -264,24 +264,5 @@ def _ivf(index):
     return faiss.try_extract_index_ivf(index)  # None for a flat index (no exception per query)
 
 
-#: Passages a language needs before its own mean counts fully (shrinkage toward the corpus mean).
-LANGUAGE_PRIOR = 1.0
-
-
-def language_means(vectors: np.ndarray, langs: list[str], prior: float = LANGUAGE_PRIOR) -> dict[str, np.ndarray]:
-    """The mean vector of each language, shrunk toward the corpus mean for languages with few
-    passages: ``(n·mean_L + prior·mean_all) / (n + prior)``.
-
-    Multilingual encoders score passages in the query's own language higher across the board.
-    Vectors are stored as ``p − mean_L``, so a passage's score is ``q·p − q·mean_L``: the
-    language's typical similarity to the query is taken off, and passages in other languages
-    compete on content. Within one language the offset is a constant, so rankings there are
-    exactly the model's. (On XQuAD de/es/ru/zh this raised the share of other-language gold
-    paragraphs in the top 10 of a mixed pool from 0.44 to 0.85; see BENCHMARKS.md.)"""
-    overall = vectors.mean(axis=0)
-    langs_arr = np.asarray(langs)
-    out = {}
-    for lang in sorted(set(langs)):
-        rows = vectors[langs_arr == lang]
-        out[lang] = ((rows.sum(axis=0) + prior * overall) / (len(rows) + prior)).astype(np.float32)
-    return out
+# The language balance lives in index.balance; its means are imported here for older callers.
+from index.balance import LANGUAGE_PRIOR, language_means  # noqa: E402,F401

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from index.balance import NEIGHBOURS, merge
 from index.lexical import TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
 from index.manifest import EMBEDDINGS, STORE, VECTORS, Manifest, read_manifest, verify_files
 from index.store import PassageStore
@@ -47,7 +48,7 @@ class Hit:
     title: str
     lang: str
     text: str
-    score: float  # ranking score: cosine minus the language's typical similarity to the query
+    score: float  # ranking score: the passage's margin over the query's nearest passages in its language (index.balance); a rank fusion in hybrid mode
     start: int  # character offsets of the passage in its document
     end: int
     cosine: float  # plain cosine similarity of query and passage
@@ -215,8 +216,8 @@ class Searcher:
             else:
                 found = self._dense(qvec, max(fetch, 1), allowed)
             if not per_document:  # only the k returned passages are fetched from the store
-                return _sorted(self._hits(qvec[0], found[: int(k)], fused=mode == "hybrid"), sort)
-            hits = self._hits(qvec[0], found, fused=mode == "hybrid")
+                return _sorted(self._hits(qvec[0], found[: int(k)]), sort)
+            hits = self._hits(qvec[0], found)
             best: dict[str, Hit] = {}
             for hit in hits:
                 best.setdefault(hit.doc_id, hit)
@@ -235,8 +236,30 @@ class Searcher:
         return rrf([dense, lexical], [1.0, weight])
 
     def _dense(self, qvec: np.ndarray, n: int, allowed) -> list[tuple[float, int]]:
-        """The ``n`` best (score, passage_id) by the vector index; an approximate index's
-        candidates (REFINE times as many) are re-scored exactly from the model's vectors."""
+        """The ``n`` best (score, passage_id): each language's best ``max(n, NEIGHBOURS)``
+        passages by ``q·(p − mean_L)``, put on one scale by :func:`index.balance.merge` (a margin
+        over the query's neighbourhood in that language; the order within a language is kept)."""
+        found = {lang: self._nearest(qvec, max(n, NEIGHBOURS), ids)
+                 for lang, ids in self._language_ids(allowed).items()}
+        return merge(found, n)
+
+    def _language_ids(self, allowed) -> dict[str, np.ndarray | None]:
+        """The allowed passage ids of each language (None: all passages, in a one-language index)."""
+        if allowed is None:
+            if len(self._ids_by_lang) == 1:
+                return {lang: None for lang in self._ids_by_lang}
+            return self._ids_by_lang
+        out = {}
+        for lang, ids in self._ids_by_lang.items():
+            mine = np.intersect1d(ids, allowed, assume_unique=True)
+            if len(mine):
+                out[lang] = mine
+        return out
+
+    def _nearest(self, qvec: np.ndarray, n: int, allowed) -> list[tuple[float, int]]:
+        """The ``n`` best (q·(p − mean_L), passage_id) among ``allowed`` (None: all) by the vector
+        index; an approximate index's candidates (REFINE times as many) are re-scored exactly
+        from the model's vectors."""
         if self._exact is None:
             scores, ids = search_vectors(self._vectors, qvec, n, allowed)
             return [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
@@ -284,13 +307,13 @@ class Searcher:
 
         return detect_among(query, self._ids_by_lang)
 
-    def _hits(self, qvec: np.ndarray, found: list[tuple[float, int]], fused: bool = False) -> list[Hit]:
+    def _hits(self, qvec: np.ndarray, found: list[tuple[float, int]]) -> list[Hit]:
         rows = self._store.passages(i for _, i in found)
         meta = self._store.document_meta(rows[pid][0].doc_id for _, pid in found if pid in rows)
-        # Dense scores are q·(p − mean); a fused score is a rank fusion, so the cosine comes from
-        # the stored vectors.
+        # Scores are margins (index.balance) or rank fusions: the cosine comes from the stored
+        # vectors, q·(p − mean_L) + q·mean_L.
         centred = {}
-        if fused and found:
+        if found:
             ids = np.array([pid for _, pid in found], np.int64)
             centred = dict(zip(ids.tolist(), (self._centred(ids) @ qvec).tolist()))
         hits = []
@@ -301,7 +324,7 @@ class Searcher:
                 url, source, date, _author, pages = meta.get(row.doc_id, ("", "", "", "", ()))
                 page = bisect.bisect_right(pages, row.start) if pages else None
                 hits.append(Hit(pid, row.doc_id, title, row.lang, row.text, score, row.start, row.end,
-                                centred.get(pid, score) + offset,
+                                centred[pid] + offset,
                                 url, source, date, page))
         return hits
 
