@@ -281,7 +281,7 @@ def heatmap(results: dict, path: Path) -> None:
     for name, pool in results.get("mixed", {}).items():
         share = pool["top10_languages"]
         panels.append((f"{name}, mixed pool: top-10 share\n(mAP@20 {pool['mean']['map20']:.3f})", "result language",
-                       np.array([[share[a][b] for b in langs] for a in langs]), None))
+                       np.array([[share[a][b] for b in langs] for a in langs]), 1.0))
     if not panels:
         return
     columns = max(len(results.get("systems", {})), len(results.get("mixed", {})), 1)
@@ -293,8 +293,7 @@ def heatmap(results: dict, path: Path) -> None:
     for n, (title, xlabel, grid, vmax) in enumerate(panels):
         ax = axes[0, n] if n < filtered else axes[rows - 1, n - filtered]
         ax.axis("on")
-        top = vmax or max(float(grid.max()), 1e-9)
-        image = ax.imshow(grid, vmin=0, vmax=top, cmap="viridis")
+        image = ax.imshow(grid, vmin=0, vmax=vmax, cmap="viridis")
         ax.set_xticks(range(len(langs)), langs)
         ax.set_yticks(range(len(langs)), langs)
         ax.set_xlabel(xlabel)
@@ -303,7 +302,7 @@ def heatmap(results: dict, path: Path) -> None:
         for i in range(len(langs)):
             for j in range(len(langs)):
                 ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="black" if grid[i, j] > 0.6 * top else "white")
+                        color="black" if grid[i, j] > 0.6 * vmax else "white")
         fig.colorbar(image, ax=ax, shrink=0.8)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
