@@ -1,0 +1,68 @@
+"""What the language balance costs a search: one search per language instead of one in all.
+
+    .venv/bin/python benchmarks/balance_cost.py [--passages 100000] [--languages 9]
+
+Writes a synthetic index (unit vectors: a shared topic plus a language direction, so that, as
+with a real multilingual model, languages cluster) of the given size with ``write_index`` (flat up
+to 20k passages, IVF above) and times ``Searcher.search_vector`` for 200 query vectors: no
+filter, no filter with one passage per document, and a one-language filter. Run it in two
+checkouts to compare them (the figures are medians on a shared machine: compare within a run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--passages", type=int, default=100_000)
+    parser.add_argument("--languages", type=int, default=9)
+    parser.add_argument("--dim", type=int, default=384)
+    args = parser.parse_args()
+
+    from index import write_index
+    from index.store import DocumentRow, PassageRow
+    from polyseek.embedder import HashingEmbedder
+    from search import Searcher
+
+    rng = np.random.default_rng(0)
+    langs = [f"l{i}" for i in range(args.languages)]
+    lang_dirs = rng.standard_normal((args.languages, args.dim))
+    topics = rng.standard_normal((500, args.dim))
+    of_lang = rng.integers(0, args.languages, args.passages)
+    vectors = topics[rng.integers(0, 500, args.passages)] + 0.8 * lang_dirs[of_lang] + 0.5 * rng.standard_normal((args.passages, args.dim))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    docs = [DocumentRow(f"d{i}.txt", "", "txt", langs[of_lang[i]], f"h{i}", "x") for i in range(args.passages)]
+    passages = [PassageRow(i, f"d{i}.txt", 0, 0, 1, langs[of_lang[i]], 1, "x") for i in range(args.passages)]
+    queries = topics[rng.integers(0, 500, 200)] + 0.8 * lang_dirs[rng.integers(0, args.languages, 200)]
+    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+    fake = HashingEmbedder(args.dim)
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        write_index(Path(tmp) / "index", fake, docs, passages, vectors)
+        print(f"{args.passages} passages, {args.languages} languages, written in {time.perf_counter() - started:.1f} s")
+        with Searcher.open(Path(tmp) / "index", embedder=fake) as searcher:
+            print(f"vector index: {searcher.manifest.vector_index} {searcher.manifest.vector_params}")
+            for label, options in (("no filter", {}), ("no filter, one passage per document", {"per_document": True}),
+                                   ("filter: one language", {"langs": [langs[0]]})):
+                for q in queries[:20]:
+                    searcher.search_vector(q, 10, **options)
+                times = []
+                for q in queries:
+                    t = time.perf_counter()
+                    searcher.search_vector(q, 10, **options)
+                    times.append(time.perf_counter() - t)
+                print(f"{label}: median {np.median(times) * 1000:.2f} ms, p95 {np.percentile(times, 95) * 1000:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
