@@ -50,7 +50,16 @@ def main() -> None:
         started = time.perf_counter()
         write_index(Path(tmp) / "index", fake, docs, passages, vectors)
         print(f"{args.passages} passages, {args.languages} languages, written in {time.perf_counter() - started:.1f} s")
+        exact = None
+        if args.passages > 20_000:  # the same passages exact, to measure the approximate index's recall
+            write_index(Path(tmp) / "exact", fake, docs, passages, vectors, exact_max=args.passages)
+            with Searcher.open(Path(tmp) / "exact", embedder=fake) as flat:
+                exact = [[h.passage_id for h in flat.search_vector(q, 10)] for q in queries]
         with Searcher.open(Path(tmp) / "index", embedder=fake) as searcher:
+            if exact is not None:
+                found = [[h.passage_id for h in searcher.search_vector(q, 10)] for q in queries]
+                recall = np.mean([len(set(f) & set(e)) / len(e) for f, e in zip(found, exact)])
+                print(f"recall@10 of the unfiltered search against the exact index: {recall:.3f}")
             print(f"vector index: {searcher.manifest.vector_index} {searcher.manifest.vector_params}")
             for label, options in (("no filter", {}), ("no filter, one passage per document", {"per_document": True}),
                                    ("filter: one language", {"langs": [langs[0]]})):

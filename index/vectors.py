@@ -211,19 +211,22 @@ def load_embeddings(path: Path) -> np.ndarray:
     return out
 
 
-def search_vectors(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None):
+def search_vectors(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None, widen: bool = True):
     """Top-``k`` (scores, ids) for each query row; only ``allowed_ids`` when given.
     Missing results (fewer than k candidates) come back as id -1.
 
     An IVF index restricted to a share s of the passages probes 1/s times as many cells, so it
     scans about as many allowed vectors as an unrestricted search does (a filter on a small
-    language would otherwise find few of its passages in the usual cells)."""
+    language would otherwise find few of its passages in the usual cells). ``widen=False``
+    starts from the usual cells instead (the per-language searches of one unfiltered query,
+    index.balance: widening each would scan the index once per language); either way the cells
+    are multiplied by 4 while fewer than ``k`` allowed passages are found."""
     queries = np.ascontiguousarray(queries, np.float32)
     with faiss_threads(1) if len(queries) == 1 else nullcontext():
-        return _search(index, queries, k, allowed_ids)
+        return _search(index, queries, k, allowed_ids, widen)
 
 
-def _search(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None):
+def _search(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None, widen: bool = True):
     import faiss
 
     ivf = _ivf(index)
@@ -234,7 +237,7 @@ def _search(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None):
     selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, np.int64))
     if ivf is None:
         return index.search(queries, k, params=faiss.SearchParameters(sel=selector))
-    share = len(allowed_ids) / max(1, index.ntotal)
+    share = len(allowed_ids) / max(1, index.ntotal) if widen else 1.0
     nprobe = min(ivf.nlist, max(ivf.nprobe, math.ceil(ivf.nprobe / max(share, 1e-9))))
     while True:
         scores, ids = index.search(queries, k, params=faiss.SearchParametersIVF(sel=selector, nprobe=nprobe))

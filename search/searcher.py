@@ -273,7 +273,8 @@ class Searcher:
         """The ``n`` best (score, passage_id): each language's best ``max(n, NEIGHBOURS)``
         passages by ``q·(p − mean_L)``, put on one scale by :func:`index.balance.merge` (a margin
         over the query's neighbourhood in that language; the order within a language is kept)."""
-        found = {lang: self._nearest(qvec, max(n, NEIGHBOURS), ids)
+        # An approximate index widens its cells for a filter, not for the languages of one query.
+        found = {lang: self._nearest(qvec, max(n, NEIGHBOURS), ids, widen=allowed is not None)
                  for lang, ids in self._language_ids(allowed).items()}
         return merge(found, n)
 
@@ -290,14 +291,14 @@ class Searcher:
                 out[lang] = mine
         return out
 
-    def _nearest(self, qvec: np.ndarray, n: int, allowed) -> list[tuple[float, int]]:
+    def _nearest(self, qvec: np.ndarray, n: int, allowed, widen: bool = True) -> list[tuple[float, int]]:
         """The ``n`` best (q·(p − mean_L), passage_id) among ``allowed`` (None: all) by the vector
         index; an approximate index's candidates (REFINE times as many) are re-scored exactly
         from the model's vectors."""
         if self._exact is None:
             scores, ids = search_vectors(self._vectors, qvec, n, allowed)
             return [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
-        _, ids = search_vectors(self._vectors, qvec, n * REFINE, allowed)
+        _, ids = search_vectors(self._vectors, qvec, n * REFINE, allowed, widen)
         cand = np.sort(ids[0][ids[0] >= 0])
         if not len(cand):
             return []
