@@ -20,13 +20,17 @@ A language with fewer passages than :data:`NEIGHBOURS` has the missing neighbour
 the query's pooled statistics (one or two passages make no spread of their own).
 
 On XQuAD's mixed pool (9 languages, 2,160 paragraphs, every question asked with no filter) this
-raised mAP@20 from 0.67 (mean-centring alone) to 0.7x; ``NEIGHBOURS`` was chosen on de, es, ru,
-zh and confirmed on tr, el, hi, vi, th (BENCHMARKS.md, ``benchmarks/language_agnostic.py``).
-Removing language directions (LIR, Yang et al. 2021; LSAR, Xie et al. 2022), whitening per
-language and a closed-form z-score over the whole language were measured there too and gave less.
+raised mAP@20 from 0.668 (mean-centring alone) to 0.740, every filtered language pair unchanged;
+``NEIGHBOURS`` was chosen on de, es, ru, zh and confirmed on tr, el, hi, vi, th (BENCHMARKS.md,
+``benchmarks/language_agnostic.py``). Removing language directions (LIR, Yang et al. 2021; LSAR,
+Xie et al. 2022), whitening per language and a closed-form z-score over the whole language were
+measured there too and gave less, or cost filtered pairs.
 
-This module is the one place the balance lives: the searcher, highlighting's callers, stories
-and watches all score through it.
+This module is the one place the balance lives. The searcher calls :func:`merge` with each
+language's best passages (stories and watches search through the searcher); anything that
+ranks passages of several languages from its own FAISS neighbours can do the same: give
+:func:`calibrate` each language's best scores, then compare ``Scale.margin`` values. Sentence
+highlighting compares sentences of one passage, one language: the balance cannot change it.
 """
 
 from __future__ import annotations
