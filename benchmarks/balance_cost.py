@@ -22,6 +22,29 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+class Table:
+    """An embedder whose text is a passage number: its vector, plus noise for a query (so the
+    approximate index is tuned on queries like the ones timed)."""
+
+    name, fingerprint, max_tokens, prompts, preferred_batch_size = "synthetic", "synthetic-1", 512, {}, 64
+
+    def __init__(self, vectors: np.ndarray, rng):
+        self.vectors, self.rng, self.dim = vectors, rng, vectors.shape[1]
+
+    def embed(self, texts, kind, batch_size=None):
+        out = self.vectors[[int(t.split()[0]) for t in texts]].copy()
+        if kind == "query":
+            out += 0.5 * self.rng.standard_normal(out.shape).astype(np.float32) / np.sqrt(self.dim)
+            out /= np.linalg.norm(out, axis=1, keepdims=True)
+        return out
+
+    def set_threads(self, threads):
+        pass
+
+    def token_spans(self, texts):
+        return [[(0, len(t))] for t in texts]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--passages", type=int, default=100_000)
@@ -31,21 +54,20 @@ def main() -> None:
 
     from index import write_index
     from index.store import DocumentRow, PassageRow
-    from polyseek.embedder import HashingEmbedder
     from search import Searcher
 
     rng = np.random.default_rng(0)
-    langs = [f"l{i}" for i in range(args.languages)]
-    lang_dirs = rng.standard_normal((args.languages, args.dim))
-    topics = rng.standard_normal((500, args.dim))
-    of_lang = rng.integers(0, args.languages, args.passages)
-    vectors = topics[rng.integers(0, 500, args.passages)] + 0.8 * lang_dirs[of_lang] + 0.5 * rng.standard_normal((args.passages, args.dim))
+    langs = ["de", "es", "ru", "zh", "tr", "el", "hi", "vi", "th", "ar", "en", "ro"][: args.languages]
+    lang_dirs = rng.standard_normal((len(langs), args.dim)) / np.sqrt(args.dim)
+    topics = rng.standard_normal((2_000, args.dim)) / np.sqrt(args.dim)
+    of_lang = rng.integers(0, len(langs), args.passages)
+    vectors = (topics[rng.integers(0, 2_000, args.passages)] + 0.6 * lang_dirs[of_lang]
+               + 0.4 * rng.standard_normal((args.passages, args.dim)) / np.sqrt(args.dim))
     vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
-    docs = [DocumentRow(f"d{i}.txt", "", "txt", langs[of_lang[i]], f"h{i}", "x") for i in range(args.passages)]
-    passages = [PassageRow(i, f"d{i}.txt", 0, 0, 1, langs[of_lang[i]], 1, "x") for i in range(args.passages)]
-    queries = topics[rng.integers(0, 500, 200)] + 0.8 * lang_dirs[rng.integers(0, args.languages, 200)]
-    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
-    fake = HashingEmbedder(args.dim)
+    docs = [DocumentRow(f"d{i}.txt", "", "txt", langs[of_lang[i]], f"h{i}", str(i)) for i in range(args.passages)]
+    passages = [PassageRow(i, f"d{i}.txt", 0, 0, 1, langs[of_lang[i]], 1, str(i)) for i in range(args.passages)]
+    fake = Table(vectors, rng)
+    queries = fake.embed([str(i) for i in rng.integers(0, args.passages, 200)], "query")
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         write_index(Path(tmp) / "index", fake, docs, passages, vectors)
