@@ -211,7 +211,8 @@ def load_embeddings(path: Path) -> np.ndarray:
     return out
 
 
-def search_vectors(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None, widen: bool = True):
+def search_vectors(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None, widen: bool = True,
+                   selector=None):
     """Top-``k`` (scores, ids) for each query row; only ``allowed_ids`` when given.
     Missing results (fewer than k candidates) come back as id -1.
 
@@ -220,13 +221,15 @@ def search_vectors(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray |
     language would otherwise find few of its passages in the usual cells). ``widen=False``
     starts from the usual cells instead (the per-language searches of one unfiltered query,
     index.balance: widening each would scan the index once per language); either way the cells
-    are multiplied by 4 while fewer than ``k`` allowed passages are found."""
+    are multiplied by 4 while fewer than ``k`` allowed passages are found. ``selector``: a FAISS
+    ``IDSelectorBatch`` of ``allowed_ids`` made earlier (making one costs about as much as a
+    search of a small index)."""
     queries = np.ascontiguousarray(queries, np.float32)
     with faiss_threads(1) if len(queries) == 1 else nullcontext():
-        return _search(index, queries, k, allowed_ids, widen)
+        return _search(index, queries, k, allowed_ids, widen, selector)
 
 
-def _search(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None, widen: bool = True):
+def _search(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None, widen: bool = True, selector=None):
     import faiss
 
     ivf = _ivf(index)
@@ -234,7 +237,8 @@ def _search(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None, 
         return index.search(queries, k)
     if len(allowed_ids) == 0:
         return np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64)
-    selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, np.int64))
+    if selector is None:
+        selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, np.int64))
     if ivf is None:
         return index.search(queries, k, params=faiss.SearchParameters(sel=selector))
     share = len(allowed_ids) / max(1, index.ntotal) if widen else 1.0

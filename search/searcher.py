@@ -87,15 +87,18 @@ class Searcher:
         if any(lang not in self._means or self._means[lang].shape != (manifest.dim,) for lang in self._ids_by_lang):
             raise IndexFormatError(f"the passage store in {folder} lacks a {manifest.dim}-dimension mean vector for "
                                    "a language it holds: rebuild the index")
+        # Each passage's language as a code (2 bytes a passage): splits allowed ids by language.
+        self._langs = sorted(self._ids_by_lang)
+        self._lang_of = np.zeros(manifest.passages, np.uint16)
+        for code, lang in enumerate(self._langs):
+            self._lang_of[self._ids_by_lang[lang]] = code
+        self._selectors: dict[str, object] = {}  # FAISS selectors of whole languages, made once
         # Approximate (IVF) indexes re-score their candidates from the model's vectors on disk.
         self._exact = None
         if manifest.vector_params.get("kind") == "ivf-sq8":
             self._exact = ExactRows(folder / EMBEDDINGS)
-            langs = sorted(self._ids_by_lang)
-            self._lang_of = np.zeros(manifest.passages, np.uint16)  # 2 bytes a passage
-            for code, lang in enumerate(langs):
-                self._lang_of[self._ids_by_lang[lang]] = code
-            self._mean_matrix = np.stack([self._means[lang] for lang in langs]).astype(np.float32)
+            self._mean_matrix = np.stack([self._means[lang] for lang in self._langs]).astype(np.float32)
+        self._rows = _flat_rows(vectors)  # an exact index's vectors, by passage id: scored in one product
 
     @classmethod
     def open(cls, index_dir=None, embedder: Embedder | None = None) -> "Searcher":
@@ -273,32 +276,47 @@ class Searcher:
         """The ``n`` best (score, passage_id): each language's best ``max(n, NEIGHBOURS)``
         passages by ``q·(p − mean_L)``, put on one scale by :func:`index.balance.merge` (a margin
         over the query's neighbourhood in that language; the order within a language is kept)."""
-        # An approximate index widens its cells for a filter, not for the languages of one query.
-        found = {lang: self._nearest(qvec, max(n, NEIGHBOURS), ids, widen=allowed is not None)
-                 for lang, ids in self._language_ids(allowed).items()}
+        m = max(n, NEIGHBOURS)
+        groups = self._ids_by_lang if allowed is None else self._split(allowed)
+        if self._rows is not None:  # exact index: scores by matrix products, then each language's best
+            if allowed is None:
+                scores = _products(self._rows, qvec[0])
+                return merge({lang: _best(scores[ids], ids, m) for lang, ids in groups.items()}, n)
+            return merge({lang: _best(_products(self._rows[ids], qvec[0]), ids, m) for lang, ids in groups.items()}, n)
+        if allowed is None:  # whole languages: their FAISS selectors are made once; the index's
+            # usual cells, widened only if too few are found (a filter widens them from the start)
+            found = {lang: self._nearest(qvec, m, ids, widen=False, selector=self._selector(lang))
+                     for lang, ids in groups.items()}
+        else:
+            found = {lang: self._nearest(qvec, m, ids) for lang, ids in groups.items()}
         return merge(found, n)
 
-    def _language_ids(self, allowed) -> dict[str, np.ndarray | None]:
-        """The allowed passage ids of each language (None: all passages, in a one-language index)."""
-        if allowed is None:
-            if len(self._ids_by_lang) == 1:
-                return {lang: None for lang in self._ids_by_lang}
-            return self._ids_by_lang
-        out = {}
-        for lang, ids in self._ids_by_lang.items():
-            mine = np.intersect1d(ids, allowed, assume_unique=True)
-            if len(mine):
-                out[lang] = mine
-        return out
+    def _split(self, allowed: np.ndarray) -> dict[str, np.ndarray]:
+        """The allowed passage ids (sorted) of each language, sorted."""
+        allowed = np.asarray(allowed, np.int64)
+        codes = self._lang_of[allowed]
+        order = np.argsort(codes, kind="stable")
+        codes, ids = codes[order], allowed[order]
+        bounds = np.flatnonzero(np.diff(codes)) + 1
+        return {self._langs[int(part_codes[0])]: part for part_codes, part in
+                zip(np.split(codes, bounds), np.split(ids, bounds)) if len(part)}
 
-    def _nearest(self, qvec: np.ndarray, n: int, allowed, widen: bool = True) -> list[tuple[float, int]]:
+    def _selector(self, lang: str):
+        import faiss
+
+        selector = self._selectors.get(lang)
+        if selector is None:  # two threads may both make one: the same, harmless
+            selector = self._selectors[lang] = faiss.IDSelectorBatch(np.ascontiguousarray(self._ids_by_lang[lang], np.int64))
+        return selector
+
+    def _nearest(self, qvec: np.ndarray, n: int, allowed, widen: bool = True, selector=None) -> list[tuple[float, int]]:
         """The ``n`` best (q·(p − mean_L), passage_id) among ``allowed`` (None: all) by the vector
         index; an approximate index's candidates (REFINE times as many) are re-scored exactly
         from the model's vectors."""
         if self._exact is None:
-            scores, ids = search_vectors(self._vectors, qvec, n, allowed)
+            scores, ids = search_vectors(self._vectors, qvec, n, allowed, selector=selector)
             return [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
-        _, ids = search_vectors(self._vectors, qvec, n * REFINE, allowed, widen)
+        _, ids = search_vectors(self._vectors, qvec, n * REFINE, allowed, widen, selector)
         cand = np.sort(ids[0][ids[0] >= 0])
         if not len(cand):
             return []
@@ -422,6 +440,35 @@ def clean_query(query) -> str:
         raise QueryError(f"the query is not valid text: character {bad + 1} is U+{ord(query[bad]):04X}, half of a "
                          "UTF-16 pair (bytes that are not UTF-8?); type or paste the query again as UTF-8")
     return query
+
+
+def _flat_rows(vectors) -> np.ndarray | None:
+    """The vectors of an exact (IDMap2 over IndexFlatIP) index as a read-only numpy view, row i =
+    passage i; None for another kind, or ids not 0..n-1 in order."""
+    import faiss
+
+    inner = faiss.downcast_index(vectors.index) if hasattr(vectors, "id_map") else None
+    if not isinstance(inner, faiss.IndexFlat) or not np.array_equal(faiss.vector_to_array(vectors.id_map),
+                                                                   np.arange(vectors.ntotal)):
+        return None
+    rows = faiss.rev_swig_ptr(inner.get_xb(), vectors.ntotal * vectors.d).reshape(vectors.ntotal, vectors.d)
+    rows.flags.writeable = False
+    return rows
+
+
+def _products(rows: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``rows @ q`` by einsum's own loop: a BLAS matrix-vector product wakes its thread pool,
+    which on a busy 2-core machine cost ten times the product itself."""
+    return np.einsum("ij,j->i", rows, q, optimize=False)
+
+
+def _best(mine: np.ndarray, ids: np.ndarray, m: int) -> list[tuple[float, int]]:
+    """The ``m`` best (score, id) of scores ``mine`` of passages ``ids``, best first, ties by id."""
+    if len(mine) > m:
+        keep = np.argpartition(-mine, m - 1)[:m]
+        mine, ids = mine[keep], ids[keep]
+    order = np.lexsort((ids, -mine))
+    return [(float(mine[i]), int(ids[i])) for i in order]
 
 
 def _check_k(k) -> None:
