@@ -90,3 +90,31 @@ def test_the_right_passage_in_each_language_comes_first_despite_the_bias(tmp_pat
                                                  if langs[i] == lang][:30]
         for h in found:
             assert h.cosine == pytest.approx(float(vectors[h.passage_id] @ query), abs=1e-5)
+
+
+@pytest.mark.parametrize("exact_max", [None, 100])  # exact index, and IVF (re-scored exactly)
+def test_search_matches_a_numpy_oracle_of_means_and_margins(tmp_path, exact_max):
+    rng = np.random.default_rng(3)
+    langs = ["en"] * 150 + ["ro"] * 90 + ["ar"] * 6  # ar: fewer than NEIGHBOURS passages
+    vectors = rng.standard_normal((len(langs), 32)).astype(np.float32)
+    vectors += 2.0 * np.eye(32, dtype=np.float32)[[("en", "ro", "ar").index(x) for x in langs]]
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    docs = [DocumentRow(f"d{i}.txt", "", "txt", lang, f"h{i}", str(i)) for i, lang in enumerate(langs)]
+    passages = [PassageRow(i, f"d{i}.txt", 0, 0, 1, lang, 1, str(i)) for i, lang in enumerate(langs)]
+    fake = HashingEmbedder(32)
+    write_index(tmp_path / "index", fake, docs, passages, vectors, exact_max=exact_max)
+    means = language_means(vectors, langs)
+    centred = vectors - np.stack([means[lang] for lang in langs])
+    with Searcher.open(tmp_path / "index", embedder=fake) as searcher:
+        assert (searcher.manifest.vector_params["kind"] == "flat") == (exact_max is None)
+        for query in rng.standard_normal((5, 32)).astype(np.float32):
+            query /= np.linalg.norm(query)
+            scores = centred @ query
+            heads = {lang: np.sort(scores[[i for i, x in enumerate(langs) if x == lang]])[::-1] for lang in means}
+            scales = calibrate(heads)
+            oracle = sorted(((float(scales[x].margin(s)), i) for i, (x, s) in enumerate(zip(langs, scores))),
+                            key=lambda t: (-t[0], t[1]))[:10]
+            hits = searcher.search_vector(query, 10)
+            assert [h.passage_id for h in hits] == [i for _, i in oracle]
+            assert [h.score for h in hits] == pytest.approx([m for m, _ in oracle], abs=1e-4)
+            assert [h.cosine for h in hits] == pytest.approx([float(vectors[i] @ query) for _, i in oracle], abs=1e-5)
