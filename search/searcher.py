@@ -51,7 +51,7 @@ class Hit:
     title: str
     lang: str
     text: str
-    score: float  # ranking score: the passage's margin over the query's nearest passages in its language (index.balance); a rank fusion in hybrid mode
+    score: float  # ranking: margin over the query's nearest passages in its language (index.balance); hybrid: RRF
     start: int  # character offsets of the passage in its document
     end: int
     cosine: float  # plain cosine similarity of query and passage
