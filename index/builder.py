@@ -24,7 +24,8 @@ from index.lexical import TOKENIZER as LEXICAL_TOKENIZER
 from index.manifest import CATALOG, EMBEDDINGS, FORMAT_VERSION, SEGMENTS, STORE, Manifest
 from index.segment import write_segment
 from index.store import DocumentRow, PassageRow
-from index.vectors import LANGUAGE_PRIOR, METRIC, TUNING_QUERIES, load_embeddings
+from index.balance import LANGUAGE_PRIOR
+from index.vectors import METRIC, TUNING_QUERIES, load_embeddings
 from index.versions import new_build_dir, remove_stale, writer_lock
 from polyseek import settings
 from polyseek.embedder import Embedder, load_embedder
@@ -302,7 +303,7 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
                 sources[info["name"]] = prev_folder / SEGMENTS / info["name"]
         deleted = {name: d for name, d in deleted.items() if name in sources}
         if passages:
-            from index.vectors import language_means
+            from index.balance import language_means
 
             segments.append(write_segment(
                 build_dir / SEGMENTS / f"s-{build_dir.name.removeprefix('.build-')}", base, doc_rows, passages, vectors,
@@ -495,7 +496,7 @@ def write_index(index_dir, embedder: Embedder, documents: list[DocumentRow], pas
     """Put an index of passages whose vectors are already known in service (benchmarks and
     tools that embed elsewhere), as one segment; ``embedder`` gives the model's identity and is
     not called. Passage ids must be 0..n-1 in order. Returns the new version folder."""
-    from index.vectors import language_means
+    from index.balance import language_means
 
     index_dir = settings.index_dir(index_dir)
     if len(passages) != len(vectors) or any(p.passage_id != i for i, p in enumerate(passages)):

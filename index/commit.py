@@ -28,7 +28,8 @@ import numpy as np
 from index.manifest import (CATALOG, DELETED, EMBEDDINGS, MEANS, SEGMENTS, Manifest, file_digest, read_small_file,
                             write_manifest)
 from index.segment import SEGMENT_MANIFEST, SUMS
-from index.vectors import LANGUAGE_PRIOR, load_embeddings
+from index.balance import LANGUAGE_PRIOR
+from index.vectors import load_embeddings
 from index.versions import new_build_dir, publish
 from polyseek.errors import IndexFormatError
 

@@ -27,7 +27,8 @@ from index.commit import commit, read_deleted
 from index.manifest import CATALOG, EMBEDDINGS, SEGMENTS, STORE, read_manifest
 from index.segment import write_segment
 from index.store import PassageStore
-from index.vectors import language_means, load_embeddings
+from index.balance import language_means
+from index.vectors import load_embeddings
 from index.versions import current_version, new_build_dir, remove_stale, writer_lock
 from polyseek import settings
 

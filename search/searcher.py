@@ -16,6 +16,7 @@ from index.versions import current_version
 from polyseek import settings
 from polyseek.embedder import Embedder, load_embedder
 from polyseek.errors import IndexFormatError, ModelMismatchError, QueryError
+from index.balance import NEIGHBOURS, merge
 from search.fusion import rrf
 from search.segments import SegmentReader, Segments, SegmentsLexical
 
@@ -48,7 +49,7 @@ class Hit:
     title: str
     lang: str
     text: str
-    score: float  # ranking score: cosine minus the language's typical similarity to the query
+    score: float  # ranking: margin over the query's nearest passages in its language (index.balance); hybrid: RRF
     start: int  # character offsets of the passage in its document
     end: int
     cosine: float  # plain cosine similarity of query and passage
@@ -233,8 +234,8 @@ class Searcher:
             else:
                 found = self._dense(qvec, max(fetch, 1), allowed)
             if not per_document:  # only the k returned passages are fetched from the store
-                return _sorted(self._hits(qvec[0], found[: int(k)], fused=mode == "hybrid"), sort)
-            hits = self._hits(qvec[0], found, fused=mode == "hybrid")
+                return _sorted(self._hits(qvec[0], found[: int(k)]), sort)
+            hits = self._hits(qvec[0], found)
             best: dict[str, Hit] = {}
             for hit in hits:
                 best.setdefault(hit.doc_id, hit)
@@ -253,18 +254,43 @@ class Searcher:
         return rrf([dense, lexical], [1.0, weight])
 
     def _dense(self, qvec: np.ndarray, n: int, allowed) -> list[tuple[float, int]]:
-        """The ``n`` best (score, passage_id) over every segment: each segment's best ``n``
-        (exact scores; an approximate segment re-scores its candidates), merged by score."""
-        if allowed is not None:
-            allowed = np.sort(np.asarray(allowed, np.int64))
+        """The ``n`` best (score, passage_id): each language's best ``max(n, NEIGHBOURS)``
+        passages by ``q·(p − mean_L)`` over every segment, put on one scale by
+        :func:`index.balance.merge` (a margin over the query's neighbourhood in that language;
+        the order within a language is kept); equal margins by document and place."""
+        m = max(n, NEIGHBOURS)
+        groups = self._ids_by_lang if allowed is None else self._split(allowed)
+        found = {lang: self._nearest(qvec, m, ids, whole=allowed is None) for lang, ids in groups.items()}
+        merged = merge(found, sum(len(pairs) for pairs in found.values()))
+        return self._segments.order(merged, n)
+
+    def _split(self, allowed: np.ndarray) -> dict[str, np.ndarray]:
+        """The allowed passage ids of each language, sorted."""
+        allowed = np.sort(np.asarray(allowed, np.int64))
+        out = {}
+        for lang, ids in self._ids_by_lang.items():
+            mine = np.intersect1d(ids, allowed, assume_unique=True)
+            if len(mine):
+                out[lang] = mine
+        return out
+
+    def _nearest(self, qvec: np.ndarray, n: int, allowed: np.ndarray, whole: bool = False) -> list[tuple[float, int]]:
+        """The ``n`` best (q·(p − mean_L), passage_id) among ``allowed`` (sorted) over every
+        segment: each segment's best ``n`` (exact scores; an approximate segment re-scores its
+        candidates), merged by score. ``whole``: ``allowed`` is a whole language (its FAISS
+        selectors are made once per segment, and an IVF segment starts from its usual cells)."""
         q32 = np.asarray(qvec[0], np.float32)
-        q64 = q32.astype(np.float64)
-        offsets = ({lang: float(q32 @ mean) for lang, mean in self._means.items()},
-                   {lang: float(q64 @ mean.astype(np.float64)) for lang, mean in self._means.items()})
+        offsets = self._offsets(q32)
         found = []
         for reader in self._segments.readers:
-            found += reader.dense(q32, offsets, n, reader.local(allowed))
+            found += reader.dense(q32, offsets, n, reader.local(allowed), whole=whole)
         return self._segments.order(found, n)
+
+    def _offsets(self, q32: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
+        """q·mean_L of every language, in float32 (FAISS's query) and float64 (exact scores)."""
+        q64 = q32.astype(np.float64)
+        return ({lang: float(q32 @ mean) for lang, mean in self._means.items()},
+                {lang: float(q64 @ mean.astype(np.float64)) for lang, mean in self._means.items()})
 
     def _centred(self, ids: np.ndarray) -> np.ndarray:
         """Model vector minus its language's mean, of passage ``ids`` (exact, from any segment)."""
@@ -307,25 +333,23 @@ class Searcher:
 
         return detect_among(clean_query(query), self._ids_by_lang)
 
-    def _hits(self, qvec: np.ndarray, found: list[tuple[float, int]], fused: bool = False) -> list[Hit]:
+    def _hits(self, qvec: np.ndarray, found: list[tuple[float, int]]) -> list[Hit]:
         rows = self._store.passages(i for _, i in found)
         meta = self._segments.document_meta_of(rows)
-        # Dense scores are q·(p − mean); a fused score is a rank fusion, so the cosine comes from
-        # the stored vectors.
-        centred = {}
-        if fused and found:
+        # Scores are margins (index.balance) or rank fusions: the cosine comes from the stored
+        # model vectors.
+        cosines = {}
+        if found:
             ids = np.array([pid for _, pid in found], np.int64)
-            centred = dict(zip(ids.tolist(), (self._centred(ids) @ qvec).tolist()))
+            cosines = dict(zip(ids.tolist(), (self._segments.raw(ids) @ np.asarray(qvec, np.float32)).tolist()))
         hits = []
         for score, pid in found:
             if pid in rows:
                 row, title = rows[pid]
-                offset = float(qvec @ self._means[row.lang])
                 url, source, date, _author, pages = meta.get(row.doc_id, ("", "", "", "", ()))
                 page = bisect.bisect_right(pages, row.start) if pages else None
                 hits.append(Hit(pid, row.doc_id, title, row.lang, row.text, score, row.start, row.end,
-                                centred.get(pid, score) + offset,
-                                url, source, date, page))
+                                cosines[pid], url, source, date, page))
         return hits
 
     def passage_languages(self) -> list[tuple[str, str]]:

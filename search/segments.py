@@ -49,6 +49,7 @@ class SegmentReader:
         if len(self.deleted):
             self.live = np.ones(self.size, bool)
             self.live[self.deleted] = False
+        self._selectors: dict[str, object] = {}  # FAISS selectors of whole languages' live rows, made once
         self.exact = None
         if info["vector_params"].get("kind") == "ivf-sq8":
             require_regular(folder / EMBEDDINGS)
@@ -95,15 +96,25 @@ class SegmentReader:
         return ids[lo:hi] - self.base
 
     def dense(self, qvec: np.ndarray, means: tuple[dict, dict], n: int,
-              rows: np.ndarray | None) -> list[tuple[float, int]]:
+              rows: np.ndarray | None, whole: bool = False) -> list[tuple[float, int]]:
         """The best ``n`` (score, global id) of this segment's live rows (only ``rows`` when given),
         scored exactly (float64) — and every row tied with the n-th, so that the caller can break
-        ties the same way however the corpus is split into segments."""
+        ties the same way however the corpus is split into segments. ``whole``: ``rows`` are all
+        the live rows of one language (its FAISS selector is kept; an IVF segment starts from its
+        usual cells, index.balance)."""
         if rows is not None and len(rows) == 0:
             return []
+        selector = None
+        if whole and rows is not None:
+            lang = self.langs[int(self.codes[rows[0]])]
+            selector = self._selectors.get(lang)
+            if selector is None:  # two threads may both make one: the same, harmless
+                import faiss
+
+                selector = self._selectors[lang] = faiss.IDSelectorBatch(np.ascontiguousarray(rows, np.int64))
         if rows is None and self.live is not None:
             rows = np.flatnonzero(self.live)
-        elif rows is not None and self.live is not None:
+        elif rows is not None and self.live is not None and not whole:
             rows = rows[self.live[rows]]
         available = self.size if rows is None else len(rows)
         if available == 0:
@@ -114,7 +125,8 @@ class SegmentReader:
         want = min(n, available)
         fetch = want
         while True:
-            _, ids = search_vectors(self.vectors, query, min(available, fetch * (1 if self.exact is None else REFINE)), rows)
+            _, ids = search_vectors(self.vectors, query, min(available, fetch * (1 if self.exact is None else REFINE)), rows,
+                                    widen=not whole, selector=selector)
             cand = np.sort(ids[0][ids[0] >= 0])
             if not len(cand):
                 return []
