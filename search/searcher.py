@@ -260,7 +260,14 @@ class Searcher:
         the order within a language is kept); equal margins by document and place."""
         m = max(n, NEIGHBOURS)
         groups = self._ids_by_lang if allowed is None else self._split(allowed)
-        found = {lang: self._nearest(qvec, m, ids, whole=allowed is None) for lang, ids in groups.items()}
+        q32 = np.asarray(qvec[0], np.float32)
+        offsets = self._offsets(q32)
+        found: dict[str, list[tuple[float, int]]] = {lang: [] for lang in groups}
+        for reader in self._segments.readers:
+            local = {lang: reader.local(ids) for lang, ids in groups.items()}
+            for lang, pairs in reader.dense_languages(q32, offsets, m, local, whole=allowed is None).items():
+                found[lang] += pairs
+        found = {lang: self._segments.order(pairs, m) for lang, pairs in found.items() if pairs}
         merged = merge(found, sum(len(pairs) for pairs in found.values()))
         return self._segments.order(merged, n)
 

@@ -44,6 +44,7 @@ class SegmentReader:
                                    f"{self.vectors.d} dimensions; its segment says {self.size} of "
                                    f"{info['dim'] + len(self.langs)}: rebuild the index")
         self.dim = int(info["dim"])
+        self.flat = _flat_rows(self.vectors)  # a flat segment's [v, one-hot] rows: scored in one product
         self.deleted = np.asarray(deleted_rows, np.int64)
         self.live = None
         if len(self.deleted):
@@ -140,6 +141,33 @@ class SegmentReader:
         keep = np.flatnonzero(scores >= cut - TIE)
         return [(float(scores[i]), int(cand[i]) + self.base) for i in keep.tolist()]
 
+    def dense_languages(self, qvec: np.ndarray, means: tuple[dict, dict], n: int,
+                        groups: dict[str, np.ndarray | None], whole: bool) -> dict[str, list[tuple[float, int]]]:
+        """:meth:`dense` for each language's rows (``groups``: language → local rows, sorted). A
+        flat segment scores all its rows in one product and takes each language's best."""
+        if self.flat is None:
+            return {lang: self.dense(qvec, means, n, rows, whole=whole) for lang, rows in groups.items()}
+        offsets32, offsets64 = means
+        query = np.concatenate([np.asarray(qvec, np.float32),
+                                np.asarray([-offsets32.get(lang, 0.0) for lang in self.langs], np.float32)])
+        scores = np.einsum("ij,j->i", self.flat, query, optimize=False)  # no BLAS thread pool for one query
+        out = {}
+        for lang, rows in groups.items():
+            if rows is None or not len(rows):
+                continue
+            if self.live is not None and not whole:
+                rows = rows[self.live[rows]]
+            mine = scores[rows]
+            if len(rows) > n:  # the n best, and any within float32 noise of the n-th (ties)
+                cut32 = np.partition(-mine, n - 1)[n - 1]
+                keep = -mine <= cut32 + 1e-5
+                rows, mine = rows[keep], mine[keep]
+            exact = self.scores(rows, qvec, offsets64)
+            cut = np.sort(exact)[::-1][min(n, len(exact)) - 1]
+            keep = np.flatnonzero(exact >= cut - TIE)
+            out[lang] = [(float(exact[i]), int(rows[i]) + self.base) for i in keep.tolist()]
+        return out
+
     def raw(self, rows: np.ndarray) -> np.ndarray:
         """The model's vectors of ``rows``."""
         rows = np.asarray(rows, np.int64)
@@ -160,6 +188,22 @@ class SegmentReader:
         self.store.close()
         if self.exact is not None:
             self.exact.close()
+
+
+def _flat_rows(vectors) -> np.ndarray | None:
+    """The rows of a flat (IDMap2 over IndexFlatIP) index as a read-only numpy view, row i = id i;
+    None for another kind, or ids not 0..n-1 in order."""
+    import faiss
+
+    inner = faiss.downcast_index(vectors.index) if hasattr(vectors, "id_map") else None
+    if not isinstance(inner, faiss.IndexFlat) or not np.array_equal(faiss.vector_to_array(vectors.id_map),
+                                                                   np.arange(vectors.ntotal)):
+        return None
+    if vectors.ntotal == 0:
+        return np.zeros((0, vectors.d), np.float32)
+    rows = faiss.rev_swig_ptr(inner.get_xb(), vectors.ntotal * vectors.d).reshape(vectors.ntotal, vectors.d)
+    rows.flags.writeable = False
+    return rows
 
 
 class Segments:
