@@ -281,18 +281,6 @@ class Searcher:
                 out[lang] = mine
         return out
 
-    def _nearest(self, qvec: np.ndarray, n: int, allowed: np.ndarray, whole: bool = False) -> list[tuple[float, int]]:
-        """The ``n`` best (q·(p − mean_L), passage_id) among ``allowed`` (sorted) over every
-        segment: each segment's best ``n`` (exact scores; an approximate segment re-scores its
-        candidates), merged by score. ``whole``: ``allowed`` is a whole language (its FAISS
-        selectors are made once per segment, and an IVF segment starts from its usual cells)."""
-        q32 = np.asarray(qvec[0], np.float32)
-        offsets = self._offsets(q32)
-        found = []
-        for reader in self._segments.readers:
-            found += reader.dense(q32, offsets, n, reader.local(allowed), whole=whole)
-        return self._segments.order(found, n)
-
     def _offsets(self, q32: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
         """q·mean_L of every language, in float32 (FAISS's query) and float64 (exact scores)."""
         q64 = q32.astype(np.float64)
