@@ -204,6 +204,7 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
     changed = set(old_files) - {os.fsencode(rel) for rel in rels}
     chunked = [0]
     stats, unchanged = {}, set()
+    dirty: set[bytes] = set()  # files whose catalog rows this version rewrites
     for i, rel_str in enumerate(rels, 1):
         rel = os.fsencode(rel_str)
         order.append((rel, rel_str))
@@ -230,6 +231,7 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
         if rel in unchanged and entries is not None:
             files[rel], docs[rel] = old, entries
             continue
+        dirty.add(rel)
         size, mtime = stats[rel]
         data, skip = _read_file(Path(top) / rel_str, real_root, limits)
         digest = hashlib.blake2b(data, digest_size=32).hexdigest() if data is not None else ""
@@ -256,6 +258,7 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
         marked = [target.get(e.doc_id, (None, None))[:2] == (rel, e.rec) for e in entries]
         if any(e.indexed != m for e, m in zip(entries, marked)):
             docs[rel] = [e._replace(indexed=m) for e, m in zip(entries, marked)]
+            dirty.add(rel)
     summary = lambda version, manifest, embedded=0, written=0: BuildSummary(  # noqa: E731
         str(index_dir), version.name, embedder.name, documents_read, len(target), manifest.passages,
         dict(manifest.languages), time.perf_counter() - started, embed_seconds, skipped, embedded=embedded,
@@ -316,7 +319,8 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
     done = {"documents_read": documents_read, "documents_indexed": len(target),
             "skipped": [[k.doc_id, k.reason] for k in skipped]}
     version = commit(index_dir, build_dir, manifest, segments, sources, deleted,
-                     lambda path: write_catalog(path, files, docs, done))
+                     lambda path: write_catalog(path, files, docs, done, prev_folder / CATALOG if prev else None,
+                                                dirty | (set(old_files) - set(files))))
     written, merged = int(bool(passages)), 0
     if merge:
         from index.merge import auto_merge

@@ -55,17 +55,34 @@ def fingerprint(doc) -> str:
     return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-def write_catalog(path: Path, files: dict[bytes, FileState], docs: dict[bytes, list[Entry]], summary: dict) -> None:
+def write_catalog(path: Path, files: dict[bytes, FileState], docs: dict[bytes, list[Entry]], summary: dict,
+                  previous: Path | None = None, dirty: set[bytes] | None = None) -> None:
     """``summary``: what an update that finds nothing changed reports (documents read and
-    indexed, the skipped documents and why)."""
+    indexed, the skipped documents and why). With ``previous`` (the catalog of the version this
+    one replaces), that catalog is copied and only the rows of the ``dirty`` files (read again,
+    removed, or indexed differently) are rewritten: an update costs what changed."""
+    import shutil
+
+    if previous is not None and dirty is not None:
+        shutil.copyfile(previous, path)
+        rewrite = sorted(dirty)
+    else:
+        rewrite = None
     con = sqlite3.connect(path)
     try:
         with con:
-            con.executescript(SCHEMA)
+            if rewrite is None:
+                con.executescript(SCHEMA)
+                chosen = list(files)
+            else:
+                con.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in rewrite))
+                con.executemany("DELETE FROM docs WHERE path = ?", ((p,) for p in rewrite))
+                con.execute("DELETE FROM summary")
+                chosen = [p for p in rewrite if p in files]
             con.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?)",
-                            ((p, s.size, s.mtime_ns, s.digest, int(s.retry)) for p, s in files.items()))
+                            ((p, files[p].size, files[p].mtime_ns, files[p].digest, int(files[p].retry)) for p in chosen))
             con.executemany("INSERT INTO docs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            ((p, *e[:-1], int(e.indexed)) for p, entries in docs.items() for e in entries))
+                            ((p, *e[:-1], int(e.indexed)) for p in chosen for e in docs.get(p, [])))
             con.execute("INSERT INTO summary VALUES (?)", (json.dumps(summary, ensure_ascii=False),))
     finally:
         con.close()
