@@ -17,7 +17,9 @@ from index.chunking import DEFAULT_CHUNK_TOKENS, chunk_text
 from index.corpus import DEFAULT_MAX_BYTES, Document, Skipped, read_corpus
 from index.language import detect
 from index.lexical import TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
-from index.manifest import EMBEDDINGS, FORMAT_VERSION, STORE, VECTORS, Manifest, file_digest, write_manifest
+from index.manifest import EMBEDDINGS, FORMAT_VERSION, MARGINS, STORE, VECTORS, Manifest, file_digest, write_manifest
+from index.margins import CANDIDATES, LINK_THRESHOLD, MARGIN_K, cross_language_neighbours, passage_links
+from index.stories import DATE_WINDOW_DAYS, DocInfo, group_stories
 from index.store import DocumentRow, PassageRow, write_store
 from index.vectors import (EXACT_MAX, LANGUAGE_PRIOR, METRIC, TUNING_QUERIES, build_vector_index, kind_name,
                            language_means, load_embeddings, plan_vector_index, save_embeddings, save_vector_index)
@@ -164,7 +166,6 @@ def _write_version(index_dir: Path, embedder: Embedder, doc_rows: list[DocumentR
     try:
         langs = [p.lang for p in passages]
         means = language_means(vectors, langs)
-        write_store(build_dir / STORE, doc_rows, passages, means)
         save_embeddings(build_dir / EMBEDDINGS, vectors)
         offsets, lang_of = np.empty_like(vectors), np.asarray(langs)
         for lang, mean in means.items():  # one language at a time: no per-passage temporaries
@@ -175,9 +176,14 @@ def _write_version(index_dir: Path, embedder: Embedder, doc_rows: list[DocumentR
         index, plan = build_vector_index(np.arange(len(passages), dtype=np.int64), offsets, plan, queries=queries)
         del offsets
         save_vector_index(index, build_dir / VECTORS)
+        story_started = time.perf_counter()
+        story_info, story_rows = _stories(vectors, langs, doc_rows, passages, index if plan["kind"] != "flat" else None)
+        save_embeddings(build_dir / MARGINS, story_info.pop("knn_means"))
+        story_info["seconds"] = round(time.perf_counter() - story_started, 3)
         del index
+        write_store(build_dir / STORE, doc_rows, passages, means, *story_rows)
         lexical_files = LexicalIndex.build([p.text for p in passages], langs).save(build_dir)
-        names = (STORE, VECTORS, EMBEDDINGS, *lexical_files)
+        names = (STORE, VECTORS, EMBEDDINGS, MARGINS, *lexical_files)
         write_manifest(build_dir, Manifest(
             format_version=FORMAT_VERSION, model=embedder.name, model_fingerprint=embedder.fingerprint,
             dim=embedder.dim, metric=METRIC, vector_index=kind_name(plan), language_prior=LANGUAGE_PRIOR,
@@ -192,6 +198,7 @@ def _write_version(index_dir: Path, embedder: Embedder, doc_rows: list[DocumentR
             fields=dict(fields or {}),
             libraries=_library_versions(),
             vector_params=plan,
+            stories=story_info,
         ))
         version = publish(index_dir, build_dir)
     except BaseException:
@@ -199,6 +206,24 @@ def _write_version(index_dir: Path, embedder: Embedder, doc_rows: list[DocumentR
         raise
     progress("writing", 1, 1)
     return version
+
+
+def _stories(vectors: np.ndarray, langs: list[str], doc_rows: list[DocumentRow], passages: list[PassageRow],
+             index=None) -> tuple[dict, tuple]:
+    """Each passage's neighbourhood in other languages, the passage links and the stories they
+    make (index.margins, index.stories): the manifest's ``stories`` entry (with the k-NN means
+    under "knn_means", saved apart) and (stories, members, links) for the store."""
+    neighbours = cross_language_neighbours(vectors, langs, CANDIDATES, index=index)
+    links = passage_links(neighbours, LINK_THRESHOLD, MARGIN_K)
+    position = {d.doc_id: i for i, d in enumerate(doc_rows)}
+    passage_doc = np.array([position[p.doc_id] for p in passages], np.int64)
+    docs = [DocInfo(d.doc_id, d.title, d.lang, d.published, d.source) for d in doc_rows]
+    stories, members, kept = group_stories(docs, passage_doc, links, DATE_WINDOW_DAYS)
+    links = tuple(x[kept] for x in links)
+    info = {"margin": "ratio", "k": MARGIN_K, "candidates": CANDIDATES, "link_threshold": LINK_THRESHOLD,
+            "date_window_days": DATE_WINDOW_DAYS, "links": int(len(links[0])), "stories": len(stories),
+            "multi_document_stories": sum(1 for s in stories if s.size > 1), "knn_means": neighbours.means(MARGIN_K)}
+    return info, (stories, members, links)
 
 
 def _tuning_queries(embedder: Embedder, passages: list[PassageRow]) -> np.ndarray:

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from index.lexical import TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
-from index.manifest import EMBEDDINGS, STORE, VECTORS, Manifest, read_manifest, verify_files
+from index.manifest import EMBEDDINGS, MARGINS, STORE, VECTORS, Manifest, read_manifest, verify_files
+from index.margins import MARGIN_K, margin_vectors, ratio_margin
 from index.store import PassageStore
 from index.vectors import REFINE, ExactRows, load_vector_index, search_vectors
 from index.versions import current_version
@@ -19,15 +20,14 @@ from polyseek import settings
 from polyseek.embedder import Embedder, load_embedder
 from polyseek.errors import IndexFormatError, ModelMismatchError, QueryError
 from search.fusion import rrf
+from search.stories import SORTS as STORY_SORTS, Story, StoryDetail, StoryDocument, story_from_row
 
 MAX_K = 1000
 OPEN_ATTEMPTS = 5
 MODES = ("auto", "dense", "hybrid")
 SORTS = ("relevance", "date")
-#: Cosine above which two passages in different languages say the same thing: the highest
-#: recall with precision >= 0.9 on XQuAD's parallel paragraphs in de, es, ru, zh (precision 0.911,
-#: recall 0.819; benchmarks/same_story.py).
-SAME_STORY_THRESHOLD = 0.8325
+#: Candidates per target language that :meth:`Searcher.counterparts` scores by margin.
+COUNTERPART_CANDIDATES = 16
 #: "auto" is hybrid when the search is restricted to the query's own language, dense otherwise:
 #: BM25 lifts same-language R@1 on XQuAD by 1.3 points, but in a mixed-language result list it
 #: lifts the query's language above the others (BENCHMARKS.md, issue 4).
@@ -55,6 +55,7 @@ class Hit:
     source: str = ""
     date: str = ""  # the document's publication date, ISO 8601; "" when unknown
     page: int | None = None  # PDF: the page the passage starts on (1-based)
+    story_id: str = ""  # the story its document belongs to (Searcher.story)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -74,6 +75,10 @@ class Searcher:
         self._ids_by_lang = store.ids_by_language()
         self._all_ids = np.sort(np.concatenate(list(self._ids_by_lang.values()))) if self._ids_by_lang else np.zeros(0, np.int64)
         self._means = store.language_means()
+        # Each passage's mean cosine to its k nearest passages in other languages (index.margins).
+        self._knn_means = (np.load(folder / MARGINS, allow_pickle=False) if MARGINS in manifest.files
+                           else np.zeros(manifest.passages, np.float32))
+        self._doc_langs = store.document_languages()
         # Approximate (IVF) indexes re-score their candidates from the model's vectors on disk.
         self._exact = None
         if manifest.vector_params.get("kind") == "ivf-sq8":
@@ -256,16 +261,87 @@ class Searcher:
             return self._vectors.reconstruct_batch(ids)
         return self._exact(ids) - self._mean_matrix[self._lang_of[ids]]
 
-    def same_story(self, hit: Hit, k: int = 3, threshold: float = SAME_STORY_THRESHOLD) -> list[Hit]:
-        """Passages of *other documents in other languages* that say what ``hit`` says: its
-        nearest neighbours in the same FAISS index, one per document, with a cosine of at least
-        ``threshold``, most similar first."""
-        others = [lang for lang in self._ids_by_lang if lang != hit.lang]
-        if not others:
+    def same_story(self, hit: Hit, k: int = 3) -> list[Hit]:
+        """Passages of *other documents in other languages* of ``hit``'s story that say what
+        ``hit`` says: its passage links (ratio margin at least the calibrated threshold; see
+        index.margins), one per document, strongest first. ``score`` is the margin."""
+        _check_k(k)
+        links = self._store.links_of(hit.passage_id, MAX_K)
+        hits = self._passage_hits([(pid, margin, cosine) for pid, margin, cosine in links])
+        best: dict[str, Hit] = {}
+        for other in hits:
+            if other.doc_id != hit.doc_id and other.lang != hit.lang:
+                best.setdefault(other.doc_id, other)
+        return list(best.values())[:k]
+
+    def counterparts(self, text: str, langs: list[str] | None = None, k: int = 5) -> list[Hit]:
+        """The passages in other languages that say what ``text`` (a pasted sentence or passage)
+        says, best first: scored by ratio margin against the index's own cross-language
+        neighbourhoods (index.margins), so the translation, when the index holds one, comes
+        first. ``langs``: the languages to look in (default: all but the text's own).
+        ``score`` is the margin, ``cosine`` the plain cosine."""
+        _check_k(k)
+        if not isinstance(text, str) or not text.strip():
+            raise QueryError("the text is empty: paste a sentence or passage to find in other languages")
+        if langs:
+            targets = [c for c in (self._allowed_langs(langs)) if c in self._ids_by_lang]
+        else:
+            own = self.query_language(text)
+            targets = [lang for lang in self._ids_by_lang if lang != own]
+        if not targets:
             return []
-        vector = self._centred([hit.passage_id])[0] + self._means[hit.lang]
-        near = self.search_vector(vector, min(MAX_K, 4 * k), others, per_document=True, exclude_doc=hit.doc_id)
-        return sorted((h for h in near if h.cosine >= threshold), key=lambda h: -h.cosine)[:k]
+        vector = margin_vectors(self.embedder.embed([text.strip()[:MAX_QUERY_CHARS]], "passage"))[0]
+        found: dict[int, float] = {}
+        for lang in targets:  # within one language, the index ranks by cosine (the offset is constant)
+            offset = float(vector @ self._means[lang])
+            for score, pid in self._dense(vector.reshape(1, -1), COUNTERPART_CANDIDATES, self._ids_by_lang[lang]):
+                found[pid] = score + offset
+        ids = np.array(sorted(found, key=lambda pid: -found[pid]), np.int64)
+        cosines = np.array([found[pid] for pid in ids.tolist()], np.float32)
+        mean_x = float(cosines[:MARGIN_K].mean())
+        margins = ratio_margin(cosines, mean_x, self._knn_means[ids])
+        order = np.argsort(-margins, kind="stable")[:k]
+        return self._passage_hits([(int(ids[i]), float(margins[i]), float(cosines[i])) for i in order])
+
+    def stories(self, langs: list[str] | None = None, sources: list[str] | None = None, since: str | None = None,
+                until: str | None = None, sort: str = "size", limit: int = 100, min_size: int = 1) -> list[Story]:
+        """The corpus's stories (index.stories): those with a document in one of ``langs`` and
+        from one of ``sources``, reported within [since, until]; ``sort`` "size" (most documents
+        first) or "date" (latest report first); at most ``limit``; ``min_size=2`` leaves out
+        documents no other language reported."""
+        if sort not in STORY_SORTS:
+            raise QueryError(f"sort {sort!r} is unknown for stories: use one of {', '.join(STORY_SORTS)}")
+        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or not 1 <= limit <= 100_000:
+            raise QueryError(f"limit of {limit!r} is out of range: ask for 1 to 100000 stories")
+        rows = self._store.list_stories(self._allowed_langs(langs) if langs else None, sources,
+                                        _check_date(since, "since"), _check_date(until, "until"), sort, limit, min_size)
+        return [story_from_row(row, self._doc_langs) for row in rows]
+
+    def stories_by_id(self, story_ids) -> dict[str, Story]:
+        """story_id → :class:`Story` for the given ids (e.g. the ``story_id`` of some hits)."""
+        return {row[0]: story_from_row(row, self._doc_langs) for row in self._store.stories_by_id(story_ids)}
+
+    def story(self, story_id: str) -> StoryDetail | None:
+        """One story opened: its documents (earliest first), each with its best passage; None
+        when the index has no story of that id."""
+        head, members = self._store.story(str(story_id))
+        if head is None:
+            return None
+        passages = self._store.passages(m[4] for m in members)
+        documents = tuple(
+            StoryDocument(doc_id, title, lang, published, source, url, best, passages[best][0].text if best in passages else "",
+                          links)
+            for doc_id, lang, published, source, best, links, title, url in members)
+        return StoryDetail(story_from_row(head, self._doc_langs), documents)
+
+    @property
+    def document_languages(self) -> dict[str, int]:
+        """Documents per language in the index, most first."""
+        return dict(self._doc_langs)
+
+    @property
+    def has_stories(self) -> bool:
+        return MARGINS in self.manifest.files
 
     def resolve_mode(self, mode: str, query: str | None, langs: list[str] | None) -> str:
         """The mode a search runs in: "auto" becomes "hybrid" when the search is restricted to
@@ -286,7 +362,8 @@ class Searcher:
 
     def _hits(self, qvec: np.ndarray, found: list[tuple[float, int]], fused: bool = False) -> list[Hit]:
         rows = self._store.passages(i for _, i in found)
-        meta = self._store.document_meta(rows[pid][0].doc_id for _, pid in found if pid in rows)
+        doc_ids = [rows[pid][0].doc_id for _, pid in found if pid in rows]
+        meta, stories = self._store.document_meta(doc_ids), self._store.stories_of(doc_ids)
         # Dense scores are q·(p − mean); a fused score is a rank fusion, so the cosine comes from
         # the stored vectors.
         centred = {}
@@ -302,7 +379,22 @@ class Searcher:
                 page = bisect.bisect_right(pages, row.start) if pages else None
                 hits.append(Hit(pid, row.doc_id, title, row.lang, row.text, score, row.start, row.end,
                                 centred.get(pid, score) + offset,
-                                url, source, date, page))
+                                url, source, date, page, stories.get(row.doc_id, "")))
+        return hits
+
+    def _passage_hits(self, found: list[tuple[int, float, float]]) -> list[Hit]:
+        """Hits for (passage_id, score, cosine), in that order."""
+        rows = self._store.passages(pid for pid, _, _ in found)
+        doc_ids = [rows[pid][0].doc_id for pid, _, _ in found if pid in rows]
+        meta, stories = self._store.document_meta(doc_ids), self._store.stories_of(doc_ids)
+        hits = []
+        for pid, score, cosine in found:
+            if pid in rows:
+                row, title = rows[pid]
+                url, source, date, _author, pages = meta.get(row.doc_id, ("", "", "", "", ()))
+                page = bisect.bisect_right(pages, row.start) if pages else None
+                hits.append(Hit(pid, row.doc_id, title, row.lang, row.text, float(score), row.start, row.end,
+                                float(cosine), url, source, date, page, stories.get(row.doc_id, "")))
         return hits
 
     def passage_languages(self) -> list[tuple[str, str]]:
@@ -316,6 +408,13 @@ class Searcher:
     def _allowed_ids(self, langs: list[str] | None) -> np.ndarray | None:
         if not langs:
             return None
+        codes = self._allowed_langs(langs)
+        parts = [self._ids_by_lang[c] for c in codes if c in self._ids_by_lang]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    @staticmethod
+    def _allowed_langs(langs) -> list[str]:
+        """Language codes as given, checked and lower-cased."""
         if isinstance(langs, str):
             langs = [langs]
         codes = []
@@ -324,8 +423,7 @@ class Searcher:
             if not _LANG_CODE.match(code):
                 raise QueryError(f"language {lang!r} is not an ISO 639-1 code such as 'en', 'ro' or 'ar'")
             codes.append(code)
-        parts = [self._ids_by_lang[c] for c in codes if c in self._ids_by_lang]
-        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        return codes
 
     def close(self) -> None:
         self._store.close()
