@@ -18,7 +18,7 @@ from index.corpus import DEFAULT_MAX_BYTES, Document, Skipped, read_corpus
 from index.language import detect
 from index.lexical import TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
 from index.manifest import EMBEDDINGS, FORMAT_VERSION, MARGINS, STORE, VECTORS, Manifest, file_digest, write_manifest
-from index.margins import CANDIDATES, LINK_THRESHOLD, MARGIN_K, cross_language_neighbours, passage_links
+from index.margins import LINK_THRESHOLD, MARGIN_K, cross_language_neighbours, passage_links
 from index.stories import DATE_WINDOW_DAYS, DocInfo, group_stories
 from index.store import DocumentRow, PassageRow, write_store
 from index.vectors import (EXACT_MAX, LANGUAGE_PRIOR, METRIC, TUNING_QUERIES, build_vector_index, kind_name,
@@ -213,16 +213,16 @@ def _stories(vectors: np.ndarray, langs: list[str], doc_rows: list[DocumentRow],
     """Each passage's neighbourhood in other languages, the passage links and the stories they
     make (index.margins, index.stories): the manifest's ``stories`` entry (with the k-NN means
     under "knn_means", saved apart) and (stories, members, links) for the store."""
-    neighbours = cross_language_neighbours(vectors, langs, CANDIDATES, index=index)
-    links = passage_links(neighbours, LINK_THRESHOLD, MARGIN_K)
+    neighbours = cross_language_neighbours(vectors, langs, index=index)
+    links = passage_links(neighbours, langs, LINK_THRESHOLD)
     position = {d.doc_id: i for i, d in enumerate(doc_rows)}
     passage_doc = np.array([position[p.doc_id] for p in passages], np.int64)
     docs = [DocInfo(d.doc_id, d.title, d.lang, d.published, d.source) for d in doc_rows]
     stories, members, kept = group_stories(docs, passage_doc, links, DATE_WINDOW_DAYS)
     links = tuple(x[kept] for x in links)
-    info = {"margin": "ratio", "k": MARGIN_K, "candidates": CANDIDATES, "link_threshold": LINK_THRESHOLD,
+    info = {"margin": "ratio", "k": MARGIN_K, "margin_languages": list(neighbours.langs), "link_threshold": LINK_THRESHOLD,
             "date_window_days": DATE_WINDOW_DAYS, "links": int(len(links[0])), "stories": len(stories),
-            "multi_document_stories": sum(1 for s in stories if s.size > 1), "knn_means": neighbours.means(MARGIN_K)}
+            "multi_document_stories": sum(1 for s in stories if s.size > 1), "knn_means": neighbours.means}
     return info, (stories, members, links)
 
 

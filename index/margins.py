@@ -3,21 +3,24 @@
 A fixed cosine threshold cannot tell a translation from another text on the same topic: a
 multilingual encoder puts every passage about missile defence close to every other one. Bitext
 mining solved this with a *margin* (Artetxe & Schwenk 2019, "Margin-based parallel corpus mining
-with multilingual sentence embeddings"): a pair counts by how far its cosine stands out from each
-side's neighbourhood,
+with multilingual sentence embeddings"): a pair counts by how far its cosine stands out from
+each side's neighbourhood in the other side's language,
 
-    ratio margin(x, y) = cos(x, y) / ((mean_k(x) + mean_k(y)) / 2)
+    ratio margin(x, y) = cos(x, y) / ((mean_k(x → lang y) + mean_k(y → lang x)) / 2)
 
-where ``mean_k(p)`` is the mean cosine of ``p`` to its :data:`MARGIN_K` nearest neighbours *in
-other languages*. Everything here works on :func:`margin_vectors`; a change to how vectors are
-stored or transformed changes that one function (and the calibration in BENCHMARKS.md, made with
-``benchmarks/same_story.py``).
+where ``mean_k(p → L)`` is the mean cosine of ``p`` to its :data:`MARGIN_K` nearest passages in
+language L. Measured on XQuAD paragraphs of 9 languages in one pool, these per-language
+neighbourhoods beat one pooled over all other languages by far (precision 0.997 against 0.93 at
+recall 0.90; BENCHMARKS.md, ``benchmarks/same_story.py``).
 
-At build time every passage gets its :data:`CANDIDATES` nearest neighbours in other languages
-(one batched search per pair of languages: exact blocks of matrix products for a flat index,
-the index's own FAISS search with exact re-scoring for an approximate one), from which come its
-``mean_k`` (stored with the version, for queries) and its links (pairs whose margin is at least
-:data:`LINK_THRESHOLD`).
+Everything here works on :func:`margin_vectors`: a change to how vectors are stored or
+transformed changes that one function (and the calibration).
+
+At build time every passage gets its :data:`MARGIN_K` nearest passages in each other language
+(one batched search per pair of languages: exact blocks of matrix products for a flat index, the
+index's own FAISS search with exact re-scoring for an approximate one). Their means are stored
+with the version (``margins.npy``: one column per language, for queries), and the candidate pairs
+whose margin reaches :data:`LINK_THRESHOLD` are the passage links stories are made of.
 """
 
 from __future__ import annotations
@@ -26,13 +29,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Neighbours whose mean cosine is a passage's neighbourhood (LASER's k = 4; BENCHMARKS.md).
+#: Neighbours whose mean cosine is a passage's neighbourhood in a language (LASER's k = 4; k = 2
+#: gave a little more recall on XQuAD but left the threshold 0.002 above the seed corpus's highest
+#: false margin, k = 4 leaves 0.0065; BENCHMARKS.md).
 MARGIN_K = 4
-#: Neighbours in other languages kept per passage at build time: the candidates for its links.
-CANDIDATES = 8
-#: Ratio margin at or above which two passages are linked ("also reported in"); calibrated on
-#: XQuAD paragraphs in 9 languages in one pool (benchmarks/same_story.py; BENCHMARKS.md).
-LINK_THRESHOLD = 1.08
+#: Ratio margin at or above which two passages are linked ("also reported in"): on XQuAD
+#: paragraphs in 9 languages in one pool, precision 0.9966 (same-article paragraphs included as
+#: false links) at recall 0.943; the seed corpus's highest cross-language margin is 1.0185
+#: (benchmarks/same_story.py; BENCHMARKS.md).
+LINK_THRESHOLD = 1.025
 #: Query rows per block of the exact neighbour search (a block of 1024 x 100k cosines is 400 MB).
 BLOCK = 1024
 
@@ -49,92 +54,98 @@ def ratio_margin(cosine, mean_x, mean_y):
     return np.asarray(cosine, np.float32) / np.maximum((np.asarray(mean_x) + np.asarray(mean_y)) / 2, 1e-6)
 
 
+def knn_mean(cosines: np.ndarray, k: int = MARGIN_K) -> np.ndarray:
+    """Mean of the first ``k`` cosines of each row (best first; -inf = none; NaN when none)."""
+    top = cosines[..., :k]
+    found = np.isfinite(top)
+    count = found.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (np.where(found, top, 0).sum(axis=-1) / count).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Neighbourhoods:
-    """Each passage's nearest passages in other languages, best first (-1 where fewer exist)."""
+    """Each passage's nearest passages in each language (its own language's column is empty)."""
 
-    ids: np.ndarray  # (n, CANDIDATES) int64
-    cosines: np.ndarray  # (n, CANDIDATES) float32, -inf where ids is -1
+    langs: tuple[str, ...]  # the column of each language
+    ids: np.ndarray  # (n, languages, MARGIN_K) int64, best first, -1 where none
+    cosines: np.ndarray  # (n, languages, MARGIN_K) float32, -inf where none
 
-    def means(self, k: int = MARGIN_K) -> np.ndarray:
-        """Mean cosine to the first ``k`` neighbours (fewer where fewer exist; 0 with none)."""
-        return knn_means(self.cosines, k)
-
-
-def knn_means(cosines: np.ndarray, k: int = MARGIN_K) -> np.ndarray:
-    top = cosines[:, :k]
-    found = np.isfinite(top)
-    total = np.where(found, top, 0).sum(axis=1)
-    return (total / np.maximum(found.sum(axis=1), 1)).astype(np.float32)
+    @property
+    def means(self) -> np.ndarray:
+        """(n, languages) float32: mean cosine to the MARGIN_K nearest in each language (NaN
+        for the passage's own language)."""
+        return knn_mean(self.cosines, MARGIN_K)
 
 
-def cross_language_neighbours(vectors: np.ndarray, langs, n: int = CANDIDATES, index=None,
-                              centred_offsets: dict[str, np.ndarray] | None = None) -> Neighbourhoods:
-    """The ``n`` nearest passages of each passage among those in other languages, by cosine of
-    :func:`margin_vectors`. Exact (blocks of matrix products) unless ``index``, an approximate
-    FAISS index of ``vector − mean(language)`` under passage ids, is given: then each language's
-    passages search each other language's through it (ranking within one language is by cosine
-    there, the mean being constant) and the candidates are re-scored exactly."""
+def cross_language_neighbours(vectors: np.ndarray, langs, index=None, k: int = MARGIN_K) -> Neighbourhoods:
+    """The ``k`` (:data:`MARGIN_K`) nearest passages of each passage in each other language, by cosine
+    of :func:`margin_vectors`. Exact (blocks of matrix products) unless ``index``, an
+    approximate FAISS index of ``vector − mean(language)`` under passage ids, is given: then
+    each language's passages search each other language's through it (within one language
+    the ranking is by cosine, the mean being a constant) and the candidates are re-scored."""
     vectors = margin_vectors(vectors)
     langs = np.asarray(langs)
-    total = len(vectors)
-    ids = np.full((total, n), -1, np.int64)
-    cos = np.full((total, n), -np.inf, np.float32)
-    groups = {lang: np.flatnonzero(langs == lang) for lang in sorted(set(langs.tolist()))}
+    columns = tuple(sorted(set(langs.tolist())))
+    groups = {lang: np.flatnonzero(langs == lang) for lang in columns}
+    ids = np.full((len(vectors), len(columns), k), -1, np.int64)
+    cos = np.full((len(vectors), len(columns), k), -np.inf, np.float32)
     for lang, rows in groups.items():
-        others = np.flatnonzero(langs != lang)
-        if not len(others):
-            continue
-        for start in range(0, len(rows), BLOCK):
-            block = rows[start : start + BLOCK]
-            if index is None:
-                cand_ids, cand_cos = _exact_block(vectors, block, others, n)
-            else:
-                cand_ids, cand_cos = _approximate_block(index, vectors, block, groups, lang, n)
-            ids[block, : cand_ids.shape[1]] = cand_ids
-            cos[block, : cand_cos.shape[1]] = cand_cos
-    return Neighbourhoods(ids, cos)
+        for col, other in enumerate(columns):
+            if other == lang:
+                continue
+            for start in range(0, len(rows), BLOCK):
+                block = rows[start : start + BLOCK]
+                if index is None:
+                    found, sims = _exact_block(vectors, block, groups[other], k)
+                else:
+                    found, sims = _approximate_block(index, vectors, block, groups[other], k)
+                ids[block, col, : found.shape[1]] = found
+                cos[block, col, : sims.shape[1]] = sims
+    return Neighbourhoods(columns, ids, cos)
 
 
-def _exact_block(vectors: np.ndarray, block: np.ndarray, others: np.ndarray, n: int):
+def _exact_block(vectors: np.ndarray, block: np.ndarray, others: np.ndarray, k: int):
     sims = vectors[block] @ vectors[others].T
-    n = min(n, len(others))
-    part = np.argpartition(-sims, n - 1, axis=1)[:, :n] if n < len(others) else np.tile(np.arange(len(others)), (len(block), 1))
+    n = min(k, len(others))
+    part = (np.argpartition(-sims, n - 1, axis=1)[:, :n] if n < len(others)
+            else np.tile(np.arange(len(others)), (len(block), 1)))
     part_sims = np.take_along_axis(sims, part, axis=1)
     order = np.argsort(-part_sims, axis=1, kind="stable")
     return others[np.take_along_axis(part, order, axis=1)], np.take_along_axis(part_sims, order, axis=1)
 
 
-def _approximate_block(index, vectors: np.ndarray, block: np.ndarray, groups: dict, lang: str, n: int):
+def _approximate_block(index, vectors: np.ndarray, block: np.ndarray, others: np.ndarray, k: int):
     from index.vectors import REFINE, search_vectors
 
-    found = []
-    for other, rows in groups.items():
-        if other == lang:
-            continue
-        _, cand = search_vectors(index, vectors[block], min(n * REFINE, len(rows)), rows)
-        found.append(cand)
-    cand = np.concatenate(found, axis=1)
+    _, cand = search_vectors(index, vectors[block], min(k * REFINE, len(others)), others)
     sims = np.einsum("ij,ikj->ik", vectors[block], vectors[np.maximum(cand, 0)])
     sims[cand < 0] = -np.inf
-    order = np.argsort(-sims, axis=1, kind="stable")[:, :n]
-    ids, sims = np.take_along_axis(cand, order, axis=1), np.take_along_axis(sims, order, axis=1)
-    ids[~np.isfinite(sims)] = -1
-    return ids, sims
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    found, sims = np.take_along_axis(cand, order, axis=1), np.take_along_axis(sims, order, axis=1)
+    found[~np.isfinite(sims)] = -1
+    return found, sims
 
 
-def passage_links(neighbours: Neighbourhoods, threshold: float = LINK_THRESHOLD, k: int = MARGIN_K):
+def passage_links(neighbours: Neighbourhoods, langs, threshold: float = LINK_THRESHOLD, means=None):
     """Linked pairs ``(a, b, margin, cosine)`` with a < b, each pair once: every candidate pair
-    whose ratio margin is at least ``threshold``."""
-    means = neighbours.means(k)
-    a = np.repeat(np.arange(len(neighbours.ids)), neighbours.ids.shape[1])
+    (one is among the other's nearest in its language) whose ratio margin reaches ``threshold``.
+    ``means``: the neighbourhoods' (default: :attr:`Neighbourhoods.means`)."""
+    means = neighbours.means if means is None else means
+    n, n_langs, k = neighbours.ids.shape
+    a = np.repeat(np.arange(n), n_langs * k)
     b = neighbours.ids.ravel()
     cos = neighbours.cosines.ravel()
     keep = b >= 0
     a, b, cos = a[keep], b[keep], cos[keep]
-    margin = ratio_margin(cos, means[a], means[b])
+    if not len(a):
+        return a, b, cos, cos
+    col = {lang: i for i, lang in enumerate(neighbours.langs)}
+    lang_col = np.array([col[lang] for lang in langs], np.int64)
+    margin = ratio_margin(cos, means[a, lang_col[b]], means[b, lang_col[a]])
     keep = margin >= threshold
     a, b, cos, margin = a[keep], b[keep], cos[keep], margin[keep]
     lo, hi = np.minimum(a, b), np.maximum(a, b)
-    _, first = np.unique(lo * (len(neighbours.ids) + 1) + hi, return_index=True)
+    _, first = np.unique(lo * (n + 1) + hi, return_index=True)
     return lo[first], hi[first], margin[first], cos[first]
+

@@ -75,9 +75,9 @@ class Searcher:
         self._ids_by_lang = store.ids_by_language()
         self._all_ids = np.sort(np.concatenate(list(self._ids_by_lang.values()))) if self._ids_by_lang else np.zeros(0, np.int64)
         self._means = store.language_means()
-        # Each passage's mean cosine to its k nearest passages in other languages (index.margins).
-        self._knn_means = (np.load(folder / MARGINS, allow_pickle=False) if MARGINS in manifest.files
-                           else np.zeros(manifest.passages, np.float32))
+        # Each passage's mean cosine to its k nearest passages in each language (index.margins).
+        self._knn_means = np.load(folder / MARGINS, allow_pickle=False) if MARGINS in manifest.files else None
+        self._margin_col = {lang: i for i, lang in enumerate(manifest.stories.get("margin_languages", []))}
         self._doc_langs = store.document_languages()
         # Approximate (IVF) indexes re-score their candidates from the model's vectors on disk.
         self._exact = None
@@ -284,22 +284,45 @@ class Searcher:
         if not isinstance(text, str) or not text.strip():
             raise QueryError("the text is empty: paste a sentence or passage to find in other languages")
         if langs:
-            targets = [c for c in (self._allowed_langs(langs)) if c in self._ids_by_lang]
+            targets = [c for c in self._allowed_langs(langs) if c in self._ids_by_lang]
+            rest = [lang for lang in self._ids_by_lang if lang not in targets]
+            from index.language import detect_among
+
+            own = detect_among(text, rest) if rest else None
         else:
             own = self.query_language(text)
             targets = [lang for lang in self._ids_by_lang if lang != own]
         if not targets:
             return []
-        vector = margin_vectors(self.embedder.embed([text.strip()[:MAX_QUERY_CHARS]], "passage"))[0]
-        found: dict[int, float] = {}
-        for lang in targets:  # within one language, the index ranks by cosine (the offset is constant)
+        vector = self.embedder.embed([text.strip()[:MAX_QUERY_CHARS]], "passage")[0]
+        return self.counterparts_vector(vector, own, targets, k)
+
+    def counterparts_vector(self, vector: np.ndarray, own: str | None, targets: list[str], k: int = 5) -> list[Hit]:
+        """:meth:`counterparts` for a text's vector (encoded as a passage, as the index's are),
+        in language ``own`` (None: unknown), among passages in ``targets``."""
+        _check_k(k)
+        if self._knn_means is None:
+            raise IndexFormatError(f"the index at {self.folder.parent} was built before margins existed: rebuild it")
+        targets = [lang for lang in targets if lang in self._ids_by_lang]
+        if not targets:
+            return []
+        vector = margin_vectors(np.asarray(vector, np.float32).reshape(1, -1))[0]
+        ids, cosines, mean_x = [], [], []
+        for lang in targets:  # within one language the index ranks by cosine (the offset is constant)
             offset = float(vector @ self._means[lang])
-            for score, pid in self._dense(vector.reshape(1, -1), COUNTERPART_CANDIDATES, self._ids_by_lang[lang]):
-                found[pid] = score + offset
-        ids = np.array(sorted(found, key=lambda pid: -found[pid]), np.int64)
-        cosines = np.array([found[pid] for pid in ids.tolist()], np.float32)
-        mean_x = float(cosines[:MARGIN_K].mean())
-        margins = ratio_margin(cosines, mean_x, self._knn_means[ids])
+            found = self._dense(vector.reshape(1, -1), COUNTERPART_CANDIDATES, self._ids_by_lang[lang])
+            cos = np.array([score + offset for score, _ in found], np.float32)
+            order = np.argsort(-cos, kind="stable")
+            ids += [found[i][1] for i in order]
+            cosines.append(cos[order])
+            mean_x += [float(cos[order][:MARGIN_K].mean())] * len(found)
+        if not ids:
+            return []
+        ids, cosines = np.array(ids, np.int64), np.concatenate(cosines)
+        rows = self._knn_means[ids]
+        col = self._margin_col.get(own)
+        mean_y = rows[:, col] if col is not None else np.nanmean(rows, axis=1)  # text in a language the index lacks
+        margins = ratio_margin(cosines, np.array(mean_x, np.float32), np.nan_to_num(mean_y, nan=1.0))
         order = np.argsort(-margins, kind="stable")[:k]
         return self._passage_hits([(int(ids[i]), float(margins[i]), float(cosines[i])) for i in order])
 
@@ -341,7 +364,7 @@ class Searcher:
 
     @property
     def has_stories(self) -> bool:
-        return MARGINS in self.manifest.files
+        return self._knn_means is not None
 
     def resolve_mode(self, mode: str, query: str | None, langs: list[str] | None) -> str:
         """The mode a search runs in: "auto" becomes "hybrid" when the search is restricted to
