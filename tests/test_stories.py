@@ -269,3 +269,43 @@ def test_the_seed_corpus_has_no_cross_language_link(seed_index, real_embedder):
             assert store._all("SELECT count(*) FROM passage_links")[0][0] == 0
         finally:
             store.close()
+
+
+@pytest.mark.model
+def test_an_update_adding_a_real_translation_makes_a_story(seed_index, real_embedder, tmp_path):
+    """A Romanian translation of the opening of the English NATO article (tests/fixtures)
+    joins that article's story, and nothing else."""
+    import shutil
+
+    from tests.conftest import DATA, FIXTURES
+
+    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
+    shutil.copytree(DATA, corpus)
+    shutil.copytree(seed_index, index_dir)
+    shutil.copy(FIXTURES / "nato_ro.txt", corpus / "004_nato_ro.txt")
+    summary = update_index(corpus, index_dir, embedder=real_embedder)
+    assert summary.embedded == summary.passages - summary.reused > 0
+    with Searcher.open(index_dir, embedder=real_embedder) as s:
+        (story,) = s.stories(min_size=2)
+        assert story.languages == {"en": 1, "ro": 1} and story.missing_langs == ("ar",)
+        assert {d.doc_id for d in s.story(story.story_id).documents} == {"001_1343e8bf4947fd03.txt", "004_nato_ro.txt"}
+        hit = s.search("NATO chief calls the threat of a pre-emptive strike unjustified", 1, ["en"])[0]
+        assert hit.doc_id == "001_1343e8bf4947fd03.txt" and hit.story_id == story.story_id
+        assert [h.doc_id for h in s.same_story(hit)] == ["004_nato_ro.txt"]
+        top = s.counterparts(hit.text, langs=["ro"], k=1)[0]
+        assert top.doc_id == "004_nato_ro.txt"
+
+
+@pytest.mark.model
+def test_real_translations_make_exactly_their_stories(real_embedder, tmp_path):
+    """Eight paragraphs of one Wikipedia article (same topic: the hard case) in nine languages,
+    professionally translated (XQuAD, tests/fixtures): eight stories of nine documents, each one
+    paragraph's translations, and nothing mixed."""
+    from tests.conftest import FIXTURES
+
+    data = json.loads((FIXTURES / "xquad_subset.json").read_text(encoding="utf-8"))
+    write_jsonl(tmp_path / "c", [{"id": f"{lang}/p{i}", "title": f"{lang} {i}", "text": p["context"], "lang": lang}
+                                 for lang, paras in data.items() for i, p in enumerate(paras)])
+    build_index(tmp_path / "c", tmp_path / "i", embedder=real_embedder)
+    with Searcher.open(tmp_path / "i", embedder=real_embedder) as s:
+        assert story_sets(s) == {frozenset(f"{lang}/p{i}" for lang in data) for i in range(8)}
