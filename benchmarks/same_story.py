@@ -44,6 +44,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("xquad", nargs="+", type=Path)
     ap.add_argument("--work", type=Path, default=Path("/tmp/polyseek-same-story"))
+    ap.add_argument("--query-prompt", action="store_true",
+                    help="also the symmetric variant: every passage encoded with the query prompt (embeds the pool "
+                         "once more; cached in WORK/query-vectors.npy)")
     args = ap.parse_args()
     from polyseek.embedder import load_embedder
 
@@ -93,6 +96,20 @@ def main() -> None:
             t98, r98, t90, p90, same90 = gold.operating_points(a, b, m)
             clear = "yes" if t90 is not None and smax < t90 else "no"
             print(f"| {name} | {k} | {_f(t98)} | {_f(r98)} | {_f(t90)} | {_f(p90)} | {same90} | {smax:.4f} | {clear} |")
+    if args.query_prompt:
+        print("\n## Symmetric encoding: every passage with the query prompt (ratio, per language)\n")
+        print("| k | threshold | precision | recall | same-article false | seed max |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        qpool = query_vectors(pool, args.work / "xquad" / "query-vectors.npy", embedder)
+        qseed = query_vectors(seed, args.work / "seed" / "query-vectors.npy", embedder)
+        for k in (2, 4):
+            qn, qs = (cross_language_neighbours(v, x["langs"], k=8) for v, x in ((qpool, pool), (qseed, seed)))
+            a, b, m, _ = candidate_margins(qn, pool["langs"], k, "ratio", False)
+            smax = _seed_max(qs, seed, k, "ratio", False)
+            for t in (1.02, 1.025, 1.03):
+                keep = m >= t
+                p, r, _, same = gold.score(a[keep], b[keep])
+                print(f"| {k} | {t:.3f} | {p:.4f} | {r:.4f} | {same} | {smax:.4f} |")
 
 
 def product_index(xquad: list[Path] | None, work: Path, embedder) -> dict:
@@ -123,17 +140,30 @@ def product_index(xquad: list[Path] | None, work: Path, embedder) -> dict:
     folder = current_version(work / "index")
     store = PassageStore(folder / STORE)
     try:
-        rows = store._all("SELECT p.passage_id, p.doc_id, p.lang FROM passages p ORDER BY p.passage_id")
+        rows = store._all("SELECT p.passage_id, p.doc_id, p.lang, p.text FROM passages p ORDER BY p.passage_id")
         links = store._all("SELECT a, b FROM passage_links WHERE a < b")
         stories = store._all("SELECT story_id, doc_id FROM story_documents")
         multi = store._all("SELECT count(*) FROM stories WHERE size > 1")[0][0]
     finally:
         store.close()
-    docs = np.array([d.split("#")[-1] for _, d, _ in rows])
+    docs = np.array([d.split("#")[-1] for _, d, _, _ in rows])
     return {"vectors": np.asarray(load_embeddings(folder / EMBEDDINGS)), "docs": docs,
-            "langs": np.array([lang for _, _, lang in rows]), "manifest": read_manifest(folder),
+            "langs": np.array([lang for _, _, lang, _ in rows]), "texts": [t for _, _, _, t in rows],
+            "manifest": read_manifest(folder),
             "links": (np.array([x for x, _ in links], np.int64), np.array([y for _, y in links], np.int64)),
             "stories": stories, "multi": multi}
+
+
+def query_vectors(built: dict, cache: Path, embedder) -> np.ndarray:
+    """The pool's passages encoded with the query prompt (cached; the cache is checked on a sample)."""
+    texts = built["texts"]
+    if cache.is_file():
+        out = np.load(cache, allow_pickle=False)
+        if len(out) == len(texts) and np.abs(embedder.embed(texts[:8], "query") - out[:8]).max() < 1e-4:
+            return out
+    out = embedder.embed(texts, "query")
+    np.save(cache, out, allow_pickle=False)
+    return out
 
 
 def candidate_margins(neighbours, langs, k: int, kind: str, pooled: bool):

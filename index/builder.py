@@ -177,7 +177,7 @@ def _write_version(index_dir: Path, embedder: Embedder, doc_rows: list[DocumentR
         del offsets
         save_vector_index(index, build_dir / VECTORS)
         story_started = time.perf_counter()
-        story_info, story_rows = _stories(vectors, langs, doc_rows, passages, index if plan["kind"] != "flat" else None)
+        story_info, story_rows = _stories(vectors, langs, doc_rows, passages)
         save_embeddings(build_dir / MARGINS, story_info.pop("knn_means"))
         story_info["seconds"] = round(time.perf_counter() - story_started, 3)
         del index
@@ -208,12 +208,12 @@ def _write_version(index_dir: Path, embedder: Embedder, doc_rows: list[DocumentR
     return version
 
 
-def _stories(vectors: np.ndarray, langs: list[str], doc_rows: list[DocumentRow], passages: list[PassageRow],
-             index=None) -> tuple[dict, tuple]:
+def _stories(vectors: np.ndarray, langs: list[str], doc_rows: list[DocumentRow],
+             passages: list[PassageRow]) -> tuple[dict, tuple]:
     """Each passage's neighbourhood in other languages, the passage links and the stories they
     make (index.margins, index.stories): the manifest's ``stories`` entry (with the k-NN means
     under "knn_means", saved apart) and (stories, members, links) for the store."""
-    neighbours = cross_language_neighbours(vectors, langs, index=index)
+    neighbours = cross_language_neighbours(vectors, langs)
     links = passage_links(neighbours, langs, LINK_THRESHOLD)
     position = {d.doc_id: i for i, d in enumerate(doc_rows)}
     passage_doc = np.array([position[p.doc_id] for p in passages], np.int64)

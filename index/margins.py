@@ -17,8 +17,7 @@ Everything here works on :func:`margin_vectors`: a change to how vectors are sto
 transformed changes that one function (and the calibration).
 
 At build time every passage gets its :data:`MARGIN_K` nearest passages in each other language
-(one batched search per pair of languages: exact blocks of matrix products for a flat index, the
-index's own FAISS search with exact re-scoring for an approximate one). Their means are stored
+(exact, one batched FAISS search per pair of languages). Their means are stored
 with the version (``margins.npy``: one column per language, for queries), and the candidate pairs
 whose margin reaches :data:`LINK_THRESHOLD` are the passage links stories are made of.
 """
@@ -38,8 +37,8 @@ MARGIN_K = 4
 #: false links) at recall 0.943; the seed corpus's highest cross-language margin is 1.0185
 #: (benchmarks/same_story.py; BENCHMARKS.md).
 LINK_THRESHOLD = 1.025
-#: Query rows per block of the exact neighbour search (a block of 1024 x 100k cosines is 400 MB).
-BLOCK = 1024
+#: Query rows per batched search (bounds the copies of the query vectors: 16k x 384 floats = 25 MB).
+BATCH = 16_384
 
 
 def margin_vectors(vectors: np.ndarray) -> np.ndarray:
@@ -78,53 +77,38 @@ class Neighbourhoods:
         return knn_mean(self.cosines, MARGIN_K)
 
 
-def cross_language_neighbours(vectors: np.ndarray, langs, index=None, k: int = MARGIN_K) -> Neighbourhoods:
-    """The ``k`` (:data:`MARGIN_K`) nearest passages of each passage in each other language, by cosine
-    of :func:`margin_vectors`. Exact (blocks of matrix products) unless ``index``, an
-    approximate FAISS index of ``vector − mean(language)`` under passage ids, is given: then
-    each language's passages search each other language's through it (within one language
-    the ranking is by cosine, the mean being a constant) and the candidates are re-scored."""
+def cross_language_neighbours(vectors: np.ndarray, langs, k: int = MARGIN_K) -> Neighbourhoods:
+    """The ``k`` (:data:`MARGIN_K`) nearest passages of each passage in each other language, by
+    cosine of :func:`margin_vectors`: exact, whatever kind of index the version has. Each
+    language's vectors go into a FAISS flat index, and every other language's passages search
+    it in one batched call (BLAS; n² · dim work in all: about 4 minutes at 100k passages on
+    2 cores, BENCHMARKS.md). An approximate index would not be exact, and searching it with a
+    filter per pair of languages probed nearly every cell: it was slower."""
+    import faiss
+
     vectors = margin_vectors(vectors)
     langs = np.asarray(langs)
     columns = tuple(sorted(set(langs.tolist())))
     groups = {lang: np.flatnonzero(langs == lang) for lang in columns}
     ids = np.full((len(vectors), len(columns), k), -1, np.int64)
     cos = np.full((len(vectors), len(columns), k), -np.inf, np.float32)
-    for lang, rows in groups.items():
-        for col, other in enumerate(columns):
-            if other == lang:
+    for col, other in enumerate(columns):
+        targets = groups[other]
+        if len(columns) == 1:
+            break
+        flat = faiss.IndexFlatIP(vectors.shape[1])
+        flat.add(vectors[targets])
+        n = min(k, len(targets))
+        for lang, rows in groups.items():
+            if lang == other:
                 continue
-            for start in range(0, len(rows), BLOCK):
-                block = rows[start : start + BLOCK]
-                if index is None:
-                    found, sims = _exact_block(vectors, block, groups[other], k)
-                else:
-                    found, sims = _approximate_block(index, vectors, block, groups[other], k)
-                ids[block, col, : found.shape[1]] = found
-                cos[block, col, : sims.shape[1]] = sims
+            for start in range(0, len(rows), BATCH):
+                block = rows[start : start + BATCH]
+                sims, found = flat.search(vectors[block], n)
+                ids[block, col, :n] = targets[found]
+                cos[block, col, :n] = sims
+        del flat
     return Neighbourhoods(columns, ids, cos)
-
-
-def _exact_block(vectors: np.ndarray, block: np.ndarray, others: np.ndarray, k: int):
-    sims = vectors[block] @ vectors[others].T
-    n = min(k, len(others))
-    part = (np.argpartition(-sims, n - 1, axis=1)[:, :n] if n < len(others)
-            else np.tile(np.arange(len(others)), (len(block), 1)))
-    part_sims = np.take_along_axis(sims, part, axis=1)
-    order = np.argsort(-part_sims, axis=1, kind="stable")
-    return others[np.take_along_axis(part, order, axis=1)], np.take_along_axis(part_sims, order, axis=1)
-
-
-def _approximate_block(index, vectors: np.ndarray, block: np.ndarray, others: np.ndarray, k: int):
-    from index.vectors import REFINE, search_vectors
-
-    _, cand = search_vectors(index, vectors[block], min(k * REFINE, len(others)), others)
-    sims = np.einsum("ij,ikj->ik", vectors[block], vectors[np.maximum(cand, 0)])
-    sims[cand < 0] = -np.inf
-    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-    found, sims = np.take_along_axis(cand, order, axis=1), np.take_along_axis(sims, order, axis=1)
-    found[~np.isfinite(sims)] = -1
-    return found, sims
 
 
 def passage_links(neighbours: Neighbourhoods, langs, threshold: float = LINK_THRESHOLD, means=None):
