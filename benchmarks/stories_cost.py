@@ -4,11 +4,14 @@ at 100k passages.
 
 The 100k index stands in for a corpus of that size: it is written by ``index.write_index`` (the
 product's writer: store, FAISS chosen and tuned by size — IVF at 100k —, margins and stories,
-BM25, manifest) from *synthetic* vectors, the bundled model's vectors of the XQuAD pool (an
-index made by ``benchmarks/same_story.py``) copied with Gaussian noise as in
-``benchmarks/scale.py``, each passage a document with a random date in one year. The model is
-not run for them; its cost is measured apart, as passages per second on XQuAD paragraphs, and
-the real build time of 100k passages is extrapolated from it.
+BM25, manifest) from *synthetic* vectors: copies of the bundled model's vectors of the XQuAD
+pool in 9 languages (an index made by ``benchmarks/same_story.py``), each copy turned by its own
+random rotation. Within a copy the cosines are the model's (translations stay translations, so
+links and stories form as on real text); across copies they are near 0 (a copy is a separate
+set of events). A document is one paragraph of one copy in one language (its passages), dated
+on its event's day plus 0–3 days, the events spread over a year. The model is not run for them;
+its cost is measured apart, as passages per second on XQuAD paragraphs, and the real build time
+of 100k passages is extrapolated from it.
 
     .venv/bin/python benchmarks/stories_cost.py --base /tmp/polyseek-same-story/xquad/index
 """
@@ -27,7 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from scale import synthetic  # noqa: E402
 from timing import latencies_ms  # noqa: E402
 
 
@@ -43,7 +45,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", type=Path, required=True, help="an index of real passages (benchmarks/same_story.py)")
     ap.add_argument("--passages", type=int, default=100_000)
-    ap.add_argument("--noise", type=float, default=0.5)
     ap.add_argument("--work", type=Path, default=Path("/tmp/polyseek-stories-cost"))
     args = ap.parse_args()
     embedder = load_embedder()
@@ -60,16 +61,31 @@ def main() -> None:
     embedder.embed(sample, "passage")
     per_second = len(sample) / (time.perf_counter() - started)
 
-    # 100k passages from the base's vectors.
-    vectors, origin = synthetic(np.asarray(load_embeddings(base / EMBEDDINGS)), args.passages, args.noise)
+    # 100k passages: rotated copies of the base's vectors.
+    base_vectors = np.asarray(load_embeddings(base / EMBEDDINGS))
+    store = PassageStore(base / STORE)
+    base_docs = [doc for doc, _ in store.passage_languages()]
+    store.close()
     rng = np.random.default_rng(1)
-    days = rng.integers(0, 365, args.passages)
-    docs, passages = [], []
-    for pid, row in enumerate(origin.tolist()):
+    copies = -(-args.passages // len(base_vectors))
+    vectors = np.empty((copies * len(base_vectors), base_vectors.shape[1]), np.float32)
+    for c in range(copies):
+        rotation, _ = np.linalg.qr(rng.standard_normal((base_vectors.shape[1],) * 2))
+        vectors[c * len(base_vectors) : (c + 1) * len(base_vectors)] = base_vectors @ rotation.astype(np.float32)
+    vectors = vectors[: args.passages]
+    event_day = {}
+    docs, passages, seen = [], [], set()
+    for pid in range(args.passages):
+        c, row = divmod(pid, len(base_vectors))
         _, lang, text = rows[row]
-        date = (np.datetime64("2024-01-01") + int(days[pid])).astype(str)
-        docs.append(DocumentRow(f"doc-{pid}", f"Copy {pid} of {row}", "txt", lang, f"h{pid}", text, published=date))
-        passages.append(PassageRow(pid, f"doc-{pid}", 0, 0, len(text), lang, 100, text))
+        doc = f"copy{c}/{base_docs[row]}"
+        event = (c, base_docs[row].split("/")[-1])  # the paragraph: the same event in every language
+        day = event_day.setdefault(event, int(rng.integers(0, 365))) + int(rng.integers(0, 4))
+        if doc not in seen:
+            seen.add(doc)
+            docs.append(DocumentRow(doc, f"Copy {c} of {base_docs[row]}", "txt", lang, f"h{doc}", text,
+                                    published=str(np.datetime64("2024-01-01") + day)))
+        passages.append(PassageRow(pid, doc, 0, 0, len(text), lang, 100, text))
     shutil.rmtree(args.work / "big", ignore_errors=True)
     started = time.perf_counter()
     folder = write_index(args.work / "big", embedder, docs, passages, vectors)
@@ -102,11 +118,13 @@ def main() -> None:
             lang = next(iter(s.languages))
             hits = s._passage_hits([(int(p), 0.0, 0.0) for p in np.random.default_rng(2).choice(
                 s.manifest.passages, min(200, s.manifest.passages), replace=False)])
+            linked = sum(1 for h in hits if s.same_story(h))
             cells = [latencies_ms(lambda _: s.stories(limit=50), list(range(50))),
                      latencies_ms(lambda _: s.stories(langs=[lang], sort="date", limit=50), list(range(50))),
                      latencies_ms(s.story, ids[:100]),
                      latencies_ms(s.same_story, hits)]
-            print(f"| {name} | " + " | ".join(f"{np.percentile(c, 50):.2f} / {np.percentile(c, 95):.2f}" for c in cells) + " |")
+            print(f"| {name} | " + " | ".join(f"{np.percentile(c, 50):.2f} / {np.percentile(c, 95):.2f}" for c in cells)
+                  + f" |  ({linked} of {len(hits)} sampled hits have links)")
     del folder
 
 

@@ -74,6 +74,8 @@ CREATE TABLE story_documents (
 CREATE INDEX passages_by_lang ON passages(lang);
 CREATE INDEX passages_by_doc ON passages(doc_id, ordinal);
 CREATE INDEX story_documents_by_story ON story_documents(story_id);
+CREATE INDEX story_documents_by_lang ON story_documents(lang, story_id);
+CREATE INDEX story_documents_by_source ON story_documents(lower(source), story_id);
 CREATE INDEX stories_by_size ON stories(size DESC, last_date DESC);
 CREATE INDEX stories_by_date ON stories(last_date DESC, size DESC);
 """
