@@ -48,6 +48,20 @@ def margin_vectors(vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(vectors, np.float32)
 
 
+def load_means(path, passages: int, languages: int) -> np.ndarray:
+    """A version's ``margins.npy``: (passages, languages) float32, checked."""
+    from polyseek.errors import IndexFormatError
+
+    try:
+        means = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise IndexFormatError(f"{path} is unreadable ({exc}): rebuild the index") from exc
+    if means.dtype != np.float32 or means.shape != (passages, languages):
+        raise IndexFormatError(f"{path} holds {means.dtype} of shape {means.shape}, not ({passages}, {languages}) "
+                               "float32: rebuild the index")
+    return means
+
+
 def ratio_margin(cosine, mean_x, mean_y):
     """``cos(x, y) / ((mean_k(x) + mean_k(y)) / 2)`` (arrays broadcast)."""
     return np.asarray(cosine, np.float32) / np.maximum((np.asarray(mean_x) + np.asarray(mean_y)) / 2, 1e-6)

@@ -12,7 +12,7 @@ import numpy as np
 
 from index.lexical import TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
 from index.manifest import EMBEDDINGS, MARGINS, STORE, VECTORS, Manifest, read_manifest, verify_files
-from index.margins import MARGIN_K, margin_vectors, ratio_margin
+from index.margins import MARGIN_K, load_means, margin_vectors, ratio_margin
 from index.store import PassageStore
 from index.vectors import REFINE, ExactRows, load_vector_index, search_vectors
 from index.versions import current_version
@@ -65,7 +65,7 @@ class Searcher:
     """An open index. Thread-safe for searching; open it once and reuse it."""
 
     def __init__(self, folder: Path, manifest: Manifest, embedder: Embedder, vectors, store: PassageStore,
-                 lexical: LexicalIndex | None = None):
+                 lexical: LexicalIndex | None = None, knn_means: np.ndarray | None = None):
         self.folder = folder
         self._lexical = lexical
         self.manifest = manifest
@@ -76,7 +76,7 @@ class Searcher:
         self._all_ids = np.sort(np.concatenate(list(self._ids_by_lang.values()))) if self._ids_by_lang else np.zeros(0, np.int64)
         self._means = store.language_means()
         # Each passage's mean cosine to its k nearest passages in each language (index.margins).
-        self._knn_means = np.load(folder / MARGINS, allow_pickle=False) if MARGINS in manifest.files else None
+        self._knn_means = knn_means
         self._margin_col = {lang: i for i, lang in enumerate(manifest.stories.get("margin_languages", []))}
         self._doc_langs = store.document_languages()
         # Approximate (IVF) indexes re-score their candidates from the model's vectors on disk.
@@ -122,6 +122,8 @@ class Searcher:
             raise ModelMismatchError(f"model {embedder.name!r} gives {embedder.dim} dimensions, the index holds {manifest.dim}")
         verify_files(folder, manifest, skip=(EMBEDDINGS,))  # searching never reads the model's vectors
         vectors = load_vector_index(folder / VECTORS, manifest.vector_params)
+        knn_means = (load_means(folder / MARGINS, manifest.passages, len(manifest.stories.get("margin_languages", [])))
+                     if MARGINS in manifest.files else None)
         try:
             lexical = LexicalIndex.load(folder, manifest.passages) if manifest.lexical == LEXICAL_TOKENIZER else None
         except (OSError, ValueError) as exc:
@@ -133,7 +135,7 @@ class Searcher:
             raise IndexFormatError(
                 f"the index at {folder} is inconsistent: {counts[0]} vectors, {counts[1]} stored passages, "
                 f"manifest says {counts[2]}: rebuild it")
-        return cls(folder, manifest, embedder, vectors, store, lexical)
+        return cls(folder, manifest, embedder, vectors, store, lexical, knn_means)
 
     @property
     def languages(self) -> dict[str, int]:
