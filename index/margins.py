@@ -48,10 +48,14 @@ def margin_vectors(vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(vectors, np.float32)
 
 
-def load_means(path, passages: int, languages: int) -> np.ndarray:
-    """A version's ``margins.npy``: (passages, languages) float32, checked."""
+def load_means(path, passages: int, columns) -> np.ndarray:
+    """A version's ``margins.npy``: (passages, languages) float32, checked against the manifest's
+    ``columns`` (its ``stories["margin_languages"]``)."""
     from polyseek.errors import IndexFormatError
 
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise IndexFormatError(f"the manifest beside {path} names no languages for its columns: rebuild the index")
+    languages = len(columns)
     try:
         means = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:

@@ -9,6 +9,7 @@ import sys
 from polyseek import settings
 from polyseek.errors import PolyseekError
 from polyseek.languages import language_name
+from polyseek.terminal import safe_json, visible
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.open:
                 detail = searcher.story(args.open)
                 if detail is None:
-                    print(f"error: no story {args.open!r} in the index: list them with python -m search stories",
+                    print(visible(f"error: no story {args.open!r} in the index: list them with python -m search stories"),
                           file=sys.stderr)
                     return 2
                 stories = []
@@ -45,29 +46,30 @@ def main(argv: list[str] | None = None) -> int:
                                            until=args.until, sort=args.sort, limit=args.limit,
                                            min_size=1 if args.all else 2)
     except PolyseekError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {visible(exc)}", file=sys.stderr)
         return 2
     if args.open:
         if args.json:
-            print(json.dumps(detail.to_dict(), ensure_ascii=False))
+            print(safe_json(json.dumps(detail.to_dict(), ensure_ascii=False)))
             return 0
-        print(_line(detail.story))
+        # Corpus text reaches the terminal with its control characters made visible.
+        print(visible(_line(detail.story)))
         for lang, docs in detail.by_language().items():
-            print(f"\n  {language_name(lang)} ({lang})")
+            print(visible(f"\n  {language_name(lang)} ({lang})"))
             for doc in docs:
-                print(f"    {doc.date[:10] or 'undated'}  {doc.title}  ({doc.doc_id})")
-                print(f"      {' '.join(doc.passage.split())[:200]}")
+                print(visible(f"    {doc.date[:10] or 'undated'}  {doc.title}  ({doc.doc_id})"))
+                print(visible(f"      {' '.join(doc.passage.split())[:200]}"))
         return 0
     if args.json:
         for story in stories:
-            print(json.dumps(story.to_dict(), ensure_ascii=False))
+            print(safe_json(json.dumps(story.to_dict(), ensure_ascii=False)))
         return 0
     if not stories:
         print("No story" + (" in " + ", ".join(langs) if langs else "") + " is reported by more than one document."
               + ("" if args.all else " (--all lists single documents too)"))
         return 0
     for story in stories:
-        print(_line(story))
+        print(visible(_line(story)))
     return 0
 
 
