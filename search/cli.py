@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if (args.query is None) == (args.counterparts is None):
         parser.error("give a query to search for, or --counterparts TEXT (not both)")
 
+    from index.margins import LINK_THRESHOLD
     from search.searcher import Searcher
 
     try:
@@ -96,4 +97,6 @@ def main(argv: list[str] | None = None) -> int:
                                    width=width, placeholder=" …"))
         print()
     print(f"{len(hits)} {'documents' if args.per_document else 'passages'} in {elapsed * 1000:.0f} ms")
+    if args.counterparts is not None and hits[0].score < LINK_THRESHOLD:
+        print(f"(none reaches the link margin {LINK_THRESHOLD}: these are the nearest passages, perhaps not translations)")
     return 0

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             print(safe_json(json.dumps(detail.to_dict(), ensure_ascii=False)))
             return 0
         # Corpus text reaches the terminal with its control characters made visible.
-        print(visible(_line(detail.story)))
+        print("\n".join(visible(line) for line in _line(detail.story)))
         for lang, docs in detail.by_language().items():
             print(visible(f"\n  {language_name(lang)} ({lang})"))
             for doc in docs:
@@ -69,13 +69,15 @@ def main(argv: list[str] | None = None) -> int:
               + ("" if args.all else " (--all lists single documents too)"))
         return 0
     for story in stories:
-        print(visible(_line(story)))
+        print("\n".join(visible(line) for line in _line(story)))
     return 0
 
 
-def _line(story) -> str:
+def _line(story) -> tuple[str, str]:
+    """Two lines: id, size, languages, dates; then the title."""
     langs = ", ".join(f"{lang} {n}" for lang, n in story.languages.items())
     dates = f"{story.first_date} – {story.last_date}" if story.first_date else "undated"
     first = f"; first in {', '.join(story.first_langs)}" if story.first_langs else ""
     missing = f"; never in {', '.join(story.missing_langs)}" if story.missing_langs else ""
-    return f"{story.story_id}  {story.size} documents ({langs}); {dates}{first}{missing}\n    {story.title}"
+    size = f"{story.size} document{'s' if story.size != 1 else ''}"
+    return f"{story.story_id}  {size} ({langs}); {dates}{first}{missing}", f"    {story.title}"
