@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from index.margins import (LINK_THRESHOLD, MARGIN_K, cross_language_neighbours, knn_mean,  # noqa: E402
-                           passage_links, ratio_margin)
+                           passage_links)
 
 
 def main() -> None:

@@ -18,7 +18,8 @@ from index.corpus import Document, Skipped, read_corpus
 from index.limits import Limits, over
 from index.language import detect
 from index.lexical import TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
-from index.manifest import EMBEDDINGS, FORMAT_VERSION, MARGINS, STORE, VECTORS, Manifest, file_digest, write_manifest
+from index.manifest import (EMBEDDINGS, FORMAT_VERSION, MARGINS, STORE, VECTORS, Manifest, file_digest, read_manifest,
+                            write_manifest)
 from index.margins import LINK_THRESHOLD, MARGIN_K, cross_language_neighbours, passage_links
 from index.stories import DATE_WINDOW_DAYS, DocInfo, group_stories
 from index.store import DocumentRow, PassageRow, write_store
@@ -52,6 +53,8 @@ class BuildSummary:
     skipped: list[Skipped] = field(default_factory=list)
     embedded: int = 0  # passages sent to the model
     reused: int = 0  # passages whose vector came from the previous version (update)
+    stories: int = 0  # stories of more than one document (index.stories)
+    links: int = 0  # passage links across languages (index.margins)
 
     @property
     def passages_per_second(self) -> float:
@@ -66,6 +69,8 @@ class BuildSummary:
         ]
         if self.reused:
             lines.insert(1, f"Unchanged passages kept their vectors: {self.reused} reused, {self.embedded} embedded.")
+        lines.insert(-1, f"Stories reported in more than one document: {self.stories} ({self.links} passage links "
+                         "across languages).")
         if self.skipped:
             lines.append(f"Skipped {len(self.skipped)}:")
             lines += [visible(f"  {s.doc_id}: {s.reason}") for s in self.skipped]  # file names may hold ESC
@@ -80,7 +85,6 @@ def update_index(corpus_dir=None, index_dir=None, *, embedder: Embedder | None =
     (nothing is embedded twice). The result is the index a full build would make, put in
     service atomically. ``corpus_dir`` defaults to the corpus the index was built from; the
     model and passage size are the index's own. With no index yet, this is a full build."""
-    from index.manifest import read_manifest
     from index.versions import current_version
     from polyseek.errors import IndexFormatError, IndexNotFoundError
 
@@ -141,9 +145,11 @@ def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedde
         version = _write_version(index_dir, embedder, doc_rows, passages, vectors, corpus_dir, chunk_tokens,
                                  fields, started, progress)
 
+    stories = read_manifest(version).stories
     return BuildSummary(str(index_dir), version.name, embedder.name, documents_read,
                         len(doc_rows), len(passages), _count_languages(passages), time.perf_counter() - started,
-                        embed_seconds, skipped, embedded=embedded, reused=len(passages) - embedded)
+                        embed_seconds, skipped, embedded=embedded, reused=len(passages) - embedded,
+                        stories=stories["multi_document_stories"], links=stories["links"])
 
 
 def write_index(index_dir, embedder: Embedder, documents: list[DocumentRow], passages: list[PassageRow],
