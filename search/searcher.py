@@ -90,7 +90,8 @@ class Searcher:
                                    "a language it holds: rebuild the index")
         # Each passage's mean cosine to its k nearest passages in each language (index.margins).
         self._knn_means = knn_means
-        self._margin_col = {lang: i for i, lang in enumerate(manifest.stories.get("margin_languages", []))}
+        self._margin_col = ({lang: i for i, lang in enumerate(manifest.stories["margin_languages"])}
+                            if knn_means is not None else {})  # columns checked by load_means
         try:
             self._doc_langs = store.document_languages()
         except sqlite3.DatabaseError as exc:
