@@ -20,6 +20,7 @@ STORE = "store.sqlite"
 VECTORS = "vectors.faiss"
 EMBEDDINGS = "embeddings.npy"  # the model's vectors (float32, passage-id order): updates reuse them
 MARGINS = "margins.npy"  # each passage's mean cosine to its k nearest passages in other languages (index.margins)
+NEIGHBOURS = "neighbours.npy"  # those k nearest passages' ids (int64, passage x language x k): updates reuse them
 
 
 @dataclass(frozen=True)

@@ -151,3 +151,67 @@ def passage_links(neighbours: Neighbourhoods, langs, threshold: float = LINK_THR
     _, first = np.unique(lo * (n + 1) + hi, return_index=True)
     return lo[first], hi[first], margin[first], cos[first]
 
+
+
+def update_neighbours(vectors: np.ndarray, langs, previous_ids: np.ndarray, previous_langs: tuple[str, ...],
+                      old_of: np.ndarray) -> tuple[Neighbourhoods, int]:
+    """The neighbourhoods of an updated corpus, exactly those :func:`cross_language_neighbours`
+    gives, searching only what changed. ``previous_ids``: the previous version's neighbour ids
+    (its own numbering); ``old_of[i]``: the previous id of passage i when it is the same passage
+    (same document, language and text), else -1.
+
+    A kept passage's list in a language stays right unless one of its members is gone: then it
+    is searched again in full; otherwise it is merged with a search among that language's new
+    passages only. New passages are searched in full. Returns the neighbourhoods and how many
+    (passage, language) lists were searched in full."""
+    import faiss
+
+    vectors = margin_vectors(vectors)
+    langs = np.asarray(langs)
+    columns = tuple(sorted(set(langs.tolist())))
+    k = previous_ids.shape[2] if previous_ids.ndim == 3 else MARGIN_K
+    if columns != tuple(previous_langs) or previous_ids.ndim != 3 or k != MARGIN_K:
+        return cross_language_neighbours(vectors, langs), len(vectors) * max(0, len(columns) - 1)
+    new_of_old = np.full(len(previous_ids), -1, np.int64)
+    kept = old_of >= 0
+    new_of_old[old_of[kept]] = np.flatnonzero(kept)
+    groups = {lang: np.flatnonzero(langs == lang) for lang in columns}
+    ids = np.full((len(vectors), len(columns), k), -1, np.int64)
+    cos = np.full((len(vectors), len(columns), k), -np.inf, np.float32)
+    searched = 0
+    for col, other in enumerate(columns):
+        targets = groups[other]
+        added = targets[~kept[targets]]
+        queries = np.flatnonzero(langs != other)
+        if not len(queries):
+            continue
+        old = np.full((len(queries), k), -1, np.int64)
+        was = kept[queries]
+        old[was] = previous_ids[old_of[queries[was]], col]
+        carried = np.where(old >= 0, new_of_old[np.maximum(old, 0)], -1)
+        lost = ((old >= 0) & (carried < 0)).any(axis=1)
+        full = ~was | lost
+        n = min(k, len(targets))
+        if full.any():
+            flat = faiss.IndexFlatIP(vectors.shape[1])
+            flat.add(vectors[targets])
+            rows = queries[full]
+            sims, found = flat.search(vectors[rows], n)
+            ids[rows, col, :n], cos[rows, col, :n] = targets[found], sims
+            searched += len(rows)
+        rows = queries[~full]
+        if len(rows):
+            mine = carried[~full]
+            mine_cos = np.where(mine >= 0, np.einsum("ij,ikj->ik", vectors[rows], vectors[np.maximum(mine, 0)]), -np.inf)
+            if len(added):
+                flat = faiss.IndexFlatIP(vectors.shape[1])
+                flat.add(vectors[added])
+                m = min(k, len(added))
+                sims, found = flat.search(vectors[rows], m)
+                mine = np.concatenate([mine, added[found]], axis=1)
+                mine_cos = np.concatenate([mine_cos, sims], axis=1)
+            order = np.argsort(-mine_cos, axis=1, kind="stable")[:, :k]
+            ids[rows, col] = np.take_along_axis(mine, order, axis=1)
+            cos[rows, col] = np.take_along_axis(mine_cos, order, axis=1).astype(np.float32)
+    ids[~np.isfinite(cos)] = -1
+    return Neighbourhoods(columns, ids, cos), searched

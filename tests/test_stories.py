@@ -11,7 +11,7 @@ import pytest
 
 from index import build_index, update_index
 from index.manifest import MARGINS, STORE
-from index.margins import LINK_THRESHOLD, cross_language_neighbours, passage_links
+from index.margins import LINK_THRESHOLD, cross_language_neighbours, passage_links, update_neighbours
 from index.stories import DocInfo, group_stories
 from index.store import PassageStore
 from index.versions import current_version
@@ -134,6 +134,8 @@ def test_an_update_joins_a_translation_and_drops_a_deleted_document(tmp_path, fa
     summary = update_index(corpus, tmp_path / "i", embedder=fake256)
     assert summary.embedded == 1
     with Searcher.open(tmp_path / "i", embedder=fake256) as s:
+        info = s.manifest.stories  # only the new passage's neighbourhoods were searched in full
+        assert info["neighbour_lists_searched"] == 2 < info["neighbour_lists"] == 2 * 12
         sets = story_sets(s)
         assert {"en-summit", "ro-summit"} <= next(x for x in sets if "en-summit" in x)
         summit = next(st for st in s.stories(min_size=2) if "summit" in st.title)
@@ -298,3 +300,29 @@ def test_real_translations_make_exactly_their_stories(real_embedder, tmp_path):
     build_index(tmp_path / "c", tmp_path / "i", embedder=real_embedder)
     with Searcher.open(tmp_path / "i", embedder=real_embedder) as s:
         assert story_sets(s) == {frozenset(f"{lang}/p{i}" for lang in data) for i in range(8)}
+
+
+def test_updated_neighbourhoods_equal_a_full_search():
+    """Passages added, removed and changed: searching only what changed gives the exact lists."""
+    rng = np.random.default_rng(3)
+
+    def unit(n):
+        v = rng.normal(size=(n, 24)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    old_vectors, old_langs = unit(600), rng.choice(["en", "ro", "de"], 600)
+    before = cross_language_neighbours(old_vectors, old_langs)
+    keep = np.flatnonzero(rng.random(600) > 0.15)  # 15% removed (or changed: same thing to the margins)
+    vectors = np.concatenate([old_vectors[keep], unit(120)])
+    langs = np.concatenate([old_langs[keep], rng.choice(["en", "ro", "de"], 120)])
+    order = rng.permutation(len(vectors))  # new ids in another order
+    vectors, langs = vectors[order], langs[order]
+    old_of = np.concatenate([keep, np.full(120, -1)])[order]
+    updated, searched = update_neighbours(vectors, langs, before.ids, before.langs, old_of)
+    full = cross_language_neighbours(vectors, langs)
+    np.testing.assert_allclose(updated.cosines, full.cosines, atol=1e-5)
+    np.testing.assert_allclose(updated.means, full.means, atol=1e-6)
+    assert all(set(a) == set(b) for a, b in zip(updated.ids.reshape(-1, 4), full.ids.reshape(-1, 4)))
+    assert 0 < searched < len(vectors) * 2  # most lists were merged, not searched again
+    same, none = update_neighbours(vectors, langs, full.ids, full.langs, np.arange(len(vectors)))  # nothing changed
+    assert none == 0 and np.array_equal(same.ids, full.ids)
