@@ -4,7 +4,9 @@ Modules, in the order data flows through them: ``corpus`` (reading files), ``cat
 changed since the last version), ``language``, ``chunking``, ``builder`` (embedding and
 orchestration), then the on-disk format: ``segment`` (one immutable segment: ``store`` SQLite,
 ``vectors`` FAISS, ``lexical`` BM25), ``commit`` (a version: its segments and deletions),
-``merge`` (merge policy, optimize), ``manifest`` and ``versions`` (atomic switch).
+``merge`` (merge policy, optimize), ``margins`` and ``stories`` (which passages in different
+languages say the same, and the stories they make, computed for each version by
+``version_stories``), ``manifest`` and ``versions`` (atomic switch).
 """
 
 from index.builder import BuildSummary, build_index, update_index, write_index

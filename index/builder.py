@@ -61,6 +61,8 @@ class BuildSummary:
     segments_merged: int = 0  # segments a merge combined into one
     segments: int = 0  # segments of the version in service
     notice: str = ""  # e.g. why an update was a full rebuild
+    stories: int = 0  # stories of more than one document (index.stories)
+    links: int = 0  # passage links across languages (index.margins)
 
     @property
     def passages_per_second(self) -> float:
@@ -75,6 +77,8 @@ class BuildSummary:
         ]
         if self.reused:
             lines.insert(1, f"Unchanged passages kept their vectors: {self.reused} reused, {self.embedded} embedded.")
+        lines.insert(-1, f"Stories reported in more than one document: {self.stories} ({self.links} passage links "
+                         "across languages).")
         if self.segments_written or self.segments_merged:
             lines.insert(-1, f"Segments: {self.segments_written} written, {self.segments_merged} merged, "
                              f"{self.segments} in service.")
@@ -223,7 +227,8 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
         return BuildSummary(str(index_dir), prev_folder.name, embedder.name, done["documents_read"],
                             done["documents_indexed"], prev.passages, dict(prev.languages),
                             time.perf_counter() - started, 0.0, [Skipped(*s) for s in done["skipped"]],
-                            reused=prev.passages, segments=len(prev.segments), notice=notice)
+                            reused=prev.passages, segments=len(prev.segments), notice=notice,
+                            stories=prev.stories.get("multi_document_stories", 0), links=prev.stories.get("links", 0))
     old_docs = read_docs(prev_folder / CATALOG) if prev is not None else {}
     deleted = read_deleted(prev_folder, prev) if prev is not None else {}
     for rel, rel_str in order:
@@ -262,7 +267,8 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
     summary = lambda version, manifest, embedded=0, written=0: BuildSummary(  # noqa: E731
         str(index_dir), version.name, embedder.name, documents_read, len(target), manifest.passages,
         dict(manifest.languages), time.perf_counter() - started, embed_seconds, skipped, embedded=embedded,
-        reused=manifest.passages - embedded, segments_written=written, segments=len(manifest.segments), notice=notice)
+        reused=manifest.passages - embedded, segments_written=written, segments=len(manifest.segments), notice=notice,
+        stories=manifest.stories.get("multi_document_stories", 0), links=manifest.stories.get("links", 0))
     embed_seconds = 0.0
     if not to_add and not to_delete and not changed and prev is not None:
         return summary(prev_folder, prev)  # nothing changed: the version in service stays

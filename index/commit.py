@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from index.manifest import (CATALOG, DELETED, EMBEDDINGS, MEANS, SEGMENTS, Manifest, file_digest, read_small_file,
-                            write_manifest)
+from index.manifest import (CATALOG, DELETED, EMBEDDINGS, MARGINS, MEANS, NEIGHBOURS, SEGMENTS, STORIES, Manifest,
+                            file_digest, read_small_file, write_manifest)
 from index.segment import SEGMENT_MANIFEST, SUMS
 from index.balance import LANGUAGE_PRIOR
 from index.vectors import load_embeddings
@@ -144,6 +144,15 @@ def commit(index_dir: Path, build_dir: Path | None, manifest: Manifest, segments
         save_means(build_dir / MEANS, means, manifest.dim)
         (build_dir / DELETED).write_text(json.dumps(deleted, ensure_ascii=False), encoding="utf-8")
         write_catalog(build_dir / CATALOG)
+        from index.version_stories import write_version_stories
+        from index.versions import current_version
+        from polyseek.errors import PolyseekError
+
+        try:
+            previous = current_version(index_dir)
+        except PolyseekError:
+            previous = None
+        story_info = write_version_stories(build_dir, pairs, deleted, previous)
         files, checksums = {}, {}
         for info in segments:
             prefix = f"{SEGMENTS}/{info['name']}/"
@@ -152,7 +161,7 @@ def commit(index_dir: Path, build_dir: Path | None, manifest: Manifest, segments
                 checksums[prefix + name] = info["checksums"][name]
             files[prefix + SEGMENT_MANIFEST] = (seg_root / info["name"] / SEGMENT_MANIFEST).stat().st_size
             checksums[prefix + SEGMENT_MANIFEST] = file_digest(seg_root / info["name"] / SEGMENT_MANIFEST)
-        for name in (CATALOG, DELETED, MEANS):
+        for name in (CATALOG, DELETED, MEANS, MARGINS, NEIGHBOURS, STORIES):
             files[name] = (build_dir / name).stat().st_size
             checksums[name] = file_digest(build_dir / name)
         largest = max(segments, key=lambda info: info["passages"], default=None)
@@ -163,6 +172,7 @@ def commit(index_dir: Path, build_dir: Path | None, manifest: Manifest, segments
             languages=dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
             vector_index="IDMap2,Flat" if params["kind"] == "flat" else "IVF,SQ8", vector_params=params,
             segments=sorted(segments, key=lambda info: info["base"]), files=files, checksums=checksums,
+            stories=story_info,
             next_id=max([manifest.next_id] + [info["base"] + info["passages"] for info in segments])))
         return publish(index_dir, build_dir)
     except BaseException:

@@ -15,11 +15,14 @@ from pathlib import Path, PurePosixPath
 
 from polyseek.errors import IndexFormatError
 
-FORMAT_VERSION = 3  # 2: document metadata (url, source, published, author, pages); 3: segments
+FORMAT_VERSION = 4  # 2: document metadata (url, source, published, author, pages); 3: margins and stories; 4: segments
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
 VECTORS = "vectors.faiss"
 EMBEDDINGS = "embeddings.npy"  # the model's vectors (float32, passage-id order): updates reuse them
+MARGINS = "margins.npy"  # each passage's mean cosine to its k nearest passages in other languages (index.margins)
+NEIGHBOURS = "neighbours.npy"  # those k nearest passages' rows (int64, passage x language x k): updates reuse them
+STORIES = "stories.sqlite"  # the version's stories and passage links (index.stories; the store's story tables)
 CATALOG = "catalog.sqlite"  # the corpus as the version saw it: files (size, time, digest) and their documents
 DELETED = "deleted.json"  # per segment: the rows and documents this version removed from it
 SEGMENTS = "segments"  # the version's segments, one folder each (index.segment)
@@ -53,6 +56,7 @@ class Manifest:
     segments: list = field(default_factory=list)  # index.segment descriptions, in id order
     next_id: int = 0  # the first passage id the next segment may use
     limits: dict = field(default_factory=dict)  # the documents' budgets this version was read with
+    stories: dict = field(default_factory=dict)  # index.margins / index.stories settings, counts and seconds
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:

@@ -209,8 +209,9 @@ def _flat_rows(vectors) -> np.ndarray | None:
 class Segments:
     """The segments of an open version, searched and read as one index."""
 
-    def __init__(self, readers: list[SegmentReader], deleted_docs: dict[str, set[str]]):
+    def __init__(self, readers: list[SegmentReader], deleted_docs: dict[str, set[str]], stories=None):
         self.readers = sorted(readers, key=lambda r: r.base)
+        self._stories = stories  # the version's story tables (index.version_stories), or None
         self._bases = np.asarray([r.base for r in self.readers], np.int64)
         self._dead_docs = {r.name: deleted_docs.get(r.name, set()) for r in self.readers}
 
@@ -330,9 +331,53 @@ class Segments:
             out += rows if reader.live is None else [r for r, ok in zip(rows, reader.live.tolist()) if ok]
         return out
 
+    def document_languages(self) -> dict[str, int]:
+        """Documents per language (live ones), most first."""
+        counts: dict[str, int] = {}
+        for reader in self.readers:
+            for lang, n in reader.store.document_languages().items():
+                counts[lang] = counts.get(lang, 0) + n
+            dead = self._dead_docs[reader.name]
+            if dead:
+                for doc in dead:
+                    row = reader.store.document(doc)
+                    if row is not None:
+                        counts[row.lang] -= 1
+        counts = {lang: n for lang, n in counts.items() if n > 0}
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    # The version's stories (their tables live in the version, not in a segment).
+    def links_of(self, passage_id: int, limit: int) -> list[tuple[int, float, float]]:
+        return self._stories.links_of(passage_id, limit) if self._stories else []
+
+    def stories_of(self, doc_ids) -> dict[str, str]:
+        return self._stories.stories_of(doc_ids) if self._stories else {}
+
+    def list_stories(self, *args, **kwargs) -> list[tuple]:
+        return self._stories.list_stories(*args, **kwargs) if self._stories else []
+
+    def stories_by_id(self, story_ids) -> list[tuple]:
+        return self._stories.stories_by_id(story_ids) if self._stories else []
+
+    def story(self, story_id: str) -> tuple[tuple | None, list[tuple]]:
+        """As PassageStore.story: the story's row and its members (doc_id, lang, published,
+        source, best_passage, links, title, url), earliest first."""
+        if self._stories is None:
+            return None, []
+        head = self._stories.stories_by_id([story_id])
+        if not head:
+            return None, []
+        out = []
+        for doc_id, lang, published, source, best, links in self._stories.story_members(story_id):
+            doc = self.document(doc_id)
+            out.append((doc_id, lang, published, source, best, links, doc.title if doc else "", doc.url if doc else ""))
+        return head[0], out
+
     def close(self) -> None:
         for reader in self.readers:
             reader.close()
+        if self._stories is not None:
+            self._stories.close()
 
 
 class SegmentsLexical:

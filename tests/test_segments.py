@@ -56,9 +56,10 @@ def assert_same_answers(updated, full, fake, rng):
                 assert [h.score for h in hu] == pytest.approx([h.score for h in hf], abs=1e-5)
                 assert [h.cosine for h in hu] == pytest.approx([h.cosine for h in hf], abs=1e-5)
             if hu:
-                su = [(h.doc_id, h.start) for h in u.same_story(hu[0], threshold=-1.0)]
-                sf = [(h.doc_id, h.start) for h in f.same_story(hf[0], threshold=-1.0)]
+                su = [(h.doc_id, h.start) for h in u.same_story(hu[0])]
+                sf = [(h.doc_id, h.start) for h in f.same_story(hf[0])]
                 assert su == sf
+        assert [x.to_dict() for x in u.stories()] == [x.to_dict() for x in f.stories()]
 
 
 def write_doc(corpus, rng, name, lang):
