@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,12 +20,13 @@ from index.language import detect
 from index.lexical import TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
 from index.manifest import EMBEDDINGS, FORMAT_VERSION, STORE, VECTORS, Manifest, file_digest, write_manifest
 from index.store import DocumentRow, PassageRow, write_store
+from index import watches
 from index.vectors import (EXACT_MAX, LANGUAGE_PRIOR, METRIC, TUNING_QUERIES, build_vector_index, kind_name,
                            language_means, load_embeddings, plan_vector_index, save_embeddings, save_vector_index)
 from index.versions import new_build_dir, publish, remove_stale, writer_lock
 from polyseek import settings
 from polyseek.embedder import Embedder, load_embedder
-from polyseek.errors import CorpusError
+from polyseek.errors import CorpusError, PolyseekError
 
 #: Passages embedded between two progress reports (at least one encoder batch).
 PROGRESS_EVERY = 16
@@ -48,6 +50,8 @@ class BuildSummary:
     skipped: list[Skipped] = field(default_factory=list)
     embedded: int = 0  # passages sent to the model
     reused: int = 0  # passages whose vector came from the previous version (update)
+    watch_matches: int = 0  # new matches of saved watches (index/watches.py)
+    watch_error: str = ""  # why the watches could not be evaluated, if they could not
 
     @property
     def passages_per_second(self) -> float:
@@ -62,6 +66,8 @@ class BuildSummary:
         ]
         if self.reused:
             lines.insert(1, f"Unchanged passages kept their vectors: {self.reused} reused, {self.embedded} embedded.")
+        if self.watch_matches or self.watch_error:
+            lines.append(f"Watches: {self.watch_error or f'{self.watch_matches} new matches'}")
         if self.skipped:
             lines.append(f"Skipped {len(self.skipped)}:")
             lines += [f"  {s.doc_id}: {s.reason}" for s in self.skipped]
@@ -126,16 +132,35 @@ def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedde
             reasons = "; ".join(f"{s.doc_id}: {s.reason}" for s in skipped[:5]) or "no files"
             raise CorpusError(f"nothing to index in {corpus_dir}: {reasons}")
         known = _reusable_vectors(index_dir, embedder, chunk_tokens) if reuse else None
+        try:
+            previous = watches.previous_texts(index_dir)  # None: no watch saved
+        except (PolyseekError, sqlite3.Error) as exc:  # the update goes on; the summary says why
+            previous = f"not evaluated ({exc})"
         embed_started = time.perf_counter()
         vectors, embedded = _embed(passages, embedder, batch_size, progress, known)
         embed_seconds = time.perf_counter() - embed_started
 
         version = _write_version(index_dir, embedder, doc_rows, passages, vectors, corpus_dir, chunk_tokens,
                                  fields, started, progress)
+        matched, watch_error = _evaluate_watches(index_dir, version, embedder, passages, previous)
 
     return BuildSummary(str(index_dir), version.name, embedder.name, documents_read,
                         len(doc_rows), len(passages), _count_languages(passages), time.perf_counter() - started,
-                        embed_seconds, skipped, embedded=embedded, reused=len(passages) - embedded)
+                        embed_seconds, skipped, embedded=embedded, reused=len(passages) - embedded,
+                        watch_matches=matched, watch_error=watch_error)
+
+
+def _evaluate_watches(index_dir: Path, version: Path, embedder: Embedder, passages: list[PassageRow],
+                      previous) -> tuple[int, str]:
+    """Saved watches against the passages this build added or changed (the version is already
+    in service: a failure here is reported, never undoes the update)."""
+    if previous is None or isinstance(previous, str):
+        return 0, previous or ""
+    try:
+        return watches.evaluate_update(index_dir, version, embedder,
+                                       [p.passage_id for p in passages if p.text not in previous]), ""
+    except (PolyseekError, OSError, sqlite3.Error) as exc:
+        return 0, f"not evaluated ({exc}); the update itself is in service"
 
 
 def write_index(index_dir, embedder: Embedder, documents: list[DocumentRow], passages: list[PassageRow],

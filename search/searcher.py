@@ -313,6 +313,14 @@ class Searcher:
         doc = self._store.document(doc_id)
         return doc.text if doc else None
 
+    def document(self, doc_id: str):
+        """The document's row (text and metadata) and its passages in order; None if unknown."""
+        doc = self._store.document(doc_id)
+        if doc is None:
+            return None
+        rows = self._store.passages(self._store.ids_of_document(doc_id))
+        return doc, [rows[pid][0] for pid in sorted(rows)]
+
     def _allowed_ids(self, langs: list[str] | None) -> np.ndarray | None:
         if not langs:
             return None
