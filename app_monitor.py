@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from index.watches import WatchStore
+from index.watches import DEFAULT_THRESHOLD, WatchStore
 from polyseek.errors import PolyseekError
 from polyseek.languages import language_name
 from search.searcher import Searcher
@@ -90,7 +90,7 @@ def watch_matches(index_dir: Path) -> None:
         badge = '<span class="ps-new">new</span> ' if m.match_id in new else ""
         rows.append(f'<div class="ps-match" data-lang="{escape(m.lang)}">{badge}<b>{escape(m.title)}</b> '
                     f'<span class="ps-badge">{escape(language_name(m.lang))} · {escape(m.lang)}</span> '
-                    f'score {m.score:.3f} · found {escape(m.found_at[:16].replace("T", " "))}'
+                    f'{m.z:.1f} sd · score {m.score:.3f} · found {escape(m.found_at[:16].replace("T", " "))}'
                     f'<div class="ps-text" lang="{escape(m.lang)}">{escape(m.text[:400])}</div></div>')
     st.html(STYLE + ("".join(rows) or "<p>No matches yet: they are recorded when a rebuild adds passages that match.</p>"))
     store.mark_seen(watch_id)
@@ -99,13 +99,17 @@ def watch_matches(index_dir: Path) -> None:
 
 def timeline_view(searcher: Searcher, query: str, langs: list[str], filters: dict) -> None:
     """Matching documents per day or week, one chart per language."""
-    col_toggle, col_interval = st.columns([2, 3], vertical_alignment="center")
+    col_toggle, col_interval, col_threshold = st.columns([2, 2, 2], vertical_alignment="center")
     if not col_toggle.toggle("Timeline", key="timeline", help="When each language's press picked the subject up"):
         return
     interval = col_interval.segmented_control("Per", ["day", "week"], default="day", key="timeline_interval") or "day"
+    threshold = col_threshold.number_input(
+        "Stands out by (standard deviations)", min_value=-10.0, max_value=20.0, value=DEFAULT_THRESHOLD, step=0.5,
+        key="timeline_threshold", help="A document counts when its best passage scores this many standard deviations "
+        "above what its language typically scores for the search. In a small corpus about one subject, lower it.")
     try:
         found = timeline(searcher, query, langs or None, interval=interval, sources=filters.get("sources"),
-                         since=filters.get("since"), until=filters.get("until"))
+                         since=filters.get("since"), until=filters.get("until"), threshold=threshold)
     except PolyseekError as exc:
         st.warning(str(exc))
         return
@@ -123,5 +127,6 @@ def timeline_view(searcher: Searcher, query: str, langs: list[str], filters: dic
         with columns[i % len(columns)]:
             st.markdown(f"**{language_name(lang)}** · {sum(found.counts[lang])} documents")
             st.bar_chart(frame[[lang]], height=160, y_label="documents", x_label="")
-    st.caption(f"Documents whose best passage scores at least {found.threshold:g} (the watches' threshold), per "
+    st.caption(f"Documents whose best passage stands {found.threshold:g} standard deviations above what its language "
+               f"typically scores for this search, per "
                f"{interval} of publication." + (f" Undated: {undated}." if undated else ""))

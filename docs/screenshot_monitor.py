@@ -80,8 +80,12 @@ def main() -> None:
             box.fill(QUERY)
             box.press("Enter")
             page.locator('.ps-summary[data-state="done"]').wait_for()
-            page.get_by_text("Timeline").first.click()
-            page.locator("[data-testid='stVegaLiteChart']").first.wait_for()
+            page.get_by_text("Timeline", exact=True).click()
+            try:
+                page.locator("[data-testid='stVegaLiteChart']").first.wait_for(timeout=60_000)
+            except Exception:
+                page.screenshot(path=str(work.parent / "polyseek-shot-failed.png"))
+                raise
             time.sleep(3)  # charts finish drawing
             page.get_by_text("Watches", exact=True).scroll_into_view_if_needed()
             out = ROOT / "docs" / "page-monitor.png"

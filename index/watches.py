@@ -8,9 +8,12 @@
 Every update calls :func:`evaluate_update` once the new version is in service, with the
 passages it added or changed (texts the previous version did not hold). Each watch's query is
 encoded by the index's model and scored against them with the language-balanced score the
-searcher ranks by (``q·(p − mean(language))``: the language's typical similarity taken off), so
-one threshold fires as readily in every language. A passage above it is recorded once per watch
-(keyed by document and passage text) with when it was found.
+searcher ranks by (``q·(p − mean(language))``: the language's typical similarity taken off),
+divided by how widely that query's scores spread over the language's passages
+(:func:`language_spread`). This *standardized* score says how far a passage stands out from
+what its language typically scores for the query, so one threshold fires as readily in every
+language. A passage at or above it is recorded once per watch (keyed by document and passage
+text) with when it was found.
 """
 
 from __future__ import annotations
@@ -30,12 +33,15 @@ from polyseek.errors import PolyseekError, QueryError
 
 STATE = "state.sqlite"
 MODES = ("auto", "dense", "hybrid")
-#: Language-balanced score at or above which a passage matches a watch (and counts on a
-#: timeline): the best F1 of "a question fires on its own paragraph, in every language" on XQuAD
-#: (9 languages, every question against every paragraph; bundled model). Recall 0.60 (0.40 zh to
-#: 0.67 es per passage language) at precision 0.56, where the best plain-cosine threshold fires
-#: on 0.19 of other-language gold paragraphs against 0.97 same-language (benchmarks/watch_threshold.py).
-DEFAULT_THRESHOLD = 0.075
+#: Standardized score at or above which a passage matches a watch (and counts on a timeline),
+#: in standard deviations of the query's scores in the passage's language: about the best F1 of
+#: "a question fires on its own paragraph, in every language" on XQuAD (9 languages, every
+#: question against every paragraph; bundled model; benchmarks/watch_threshold.py, BENCHMARKS.md).
+DEFAULT_THRESHOLD = 3.5
+#: Passages per language whose scores estimate a query's spread there (a seeded sample).
+SPREAD_SAMPLE = 2000
+#: A language with few passages borrows this many passages' worth of the corpus-wide spread.
+SPREAD_PRIOR = 20
 #: A watch's query is a question, not an article.
 MAX_WATCH_QUERY = 2000
 #: New passages scored per step (bounds memory when an update re-embeds a whole corpus).
@@ -60,7 +66,8 @@ CREATE TABLE IF NOT EXISTS matches (
     title      TEXT NOT NULL,
     lang       TEXT NOT NULL,
     text       TEXT NOT NULL,
-    score      REAL NOT NULL,
+    score      REAL NOT NULL,                 -- language-balanced, as Searcher ranks
+    z          REAL NOT NULL,                 -- standardized: what the threshold applies to
     cosine     REAL NOT NULL,
     start_char INTEGER NOT NULL,
     end_char   INTEGER NOT NULL,
@@ -99,7 +106,8 @@ class Match:
     title: str
     lang: str
     text: str
-    score: float
+    score: float  # language-balanced, as the searcher ranks (Hit.score)
+    z: float  # standardized: score / spread of the query's scores in the language (the threshold's)
     cosine: float
     start: int
     end: int
@@ -156,9 +164,9 @@ class WatchStore:
         langs = language_codes(langs)
         sources = sorted({str(s).strip() for s in sources or [] if str(s).strip()})
         threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
-        if not -1.0 <= threshold <= 2.0:
-            raise QueryError(f"threshold {threshold} is out of range: scores lie between -1 and 2 "
-                             f"(the default is {DEFAULT_THRESHOLD})")
+        if not -100.0 <= threshold <= 100.0:
+            raise QueryError(f"threshold {threshold} is out of range: it is in standard deviations, "
+                             f"between -100 and 100 (the default is {DEFAULT_THRESHOLD})")
         with closing(self._connect()) as con, con:
             cur = con.execute("INSERT INTO watches (query, langs, sources, mode, threshold, created_at) "
                               "VALUES (?, ?, ?, ?, ?, ?)",
@@ -192,7 +200,7 @@ class WatchStore:
         ISO date or time; ``new_only``: not seen yet."""
         if not self.exists():
             return []
-        sql = ("SELECT m.match_id, m.watch_id, m.doc_id, m.title, m.lang, m.text, m.score, m.cosine, m.start_char, "
+        sql = ("SELECT m.match_id, m.watch_id, m.doc_id, m.title, m.lang, m.text, m.score, m.z, m.cosine, m.start_char, "
                "m.end_char, m.url, m.source, m.published, m.version, m.found_at FROM matches m "
                "JOIN watches w ON w.watch_id = m.watch_id WHERE m.watch_id = ?")
         params: list = [int(watch_id)]
@@ -221,9 +229,9 @@ class WatchStore:
         with closing(self._connect()) as con, con:
             before = con.total_changes
             con.executemany(
-                "INSERT OR IGNORE INTO matches (watch_id, doc_id, text_hash, title, lang, text, score, cosine, "
+                "INSERT OR IGNORE INTO matches (watch_id, doc_id, text_hash, title, lang, text, score, z, cosine, "
                 "start_char, end_char, url, source, published, version, found_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             return con.total_changes - before
 
 
@@ -272,14 +280,17 @@ def evaluate_update(index_dir: Path, version: Path, embedder, new_ids: list[int]
     passages = PassageStore(version / STORE)
     try:
         means = passages.language_means()
-        langs_in_index = passages.language_counts()
+        ids_by_lang = passages.ids_by_language()
         vectors = load_embeddings(version / EMBEDDINGS)  # the model's vectors, memory-mapped
         qvecs = embedder.embed([w.query for w in watches], "query")
+        spread = language_spread(qvecs, {lang: np.asarray(vectors[ids], np.float32) - means[lang]
+                                         for lang, ids in spread_sample(ids_by_lang).items()},
+                                 {lang: len(ids) for lang, ids in ids_by_lang.items()})
         # "auto" and "hybrid" also match by words: every query token, in the query's own language
         # (auto: only when the watch is restricted to that language, as the searcher resolves it).
         words = {}
         for w in watches:
-            qlang = detect_among(w.query, langs_in_index)
+            qlang = detect_among(w.query, ids_by_lang)
             if w.mode == "hybrid" or (w.mode == "auto" and set(w.langs) == {qlang}):
                 words[w.watch_id] = (qlang, set(tokenize(w.query, qlang)))
         found_at, recorded = now(), 0
@@ -289,9 +300,10 @@ def evaluate_update(index_dir: Path, version: Path, embedder, new_ids: list[int]
             rows = passages.passages(chunk)
             meta = passages.document_meta(row.doc_id for row, _ in rows.values())
             raw = np.asarray(vectors[chunk], np.float32)
-            offsets = np.stack([means[rows[int(pid)][0].lang] for pid in chunk])
+            langs = [rows[int(pid)][0].lang for pid in chunk]
             cosines = qvecs @ raw.T
-            scores = qvecs @ (raw - offsets).T  # what Searcher ranks by
+            scores = qvecs @ (raw - np.stack([means[lang] for lang in langs])).T  # what Searcher ranks by
+            z = scores / np.stack([spread[lang] for lang in langs], axis=1)
             out = []
             for w_i, w in enumerate(watches):
                 qlang, qtokens = words.get(w.watch_id, (None, None))
@@ -302,17 +314,40 @@ def evaluate_update(index_dir: Path, version: Path, embedder, new_ids: list[int]
                     url, source, published, _author, _pages = meta.get(row.doc_id, ("", "", "", "", ()))
                     if w.sources and source.lower() not in {s.lower() for s in w.sources}:
                         continue
-                    hit = scores[w_i, j] >= w.threshold
+                    hit = z[w_i, j] >= w.threshold
                     if not hit and qtokens and row.lang == qlang:
                         hit = qtokens <= set(tokenize(row.text, row.lang))
                     if hit:
                         out.append((w.watch_id, row.doc_id, text_key(row.text), title, row.lang, row.text,
-                                    float(scores[w_i, j]), float(cosines[w_i, j]), row.start, row.end, url, source,
-                                    published, version.name, found_at))
+                                    float(scores[w_i, j]), float(z[w_i, j]), float(cosines[w_i, j]), row.start,
+                                    row.end, url, source, published, version.name, found_at))
             recorded += store.record(out)
         return recorded
     finally:
         passages.close()
+
+
+def spread_sample(ids_by_lang: dict[str, np.ndarray], sample: int = SPREAD_SAMPLE) -> dict[str, np.ndarray]:
+    """Up to ``sample`` passage ids of each language (seeded: the same index gives the same sample)."""
+    rng = np.random.default_rng(0)
+    return {lang: np.sort(rng.choice(ids, sample, replace=False)) if len(ids) > sample else np.asarray(ids)
+            for lang, ids in sorted(ids_by_lang.items())}
+
+
+def language_spread(qvecs: np.ndarray, centred: dict[str, np.ndarray], counts: dict[str, int],
+                    prior: float = SPREAD_PRIOR) -> dict[str, np.ndarray]:
+    """For each language, the standard deviation of each query's language-balanced scores over
+    the language's passages (``centred``: a sample of them, minus the language's mean), shrunk
+    toward all languages' pooled spread for a language of few passages (``counts``):
+    ``var = (n·var_L + prior·var_all) / (n + prior)``. Shape per language: (len(qvecs),)."""
+    qvecs = np.atleast_2d(np.asarray(qvecs, np.float32))
+    var = {lang: (rows @ qvecs.T).var(axis=0) if len(rows) else np.zeros(len(qvecs), np.float32)
+           for lang, rows in centred.items()}
+    total = sum(counts.get(lang, 0) for lang in var)
+    pooled = sum(var[lang] * counts.get(lang, 0) for lang in var) / max(total, 1)
+    return {lang: np.sqrt(np.maximum((counts.get(lang, 0) * v + prior * pooled) / (counts.get(lang, 0) + prior),
+                                     1e-12)).astype(np.float32)
+            for lang, v in var.items()}
 
 
 def append_jsonl(path: Path, matches: list[Match]) -> None:

@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeline", action="store_true",
                         help="instead of results: matching documents per day (or --interval week) per language")
     parser.add_argument("--interval", choices=("day", "week"), default="day", help="the timeline's period")
+    parser.add_argument("--threshold", type=float, default=None, metavar="SD",
+                        help="timeline: standard deviations above its language's typical score a document's best "
+                             "passage must reach (default: the watches' calibrated threshold)")
     args = parser.parse_args(argv)
     langs = [code for value in args.lang for code in value.split(",") if code.strip()]
 
@@ -97,7 +100,8 @@ def _timeline(args, langs: list[str]) -> int:
     try:
         with Searcher.open(args.index) as searcher:
             found = timeline(searcher, args.query, langs or None, interval=args.interval,
-                             sources=args.source or None, since=args.since, until=args.until)
+                             sources=args.source or None, since=args.since, until=args.until,
+                             **({} if args.threshold is None else {"threshold": args.threshold}))
     except PolyseekError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -105,7 +109,8 @@ def _timeline(args, langs: list[str]) -> int:
         print(json.dumps(found.to_dict(), ensure_ascii=False))
         return 0
     langs = list(found.counts)
-    print(f"Documents matching “{args.query}” per {args.interval} (score ≥ {found.threshold:g}):")
+    print(f"Documents matching “{args.query}” per {args.interval} ({found.threshold:g} standard deviations above "
+          "their language's typical score):")
     print("period      " + "".join(f"{lang:>6}" for lang in langs))
     for row in found.rows():
         if any(row[lang] for lang in langs):  # the JSON keeps empty periods; the table skips them

@@ -267,6 +267,15 @@ class Searcher:
         near = self.search_vector(vector, min(MAX_K, 4 * k), others, per_document=True, exclude_doc=hit.doc_id)
         return sorted((h for h in near if h.cosine >= threshold), key=lambda h: -h.cosine)[:k]
 
+    def language_spread(self, qvec: np.ndarray) -> dict[str, float]:
+        """How widely the query's scores spread over each language's passages (a seeded sample):
+        ``hit.score / spread[hit.lang]`` is the standardized score watches and timelines use."""
+        from index.watches import language_spread, spread_sample
+
+        centred = {lang: self._centred(ids) for lang, ids in spread_sample(self._ids_by_lang).items()}
+        counts = {lang: len(ids) for lang, ids in self._ids_by_lang.items()}
+        return {lang: float(v[0]) for lang, v in language_spread(qvec, centred, counts).items()}
+
     def resolve_mode(self, mode: str, query: str | None, langs: list[str] | None) -> str:
         """The mode a search runs in: "auto" becomes "hybrid" when the search is restricted to
         the query's own language (and the index has BM25), "dense" otherwise."""

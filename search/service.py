@@ -92,8 +92,9 @@ class WatchIn(BaseModel):
     langs: list[str] = Field(default_factory=list, max_length=50)
     sources: list[str] = Field(default_factory=list, max_length=100)
     mode: Literal["auto", "dense", "hybrid"] = "auto"
-    threshold: float | None = Field(default=None, ge=-1.0, le=2.0,
-                                    description=f"language-balanced score to reach (default {DEFAULT_THRESHOLD})")
+    threshold: float | None = Field(default=None, ge=-100.0, le=100.0,
+                                    description="standardized score to reach, in standard deviations of the "
+                                                f"query's scores in the passage's language (default {DEFAULT_THRESHOLD})")
 
 
 class WatchOut(BaseModel):
@@ -116,6 +117,7 @@ class MatchOut(BaseModel):
     lang: str
     text: str
     score: float
+    z: float
     cosine: float
     start: int
     end: int
@@ -291,7 +293,7 @@ def create_app(index_dir=None, *, corpus_dir=None, token: str | None = None, cor
     def timeline(q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS)], lang: Langs = [],  # noqa: B006
                  source: Sources = [], since: date | None = None, until: date | None = None,  # noqa: B006
                  interval: Literal["day", "week"] = "day",
-                 threshold: Annotated[float, Query(ge=-1.0, le=2.0)] = DEFAULT_THRESHOLD) -> dict:
+                 threshold: Annotated[float, Query(ge=-100.0, le=100.0)] = DEFAULT_THRESHOLD) -> dict:
         with follower.searcher() as searcher:
             found = make_timeline(searcher, q, language_codes(lang) or None, interval=interval,
                                   sources=source or None, since=_iso(since), until=_iso(until), threshold=threshold)

@@ -1,8 +1,8 @@
 """Timelines: how many documents of each language match a query, per day or week of publication.
 
-A document matches when its best passage's language-balanced score reaches the threshold the
-watches use (``index.watches.DEFAULT_THRESHOLD``), so a timeline counts what a watch would have
-reported. The search is the searcher's own (dense, one passage per document), run once per
+A document matches when its best passage's standardized score (language-balanced score over the
+query's spread in that language, as watches score) reaches the watches' threshold
+(``index.watches.DEFAULT_THRESHOLD``), so a timeline counts what a watch would have reported. The search is the searcher's own (dense, one passage per document), run once per
 language so that each language gets up to ``MAX_K`` documents; documents without a
 publication date are counted apart."""
 
@@ -43,6 +43,7 @@ def timeline(searcher: Searcher, query: str, langs: list[str] | None = None, *, 
     if interval not in INTERVALS:
         raise QueryError(f"interval {interval!r} is unknown: use one of {', '.join(INTERVALS)}")
     qvec = searcher.encode_query(query)
+    spread = searcher.language_spread(qvec)
     wanted = [c for c in language_codes(langs) if c in searcher.languages] if langs else list(searcher.languages)
     dated: dict[str, Counter] = {}
     undated: dict[str, int] = {}
@@ -50,7 +51,7 @@ def timeline(searcher: Searcher, query: str, langs: list[str] | None = None, *, 
     for lang in wanted:
         hits = searcher.search_vector(qvec, MAX_K, [lang], per_document=True, mode="dense", sources=sources,
                                       since=since, until=until)
-        matched = [h for h in hits if h.score >= threshold]
+        matched = [h for h in hits if h.score / spread[lang] >= threshold]
         if len(matched) == MAX_K:
             truncated.append(lang)
         dated[lang] = Counter(_period(h.date, interval) for h in matched if _day(h.date))

@@ -29,7 +29,8 @@ def main(argv: list[str]) -> int:
                      help="hybrid (and auto with --lang the query's language): passages holding every word of "
                           "the query match too")
     add.add_argument("--threshold", type=float, default=None,
-                     help="language-balanced score a passage must reach (default: the calibrated one)")
+                     help="standardized score a passage must reach: standard deviations above what its language "
+                          "typically scores for the query (default: the calibrated one)")
     add.add_argument("--json", action="store_true", help="print the watch as JSON")
 
     listing = commands.add_parser("list", help="the watches, with their new and total matches")
@@ -82,7 +83,7 @@ def main(argv: list[str]) -> int:
                 if args.json:
                     print(json.dumps(m.to_dict(), ensure_ascii=False))
                 else:
-                    print(f"{m.found_at[:19].replace('T', ' ')}  [{m.lang}] score {m.score:.3f}  {m.title}  ({m.doc_id})")
+                    print(f"{m.found_at[:19].replace('T', ' ')}  [{m.lang}] {m.z:.1f} sd (score {m.score:.3f})  {m.title}  ({m.doc_id})")
                     print(textwrap.shorten(" ".join(m.text.split()), width=100, initial_indent="    ", placeholder=" …"))
             if not args.json:
                 print(f"{len(found)} matches" + (f", appended to {args.jsonl}" if args.jsonl else ""))

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from index import build_index
-from index.watches import WatchStore
+from index.watches import DEFAULT_THRESHOLD, WatchStore
 from polyseek.languages import language_name
 from search import Searcher
 from search.timeline import timeline
@@ -81,11 +81,13 @@ def test_timeline_draws_a_chart_per_language(site, fake):
     at = run(at.text_input(key="query").input("missile shield guarantees"))
     assert not at.get("vega_lite_chart")
     at = run(at.toggle(key="timeline").set_value(True))
+    assert at.number_input(key="timeline_threshold").value == DEFAULT_THRESHOLD
+    at = run(at.number_input(key="timeline_threshold").set_value(0.5))  # a corpus this small: nothing stands out more
     charts = at.get("vega_lite_chart")
     titles = [m.value for m in at.markdown if m.value.startswith("**")]
     assert len(charts) == len(titles) >= 2, titles
     with Searcher.open(site[0], embedder=fake) as searcher:
-        expected = timeline(searcher, "missile shield guarantees")
+        expected = timeline(searcher, "missile shield guarantees", threshold=0.5)
     drawn = {lang: n for lang, n in expected.counts.items() if sum(n)}
     assert set(drawn) >= {"en", "ro"}
     assert titles == [f"**{language_name(lang)}** · {sum(n)} documents" for lang, n in drawn.items()]

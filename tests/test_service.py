@@ -230,12 +230,12 @@ def test_limits_and_cors(site, fake):
 
 
 def test_timeline_through_the_api(client):
-    body = client.get("/timeline", params={"q": "guarantees missile shield", "threshold": -1.0}).json()
+    body = client.get("/timeline", params={"q": "guarantees missile shield", "threshold": -100}).json()
     assert body["interval"] == "day" and body["periods"][0] == "2026-11-02" and body["periods"][-1] == "2026-11-09"
     assert len(body["periods"]) == 8  # every day from the first to the last
     assert sum(body["counts"]["en"]) == 2 and sum(body["counts"]["ro"]) == 1
     assert body["undated"]["en"] == 2 and body["undated"]["ar"] == 1
-    weekly = client.get("/timeline", params={"q": "guarantees", "interval": "week", "threshold": -1.0,
+    weekly = client.get("/timeline", params={"q": "guarantees", "interval": "week", "threshold": -100,
                                              "lang": "en"}).json()
     assert weekly["periods"] == ["2026-11-02", "2026-11-09"] and weekly["counts"] == {"en": [1, 1]}
     assert client.get("/timeline", params={"q": "x", "interval": "year"}).status_code == 422

@@ -15,7 +15,7 @@ from polyseek.errors import CorpusError, QueryError
 from search import Searcher
 from search.cli import main as cli
 
-THRESHOLD = 0.17  # the hashing model's scale: on-topic ≥ 0.19, off-topic ≤ 0.14 here
+THRESHOLD = 1.5  # standard deviations; with the hashing model here on-topic ≥ 1.7, off-topic ≤ 1.25
 #: One watch per language of the corpus, each in its own language.
 WATCHES = {
     "en": "missile shield guarantees Moscow",
@@ -32,6 +32,20 @@ BASE = [
     ("base-ru", "ru", "Москва требует гарантии насчёт противоракетный щит в Румынии."),
     ("base-zh", "zh", "莫斯科 要求 关于 导弹 防御 的 保证 。"),
     ("weather-en", "en", "Rain is expected in Bucharest on Monday and the sun returns on Friday."),
+    ("bread-en", "en", "The price of bread rose again in the markets of the city."),
+    ("train-en", "en", "A new train line links the airport with the old harbour."),
+    ("vreme-ro", "ro", "Ploile continuă luni în Bucureşti, iar soarele revine vineri."),
+    ("paine-ro", "ro", "Preţul pâinii a crescut din nou în pieţele oraşului."),
+    ("tren-ro", "ro", "O nouă linie de tren leagă aeroportul de portul vechi."),
+    ("taqs-ar", "ar", "يتوقع هطول الأمطار في بوخارست يوم الاثنين وتعود الشمس يوم الجمعة."),
+    ("khubz-ar", "ar", "ارتفع سعر الخبز مرة أخرى في أسواق المدينة."),
+    ("qitar-ar", "ar", "خط قطار جديد يربط المطار بالميناء القديم."),
+    ("pogoda-ru", "ru", "В понедельник в Бухаресте ожидается дождь, а в пятницу вернётся солнце."),
+    ("khleb-ru", "ru", "Цена хлеба снова выросла на рынках города."),
+    ("poezd-ru", "ru", "Новая линия поезда соединяет аэропорт со старым портом."),
+    ("tianqi-zh", "zh", "布加勒斯特 周一 有 雨 ， 周五 天晴 。"),
+    ("mianbao-zh", "zh", "城里 市场 的 面包 价格 又 涨 了 。"),
+    ("huoche-zh", "zh", "新 火车 线路 连接 机场 和 老 港口 。"),
 ]
 FIRST = [  # update 1: one on topic and one off topic per language
     ("u1-hit-en", "en", "Moscow again demands guarantees that the missile shield is not aimed at it."),
@@ -61,10 +75,12 @@ def write(corpus, name, records):
 
 
 def oracle(index_dir, fake, query, new_texts, threshold):
-    """The passages among ``new_texts`` that the searcher scores at or above the threshold."""
+    """The passages among ``new_texts`` whose searcher score, over the query's spread in their
+    language, reaches the threshold."""
     with Searcher.open(index_dir, embedder=fake) as searcher:
         hits = searcher.search(query, k=searcher.manifest.passages, mode="dense")
-    return {(h.doc_id, h.text) for h in hits if h.text in new_texts and h.score >= threshold}
+        spread = searcher.language_spread(searcher.encode_query(query))
+    return {(h.doc_id, h.text) for h in hits if h.text in new_texts and h.score / spread[h.lang] >= threshold}
 
 
 def texts(index_dir, fake):
@@ -121,15 +137,17 @@ def test_match_scores_are_the_searchers_scores(tmp_path, fake):
     write(corpus, "base.jsonl", BASE)
     build_index(corpus, index_dir, embedder=fake)
     store = WatchStore(index_dir)
-    watch = store.add(WATCHES["en"], langs=["en"], mode="dense", threshold=-1.0)  # everything new in English
+    watch = store.add(WATCHES["en"], langs=["en"], mode="dense", threshold=-100)  # everything new in English
     write(corpus, "first.jsonl", FIRST)
     update_index(corpus, index_dir, embedder=fake)
     found = store.matches(watch.watch_id)
     assert {m.doc_id.rsplit("#", 1)[-1] for m in found} == {"u1-hit-en", "u1-miss-en"}
     with Searcher.open(index_dir, embedder=fake) as searcher:
-        scores = {h.text: (h.score, h.cosine) for h in searcher.search(WATCHES["en"], k=50, langs=["en"], mode="dense")}
+        spread = searcher.language_spread(searcher.encode_query(WATCHES["en"]))["en"]
+        scores = {h.text: (h.score, h.score / spread, h.cosine)
+                  for h in searcher.search(WATCHES["en"], k=50, langs=["en"], mode="dense")}
     for m in found:
-        assert np.allclose((m.score, m.cosine), scores[m.text], atol=1e-5)
+        assert np.allclose((m.score, m.z, m.cosine), scores[m.text], atol=1e-4)
 
 
 def test_a_changed_passage_is_new_and_filters_apply(tmp_path, fake):
@@ -138,15 +156,15 @@ def test_a_changed_passage_is_new_and_filters_apply(tmp_path, fake):
     write(corpus, "base.jsonl", BASE)
     build_index(corpus, index_dir, embedder=fake)
     store = WatchStore(index_dir)
-    ro_only = store.add(WATCHES["en"], langs=["ro"], threshold=-1.0)
-    en_src = store.add(WATCHES["en"], sources=["nowhere"], threshold=-1.0)
+    ro_only = store.add(WATCHES["en"], langs=["ro"], threshold=-100)
+    en_src = store.add(WATCHES["en"], sources=["nowhere"], threshold=-100)
     changed = [(i, lang, text + " Update: the talks go on.") if i == "base-en" else (i, lang, text)
                for i, lang, text in BASE]
     write(corpus, "base.jsonl", changed)
     update_index(corpus, index_dir, embedder=fake)
     assert store.matches(ro_only.watch_id) == []  # only the English passage changed
     assert store.matches(en_src.watch_id) == []  # no document has that source
-    everything = store.add(WATCHES["en"], threshold=-1.0)
+    everything = store.add(WATCHES["en"], threshold=-100)
     write(corpus, "base.jsonl", BASE)  # changed back: the old text is new to this version
     update_index(corpus, index_dir, embedder=fake)
     assert [m.doc_id.rsplit("#", 1)[-1] for m in store.matches(everything.watch_id)] == ["base-en"]
@@ -158,8 +176,8 @@ def test_hybrid_watch_also_matches_every_word_in_the_querys_language(tmp_path, f
     write(corpus, "base.jsonl", BASE)
     build_index(corpus, index_dir, embedder=fake)
     store = WatchStore(index_dir)
-    words = store.add("missile shield", mode="hybrid", threshold=2.0)  # no score reaches 2: words alone
-    dense = store.add("missile shield", mode="dense", threshold=2.0)
+    words = store.add("missile shield", mode="hybrid", threshold=100)  # no score reaches 100: words alone
+    dense = store.add("missile shield", mode="dense", threshold=100)
     write(corpus, "first.jsonl", FIRST + [("u1-shields-en", "en", "Missile shields were discussed at length.")])
     update_index(corpus, index_dir, embedder=fake)
     assert {m.doc_id.rsplit("#", 1)[-1] for m in store.matches(words.watch_id)} == {"u1-hit-en", "u1-shields-en"}
