@@ -50,7 +50,7 @@ def watches_sidebar(index_dir: Path) -> None:
 
 def save_watch(index_dir: Path, query: str, langs: list[str], filters: dict, mode: str) -> None:
     """A button that saves the current search (query, languages, sources, mode) as a watch."""
-    if st.button("Save as watch", key="save_watch", icon="🔔",
+    if st.button("Save as watch", key="save_watch", icon=":material/notifications:",
                  help="Every rebuild then records the new passages that match this search, in every language"):
         try:
             watch = WatchStore(index_dir).add(query, langs, filters.get("sources") or [], mode)
@@ -120,13 +120,12 @@ def timeline_view(searcher: Searcher, query: str, langs: list[str], filters: dic
         return
     import pandas as pd
 
-    frame = pd.DataFrame(found.rows()).set_index("period")
-    frame.index = pd.to_datetime(frame.index)
+    frame = pd.DataFrame(found.rows()).set_index("period")  # ISO dates as labels: one bar per period
     columns = st.columns(min(len(shown), 3))
     for i, lang in enumerate(shown):
         with columns[i % len(columns)]:
             st.markdown(f"**{language_name(lang)}** · {sum(found.counts[lang])} documents")
             st.bar_chart(frame[[lang]], height=160, y_label="documents", x_label="")
-    st.caption(f"Documents whose best passage stands {found.threshold:g} standard deviations above what its language "
-               f"typically scores for this search, per "
+    st.caption(f"Documents whose best passage stands out by {found.threshold:g} standard deviations from what its "
+               f"language typically scores for this search, per "
                f"{interval} of publication." + (f" Undated: {undated}." if undated else ""))
