@@ -29,7 +29,7 @@ from polyseek.languages import label, language_name
 from app_monitor import save_watch, timeline_view, watch_matches, watches_sidebar
 from search.highlight import SentenceHighlighter
 from search.render import CSS, document_html, hit_html
-from search.searcher import DEFAULT_MODE, MODES, Searcher
+from search.searcher import DEFAULT_MODE, MAX_QUERY_CHARS, MODES, Searcher, clean_query
 
 MAX_RESULTS = 100
 EXAMPLES = ["missile defense guarantees", "extinderea tratatului New START", "ضمانات الدفاع الصاروخي"]
@@ -179,8 +179,8 @@ def sidebar(index_dir: Path, corpus_dir: Path, searcher: Searcher | None, model:
 def add_files(index_dir: Path, corpus_dir: Path, model: str, files: list[tuple[str, bytes]], replace: bool) -> None:
     try:
         result = save_uploads(corpus_dir, files, overwrite=replace)
-    except PolyseekError as exc:
-        flash("error", str(exc))
+    except Exception as exc:  # PolyseekError says what to do; an OSError must not crash the page either
+        flash("error", str(exc) if isinstance(exc, PolyseekError) else f"Not added: {type(exc).__name__}: {exc}")
         st.rerun()
     for name, reason in result.rejected:
         flash("error", f"Not added: {name}: {reason}")
@@ -202,6 +202,7 @@ def results(searcher: Searcher, query: str, k: int, langs: list[str], per_docume
     as its sentences are embedded (a fraction of a second per passage on a CPU)."""
     started = time.perf_counter()
     try:
+        query = clean_query(query)  # the limit of every path, the echo below included
         qvec = searcher.encode_query(query)
         mode = searcher.resolve_mode(mode, query, langs or None)
         hits = searcher.search_vector(qvec, k, langs or None, per_document=per_document, mode=mode, query=query,
@@ -209,6 +210,9 @@ def results(searcher: Searcher, query: str, k: int, langs: list[str], per_docume
         also = {h.passage_id: searcher.same_story(h) for h in hits}
     except QueryError as exc:
         st.warning(md(exc))
+        return
+    except PolyseekError as exc:  # e.g. an index damaged after it was opened
+        st.error(md(exc))
         return
     search_ms = (time.perf_counter() - started) * 1000
     if not hits:
@@ -285,6 +289,8 @@ def main() -> None:
         pass
     except PolyseekError as exc:  # a damaged index, or a model that cannot be loaded
         problem = str(exc)
+    except Exception as exc:  # whatever else a damaged index folder raises: a message, not a traceback
+        problem = f"{type(exc).__name__}: {exc}"
     model = searcher.manifest.model if searcher else settings.model_name()
 
     st.title("Polyseek")
@@ -305,7 +311,7 @@ def main() -> None:
     watch_matches(index_dir)  # a watch opened in the sidebar, above the search
 
     query = st.text_input("Search", key="query", placeholder="Ask in any language, then press Enter",
-                          label_visibility="collapsed")
+                          label_visibility="collapsed", max_chars=MAX_QUERY_CHARS)
     col_k, col_langs, col_mode, col_group = st.columns([1, 3, 3, 2], vertical_alignment="bottom")
     k = col_k.number_input("Results", min_value=1, max_value=MAX_RESULTS, value=10, step=1, key="k")
     counts = searcher.languages
@@ -329,4 +335,13 @@ def main() -> None:
     results(searcher, query, int(k), langs, per_document, mode or DEFAULT_MODE, filters)
 
 
-main()
+def guarded(view) -> None:
+    """Run a view; an error that escapes it is shown as a message, never as an exception panel."""
+    try:
+        view()
+    except Exception as exc:
+        st.error(f"Something went wrong: {md(type(exc).__name__)}: {md(exc)}. "
+                 "Reload the page; if it happens again, rebuild the index.")
+
+
+guarded(main)

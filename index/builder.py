@@ -15,7 +15,8 @@ from typing import Callable
 import numpy as np
 
 from index.chunking import DEFAULT_CHUNK_TOKENS, chunk_text
-from index.corpus import DEFAULT_MAX_BYTES, Document, Skipped, read_corpus
+from index.corpus import Document, Skipped, read_corpus
+from index.limits import Limits, over
 from index.language import detect
 from index.lexical import TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
 from index.manifest import EMBEDDINGS, FORMAT_VERSION, STORE, VECTORS, Manifest, file_digest, write_manifest
@@ -27,6 +28,7 @@ from index.versions import new_build_dir, publish, remove_stale, writer_lock
 from polyseek import settings
 from polyseek.embedder import Embedder, load_embedder
 from polyseek.errors import CorpusError, PolyseekError
+from polyseek.terminal import visible
 
 #: Passages embedded between two progress reports (at least one encoder batch).
 PROGRESS_EVERY = 16
@@ -70,13 +72,13 @@ class BuildSummary:
             lines.append(f"Watches: {self.watch_error or f'{self.watch_matches} new matches'}")
         if self.skipped:
             lines.append(f"Skipped {len(self.skipped)}:")
-            lines += [f"  {s.doc_id}: {s.reason}" for s in self.skipped]
+            lines += [visible(f"  {s.doc_id}: {s.reason}") for s in self.skipped]  # file names may hold ESC
         return "\n".join(lines)
 
 
 def update_index(corpus_dir=None, index_dir=None, *, embedder: Embedder | None = None, batch_size: int | None = None,
-                 max_bytes: int = DEFAULT_MAX_BYTES, progress: Progress | None = None,
-                 fields: dict[str, str] | None = None) -> BuildSummary:
+                 max_bytes: int | None = None, progress: Progress | None = None,
+                 fields: dict[str, str] | None = None, limits: Limits | None = None) -> BuildSummary:
     """Bring the index up to date with its corpus: new and changed documents are chunked and
     embedded, deleted ones dropped, and every passage whose text is unchanged keeps its vector
     (nothing is embedded twice). The result is the index a full build would make, put in
@@ -94,23 +96,26 @@ def update_index(corpus_dir=None, index_dir=None, *, embedder: Embedder | None =
         if corpus_dir is None:
             raise type(exc)(f"{exc} — name the corpus folder to build it: python -m index update CORPUS_DIR") from exc
         return build_index(corpus_dir, index_dir, embedder=embedder, batch_size=batch_size, max_bytes=max_bytes,
-                           progress=progress, fields=fields)
+                           progress=progress, fields=fields, limits=limits)
     embedder = embedder or load_embedder(manifest.model)
     return build_index(corpus_dir or manifest.corpus, index_dir, embedder=embedder, chunk_tokens=manifest.chunk_tokens,
                        batch_size=batch_size, max_bytes=max_bytes, progress=progress, reuse=True,
-                       fields=fields if fields is not None else manifest.fields)
+                       fields=fields if fields is not None else manifest.fields, limits=limits)
 
 
 def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedder: Embedder | None = None,
                 chunk_tokens: int = DEFAULT_CHUNK_TOKENS, batch_size: int | None = None,
-                max_bytes: int = DEFAULT_MAX_BYTES, progress: Progress | None = None,
-                reuse: bool = False, fields: dict[str, str] | None = None) -> BuildSummary:
+                max_bytes: int | None = None, progress: Progress | None = None,
+                reuse: bool = False, fields: dict[str, str] | None = None, limits: Limits | None = None) -> BuildSummary:
     """(Re)build the index of ``corpus_dir`` into ``index_dir`` and put it in service atomically.
 
     ``model`` names the model (default: the bundled one); ``embedder`` gives one directly.
     The index in service, if any, keeps answering until the new one is complete. ``batch_size``:
     texts per encoder run (default: the embedder's preferred size). ``reuse``:
-    take the vectors of unchanged passages from the index in service (see :func:`update_index`)."""
+    take the vectors of unchanged passages from the index in service (see :func:`update_index`).
+    ``limits``: each document's budgets of bytes, characters, passages and reading time (default:
+    :meth:`Limits.resolve`, i.e. ``POLYSEEK_MAX_…`` variables or the defaults); ``max_bytes``
+    overrides its byte limit. A document over a budget is skipped with the reason."""
     started = time.perf_counter()
     corpus_dir, index_dir = Path(corpus_dir), settings.index_dir(index_dir)
     if fields is None:
@@ -120,14 +125,15 @@ def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedde
     progress = progress or (lambda stage, done, total: None)
     if batch_size is not None and not 1 <= batch_size <= 4096:
         raise ValueError(f"batch size {batch_size} is out of range: use 1 to 4096")
+    limits = (limits or Limits.resolve()).with_(max_bytes=max_bytes)
     embedder = embedder or load_embedder(model)
     batch_size = batch_size or embedder.preferred_batch_size
 
     with writer_lock(index_dir):
         remove_stale(index_dir)
-        documents, skipped = _read(corpus_dir, max_bytes, progress, fields)
+        documents, skipped = _read(corpus_dir, limits, progress, fields)
         documents_read = len(documents) + len(skipped)  # chunking may skip some documents too
-        doc_rows, passages = _chunk(documents, embedder, chunk_tokens, skipped, progress)
+        doc_rows, passages = _chunk(documents, embedder, chunk_tokens, skipped, progress, limits)
         if not passages:
             reasons = "; ".join(f"{s.doc_id}: {s.reason}" for s in skipped[:5]) or "no files"
             raise CorpusError(f"nothing to index in {corpus_dir}: {reasons}")
@@ -236,19 +242,25 @@ def _tuning_queries(embedder: Embedder, passages: list[PassageRow]) -> np.ndarra
     return embedder.embed(texts, "query")
 
 
-def _read(corpus_dir: Path, max_bytes: int, progress: Progress,
+def _read(corpus_dir: Path, limits: Limits, progress: Progress,
           fields: dict[str, str] | None = None) -> tuple[list[Document], list[Skipped]]:
     documents, skipped = [], []
-    for item in read_corpus(corpus_dir, max_bytes, fields):
+    for item in read_corpus(corpus_dir, fields=fields, limits=limits):
         (documents if isinstance(item, Document) else skipped).append(item)
         progress("reading", len(documents) + len(skipped), 0)
     return documents, skipped
 
 
 def _chunk(documents: list[Document], embedder: Embedder, chunk_tokens: int, skipped: list[Skipped],
-           progress: Progress) -> tuple[list[DocumentRow], list[PassageRow]]:
-    doc_rows, passages, first_with = [], [], {}
+           progress: Progress, limits: Limits | None = None) -> tuple[list[DocumentRow], list[PassageRow]]:
+    limits = limits or Limits()
+    doc_rows, passages, first_with, ids = [], [], {}, set()
     for i, doc in enumerate(documents, 1):
+        if doc.doc_id in ids:  # e.g. a file named "a.jsonl#7" beside record 7 of a.jsonl
+            skipped.append(Skipped(doc.doc_id, "another document has the same id: rename the file or the record"))
+            progress("chunking", i, len(documents))
+            continue
+        ids.add(doc.doc_id)
         if doc.content_hash in first_with:  # the same text twice: indexed once
             skipped.append(Skipped(doc.doc_id, f"duplicate of {first_with[doc.content_hash]} (same text)"))
             progress("chunking", i, len(documents))
@@ -258,6 +270,8 @@ def _chunk(documents: list[Document], embedder: Embedder, chunk_tokens: int, ski
         chunks = [c for c in chunk_text(doc.text, lang, embedder, chunk_tokens) if c.n_tokens]
         if not chunks:
             skipped.append(Skipped(doc.doc_id, "no text to index: the model reads no tokens in it"))
+        elif len(chunks) > limits.max_passages:
+            skipped.append(Skipped(doc.doc_id, over("max_passages", limits, f"{len(chunks):,} passages")))
         else:
             doc_rows.append(DocumentRow(doc.doc_id, doc.title, doc.format, lang, doc.content_hash, doc.text,
                                         doc.url, doc.source, doc.date, doc.author, doc.pages))
@@ -330,7 +344,7 @@ def _reusable_vectors(index_dir: Path, embedder: Embedder, chunk_tokens: int) ->
         if len(rows) != index.ntotal:
             return None
         stored = index.reconstruct_batch(ids) if len(ids) else np.zeros((0, embedder.dim), np.float32)
-    except PolyseekError:
+    except (PolyseekError, OSError, ValueError, RuntimeError):  # damaged in a way the checks let through
         return None
     for i, (_, lang, _) in enumerate(rows):
         stored[i] += means[lang]

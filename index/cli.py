@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
                             f"(default: ${settings.ENV_FIELDS} or id,title,text,url,date,source,lang)")
     build.add_argument("--json", action="store_true", help="print the summary as JSON")
     build.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_limit_flags(build)
     update = sub.add_parser("update", help="bring the index up to date with its corpus: embed only new and changed "
                             "passages, drop deleted documents, put the result in service atomically",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -40,22 +41,30 @@ def main(argv: list[str] | None = None) -> int:
                        help="passages per encoder batch (default: the backend's best: 1 for ONNX, 4 for torch on a CPU)")
     update.add_argument("--json", action="store_true", help="print the summary as JSON")
     update.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_limit_flags(update)
     args = parser.parse_args(argv)
 
     from index.builder import build_index, update_index
 
+    from index.limits import Limits
+
     progress = None if args.quiet else TqdmProgress()
     try:
+        limits = Limits.resolve(max_bytes=args.max_bytes, max_chars=args.max_chars, max_passages=args.max_passages,
+                                read_seconds=args.read_seconds)
         if args.command == "update":
-            summary = update_index(args.corpus, args.index, batch_size=args.batch_size, progress=progress)
+            summary = update_index(args.corpus, args.index, batch_size=args.batch_size, progress=progress,
+                                   limits=limits)
         else:
             from index.record_reader import parse_field_map
 
             fields = parse_field_map(args.fields) if args.fields is not None else None
             summary = build_index(args.corpus, args.index, args.model, chunk_tokens=args.chunk_tokens,
-                                  batch_size=args.batch_size, progress=progress, fields=fields)
+                                  batch_size=args.batch_size, progress=progress, fields=fields, limits=limits)
     except (PolyseekError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from polyseek.terminal import visible
+
+        print(f"error: {visible(exc)}", file=sys.stderr)
         return 2
     finally:
         if progress:
@@ -63,11 +72,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         out = dict(vars(summary), skipped=[vars(s) for s in summary.skipped],
                    passages_per_second=round(summary.passages_per_second, 2))
-        print(json.dumps(out, ensure_ascii=False, indent=2))
+        from polyseek.terminal import safe_json
+
+        print(safe_json(json.dumps(out, ensure_ascii=False, indent=2)))
     else:
         print(summary.to_text())
         print(f'\nSearch it: python -m search "missile defense guarantees" --index {summary.index_dir}')
     return 0
+
+
+def add_limit_flags(parser: argparse.ArgumentParser) -> None:
+    from index.limits import DEFAULT, ENV
+
+    group = parser.add_argument_group("budgets of one document (over one: skipped with the reason)")
+    group.add_argument("--max-bytes", type=int, default=None,
+                       help=f"bytes of one file (default: ${ENV['max_bytes']} or {DEFAULT.max_bytes:,})")
+    group.add_argument("--max-chars", type=int, default=None,
+                       help=f"characters of text of one document or record (default: ${ENV['max_chars']} or {DEFAULT.max_chars:,})")
+    group.add_argument("--max-passages", type=int, default=None,
+                       help=f"passages of one document (default: ${ENV['max_passages']} or {DEFAULT.max_passages:,})")
+    group.add_argument("--read-seconds", type=float, default=None,
+                       help=f"seconds to read one PDF or HTML file (default: ${ENV['read_seconds']} or {DEFAULT.read_seconds:g})")
 
 
 class TqdmProgress:

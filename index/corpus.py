@@ -6,6 +6,11 @@ by file extension; adding a format is adding one function.
 
 Hidden files and folders (``.name``) are not part of a corpus, and neither are the paths
 matched by the patterns of a ``.polyseekignore`` file at the root (one glob per line).
+
+A corpus is the folder's own regular files: a link that leaves the folder, a link to a folder, a
+FIFO or a device is reported and never opened for reading (a FIFO would block, ``/dev/zero``
+never ends), and no file is read past its byte limit. Each document has budgets of bytes,
+characters and reading time (:mod:`index.limits`).
 """
 
 from __future__ import annotations
@@ -14,16 +19,19 @@ import fnmatch
 import hashlib
 import os
 import re
+import stat
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from index.limits import DEFAULT, Limits, over
 from polyseek.errors import CorpusError
 
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_BYTES = DEFAULT.max_bytes
 IGNORE_FILE = ".polyseekignore"
 TITLE_MAX_CHARS = 120
+URL_MAX_CHARS = 2048
 
 
 @dataclass(frozen=True)
@@ -66,21 +74,23 @@ class SkipDocument(Exception):
     """Raised by a reader for a file that cannot be indexed; the message is the reason."""
 
 
-def read_corpus(root: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES,
-                fields: dict[str, str] | None = None) -> Iterator[Document | Skipped]:
+def read_corpus(root: str | os.PathLike, max_bytes: int | None = None,
+                fields: dict[str, str] | None = None, limits: Limits | None = None) -> Iterator[Document | Skipped]:
     """Yield each file of ``root`` (recursively, in path order) as a Document or a Skipped; a
-    JSONL or CSV export yields one per record. ``fields`` renames export columns (see records)."""
+    JSONL or CSV export yields one per record. ``fields`` renames export columns (see records).
+    ``limits``: the budgets of each document (default: :meth:`Limits.resolve`); ``max_bytes``
+    overrides its byte limit."""
     root = Path(root)
     if not root.is_dir():
         raise CorpusError(f"corpus folder {str(root)!r} does not exist or is not a folder: give the folder that holds your articles")
-    ignore = _ignore_patterns(root)
+    limits = (limits or Limits.resolve()).with_(max_bytes=max_bytes)
+    real_root = os.path.realpath(root)
+    ignore = _ignore_patterns(root, real_root)
     for path in corpus_files(root, ignore):
-        doc_id = path.relative_to(root).as_posix()
+        doc_id = scrub(path.relative_to(root).as_posix())  # bytes not UTF-8 in a name: U+FFFD
         try:
-            size = path.stat().st_size
-            if size > max_bytes:
-                raise SkipDocument(f"too large: {size:,} bytes, the limit is {max_bytes:,}")
-            yield from documents_from_bytes(path.read_bytes(), doc_id, fields)
+            data = read_regular_file(path, real_root, limits.max_bytes, limits)
+            yield from documents_from_bytes(data, doc_id, fields, limits)
         except SkipDocument as skip:
             yield Skipped(doc_id, str(skip))
         except OSError as exc:
@@ -88,10 +98,13 @@ def read_corpus(root: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES,
 
 
 def corpus_files(root: Path, ignore: list[str]) -> list[Path]:
+    """The corpus's files in path order, and the links to folders it holds (reported, not followed)."""
     files = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
+        dirnames.sort()
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in links]
+        for name in sorted(filenames + [d for d in links if not d.startswith(".")]):
             path = Path(dirpath) / name
             rel = path.relative_to(root).as_posix()
             if name.startswith(".") or any(fnmatch.fnmatch(rel, pat) for pat in ignore):
@@ -100,33 +113,96 @@ def corpus_files(root: Path, ignore: list[str]) -> list[Path]:
     return files
 
 
-def documents_from_bytes(data: bytes, doc_id: str, fields: dict[str, str] | None = None) -> list[Document | Skipped]:
+def read_regular_file(path: Path, real_root: str, max_bytes: int, limits: Limits | None = None) -> bytes:
+    """The bytes of ``path`` when it is a regular file inside the folder ``real_root`` (a real
+    path) of at most ``max_bytes``; SkipDocument otherwise. A FIFO or device is never read (it is
+    opened without blocking, then refused), and the byte limit holds while reading, whatever the
+    file's size said."""
+    limits = (limits or DEFAULT).with_(max_bytes=max_bytes)
+    target = path
+    if os.path.islink(path):
+        real = os.path.realpath(path)
+        if os.path.commonpath([real, real_root]) != real_root:
+            raise SkipDocument(f"a link to {scrub(real)!r}, outside the corpus folder: not read "
+                               "(copy the file into the folder to index it)")
+        target = Path(real)
+    fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = ("a folder reached through a link (links to folders are not followed)" if stat.S_ISDIR(info.st_mode)
+                    else "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device" if stat.S_ISCHR(info.st_mode) or
+                    stat.S_ISBLK(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode) else "not a file")
+            raise SkipDocument(f"not a regular file: {kind}; only files are read")
+        if info.st_size > max_bytes:
+            raise SkipDocument(over("max_bytes", limits, f"{info.st_size:,} bytes"))
+        os.set_blocking(fd, True)
+        parts, total = [], 0
+        while total <= max_bytes:
+            block = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not block:
+                break
+            parts.append(block)
+            total += len(block)
+        if total > max_bytes:
+            raise SkipDocument(over("max_bytes", limits, f"more than {max_bytes:,} bytes read"))
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def scrub(text: str) -> str:
+    """``text`` with lone surrogates (JSON's ``"\\ud83d"``, undecodable file-name bytes) replaced
+    by U+FFFD: they are not Unicode text, and SQLite, UTF-8 and the model refuse them."""
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def documents_from_bytes(data: bytes, doc_id: str, fields: dict[str, str] | None = None,
+                         limits: Limits | None = None) -> list[Document | Skipped]:
     """What a file named ``doc_id`` holding ``data`` becomes: one Document (or a SkipDocument
     raised with the reason) for an article format, one Document or Skipped per record for an
     export (JSONL, CSV; ``fields`` renames its columns)."""
     if Path(doc_id).suffix.lower() in RECORD_READERS:
-        return list(documents_from_records(data, doc_id, fields))
-    return [document_from_bytes(data, doc_id)]
+        return list(documents_from_records(data, doc_id, fields, limits))
+    return [document_from_bytes(data, doc_id, limits)]
 
 
-def document_from_bytes(data: bytes, doc_id: str) -> Document:
+def document_from_bytes(data: bytes, doc_id: str, limits: Limits | None = None) -> Document:
     """The Document a file named ``doc_id`` holding ``data`` becomes, or SkipDocument saying why
-    it cannot be indexed (unsupported format, binary, undecodable, empty)."""
+    it cannot be indexed (unsupported format, binary, undecodable, empty, over a budget)."""
+    limits = limits or Limits.resolve()
     path = Path(doc_id)
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         if path.suffix.lower() in RECORD_READERS:
             raise SkipDocument(f"{path.suffix} exports hold many articles: read them with documents_from_bytes")
         raise SkipDocument(f"unsupported format {path.suffix or '(no extension)'!r}; Polyseek reads {', '.join(EXTENSIONS)}")
-    found = reader(data)
+    if len(data) > limits.max_bytes:
+        raise SkipDocument(over("max_bytes", limits, f"{len(data):,} bytes"))
+    found = reader(data, limits)
     if isinstance(found, tuple):
         found = Parsed(title=found[0], text=found[1])
-    return make_document(found, doc_id, path.suffix.lower().lstrip("."), path.stem)
+    return make_document(found, doc_id, path.suffix.lower().lstrip("."), path.stem, limits)
 
 
-def make_document(found: Parsed, doc_id: str, fmt: str, fallback_title: str) -> Document:
+def make_document(found: Parsed, doc_id: str, fmt: str, fallback_title: str, limits: Limits = DEFAULT) -> Document:
     """A Document from what a reader found: text cleaned (pages joined, their offsets kept),
-    title shortened, date normalized; SkipDocument when there is no visible text."""
+    title shortened, date normalized, declared language normalized to ISO 639-1; SkipDocument
+    when there is no visible text, too much of it, or the declared language is no language."""
+    from polyseek.languages import normalize_tag
+
+    chars = len(found.text or "") if found.pages is None else sum(len(p) for p in found.pages)
+    if chars > limits.max_chars:
+        raise SkipDocument(over("max_chars", limits, f"{chars:,} characters"))
+    try:
+        lang = normalize_tag(scrub(str(found.lang or "")))
+    except ValueError as exc:
+        raise SkipDocument(str(exc)) from None
     pages: tuple[int, ...] = ()
     if found.pages is not None:
         cleaned = [clean_text(p).strip() for p in found.pages]
@@ -140,10 +216,11 @@ def make_document(found: Parsed, doc_id: str, fmt: str, fallback_title: str) -> 
         text = clean_text(found.text or "")
     if not has_visible_text(text):
         raise SkipDocument("empty: no visible text")
-    title = shorten(found.title or "") or shorten(_first_line(text)) or fallback_title
-    return Document(doc_id, title, text, fmt, hashlib.sha256(text.encode("utf-8")).hexdigest(),
-                    url=(found.url or "").strip(), source=shorten(found.source or ""), date=iso_date(found.date),
-                    author=shorten(found.author or ""), lang=(found.lang or "").strip().lower()[:3], pages=pages)
+    meta = lambda value: scrub(clean_text(str(value or "")))  # noqa: E731
+    title = shorten(meta(found.title)) or shorten(_first_line(text)) or scrub(fallback_title)
+    return Document(scrub(doc_id), title, text, fmt, hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                    url=meta(found.url).strip()[:URL_MAX_CHARS], source=shorten(meta(found.source)),
+                    date=iso_date(meta(found.date)), author=shorten(meta(found.author)), lang=lang, pages=pages)
 
 
 #: Pages of a PDF are joined by a blank line, so sentences never run across a page break.
@@ -164,25 +241,38 @@ def iso_date(value) -> str:
     return parsed.date().isoformat() if len(value) <= 10 else parsed.isoformat()
 
 
-def documents_from_records(data: bytes, doc_id: str, fields: dict[str, str] | None = None) -> Iterator[Document | Skipped]:
+def documents_from_records(data: bytes, doc_id: str, fields: dict[str, str] | None = None,
+                           limits: Limits | None = None) -> Iterator[Document | Skipped]:
+    """One Document or Skipped per record of an export. A record's id is ``file#id`` (``file#N``,
+    its number, when it has none); a record whose id another record of the file already has is
+    skipped with the reason, so ids stay unique."""
     from index.record_reader import RECORD_FIELDS, read_export
 
+    limits = limits or Limits.resolve()
     names = {**RECORD_FIELDS, **(fields or {})}
     fmt = Path(doc_id).suffix.lower().lstrip(".")
-    for number, record in read_export(data, fmt, names):
+    taken: dict[str, int] = {}  # record id -> number of the record that has it
+    for number, record in read_export(data, fmt, names, limits):
         if isinstance(record, SkipDocument):
             yield Skipped(f"{doc_id}#{number}", str(record))
             continue
-        rid = str(record.get("id") or number)
+        given = record.get("id")
+        rid = scrub(str(given if given not in (None, "") else number)).strip()[:200] or str(number)
         record_id = f"{doc_id}#{rid}"
+        if rid in taken:
+            how = "has" if given not in (None, "") else "has no id; its number"
+            yield Skipped(record_id, f"record {number} {how} id {rid!r}, already the id of record {taken[rid]} of this file: "
+                          "give each record its own id")
+            continue
+        taken[rid] = number
         if not has_visible_text(str(record.get("text") or "")):
             yield Skipped(record_id, f"record {number} has no text (field {names['text']!r})")
             continue
-        found = Parsed(title=str(record.get("title") or ""), text=str(record["text"]), url=str(record.get("url") or ""),
-                       source=str(record.get("source") or ""), date=str(record.get("date") or ""),
-                       lang=str(record.get("lang") or ""))
+        found = Parsed(title=str(record.get("title") or ""), text=scrub(str(record["text"])),
+                       url=str(record.get("url") or ""), source=str(record.get("source") or ""),
+                       date=str(record.get("date") or ""), lang=str(record.get("lang") or ""))
         try:
-            yield make_document(found, record_id, fmt, rid)
+            yield make_document(found, record_id, fmt, rid, limits)
         except SkipDocument as skip:
             yield Skipped(record_id, str(skip))
 
@@ -213,8 +303,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def clean_text(text: str) -> str:
-    """Normalize newlines and drop control characters (NUL included), keeping everything else."""
-    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    """Normalize newlines, drop control characters (NUL included) and replace lone surrogates,
+    keeping everything else."""
+    return scrub(_CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n")))
 
 
 def has_visible_text(text: str) -> bool:
@@ -235,7 +326,7 @@ def _first_line(text: str) -> str:
     return next((line for line in text.splitlines() if line.strip()), "")
 
 
-def read_txt(data: bytes) -> tuple[str, str]:
+def read_txt(data: bytes, limits: Limits = DEFAULT) -> tuple[str, str]:
     text = decode(data)
     return _first_line(text), text
 
@@ -243,25 +334,26 @@ def read_txt(data: bytes) -> tuple[str, str]:
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
 
-def read_md(data: bytes) -> tuple[str, str]:
+def read_md(data: bytes, limits: Limits = DEFAULT) -> tuple[str, str]:
     text = decode(data)
     heading = _HEADING.search(text)
     return (heading.group(1) if heading else _first_line(text)), text
 
 
-def read_html(data: bytes) -> tuple[str, str]:
-    from index.html_reader import read_html as read
+def read_html(data: bytes, limits: Limits = DEFAULT) -> Parsed:
+    from index.reader_process import shared
 
-    return read(data)
-
-
-def read_pdf(data: bytes) -> tuple[str, str]:
-    from index.pdf_reader import read_pdf as read
-
-    return read(data)
+    return shared().read("html", data, limits)
 
 
-READERS: dict[str, Callable[[bytes], "tuple[str, str] | Parsed"]] = {
+def read_pdf(data: bytes, limits: Limits = DEFAULT) -> Parsed:
+    from index.reader_process import shared
+
+    return shared().read("pdf", data, limits)
+
+
+#: Format readers: ``reader(data, limits)`` → Parsed (or (title, text)), SkipDocument with the reason.
+READERS: dict[str, Callable[[bytes, Limits], "tuple[str, str] | Parsed"]] = {
     ".txt": read_txt, ".md": read_md, ".html": read_html, ".htm": read_html, ".pdf": read_pdf,
 }
 #: Exports holding one article per record (index/record_reader.py).
@@ -270,9 +362,13 @@ RECORD_READERS = (".jsonl", ".csv")
 EXTENSIONS = tuple(sorted({*READERS, *RECORD_READERS}))
 
 
-def _ignore_patterns(root: Path) -> list[str]:
+def _ignore_patterns(root: Path, real_root: str) -> list[str]:
     path = root / IGNORE_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         return []
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    try:
+        data = read_regular_file(path, real_root, 1 << 20)
+    except (SkipDocument, OSError):
+        return []
+    lines = data.decode("utf-8", errors="replace").splitlines()
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]

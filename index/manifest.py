@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+import stat
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path, PurePosixPath
 
 from polyseek.errors import IndexFormatError
 
@@ -49,14 +50,23 @@ def write_manifest(folder: Path, manifest: Manifest) -> None:
     atomic_write_text(folder / MANIFEST, json.dumps(asdict(manifest), indent=2, ensure_ascii=False) + "\n")
 
 
+#: A manifest is a few kilobytes; one larger than this is not one.
+MANIFEST_MAX_BYTES = 1 << 20
+
+
 def read_manifest(folder: Path) -> Manifest:
+    """The manifest of a version folder, checked: every field of the right type, every file it
+    lists a regular file (not a link, FIFO or device) of the recorded size. IndexFormatError
+    naming what is wrong otherwise; never a hang or another kind of error."""
     path = folder / MANIFEST
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_small_file(path, MANIFEST_MAX_BYTES).decode("utf-8"))
     except FileNotFoundError:
         raise IndexFormatError(f"{path} is missing: this folder is not a complete index; rebuild it") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise IndexFormatError(f"{path} is corrupt ({exc}): rebuild the index") from exc
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
+        raise IndexFormatError(f"{path} is corrupt ({type(exc).__name__}: {str(exc)[:200]}): rebuild the index") from exc
+    except OSError as exc:
+        raise IndexFormatError(f"{path} cannot be read ({exc.strerror or exc}): rebuild the index") from exc
     version = data.get("format_version") if isinstance(data, dict) else None
     if version != FORMAT_VERSION:
         raise IndexFormatError(
@@ -66,12 +76,94 @@ def read_manifest(folder: Path) -> Manifest:
         manifest = Manifest(**data)
     except TypeError as exc:
         raise IndexFormatError(f"{path} does not have the fields of a version {FORMAT_VERSION} manifest ({exc}): rebuild the index") from exc
+    _check_fields(manifest, path)
     for name, size in manifest.files.items():
-        actual = (folder / name).stat().st_size if (folder / name).is_file() else None
+        actual = regular_file_size(folder / name)
         if actual != size:
             state = "missing" if actual is None else f"{actual:,} bytes, the manifest says {size:,}"
             raise IndexFormatError(f"{folder / name} is {state}: the index is damaged; rebuild it")
     return manifest
+
+
+_FIELD_TYPES = {"int": int, "str": str, "float": float, "dict[str, str]": (str, str), "dict[str, int]": (str, int),
+                "dict": dict}
+
+
+def _check_fields(manifest: Manifest, path: Path) -> None:
+    """Every field of the type the dataclass declares; counts not negative; file names plain
+    paths inside the version folder; the store and the vectors listed."""
+    def bad(name: str, rule: str):
+        return IndexFormatError(f"{path}: {name} = {str(getattr(manifest, name))[:80]!r} {rule}: the index is damaged; rebuild it")
+
+    def is_a(value, kind) -> bool:
+        if kind is float:
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind is int:
+            return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, kind)
+
+    for f in fields(Manifest):
+        kind, value = _FIELD_TYPES[f.type], getattr(manifest, f.name)
+        if isinstance(kind, tuple):
+            ok = isinstance(value, dict) and all(is_a(k, kind[0]) and is_a(v, kind[1]) for k, v in value.items())
+        else:
+            ok = is_a(value, kind)
+        if not ok:
+            raise bad(f.name, f"is not of type {f.type}")
+        if kind is int and value < 0 or isinstance(kind, tuple) and kind[1] is int and min(value.values(), default=0) < 0:
+            raise bad(f.name, "is negative")
+    if manifest.dim < 1:
+        raise bad("dim", "is not a dimension")
+    for name in list(manifest.files) + list(manifest.checksums):
+        parts = PurePosixPath(name).parts
+        if not parts or name.startswith("/") or "\x00" in name or any(p in (".", "..") for p in parts):
+            raise IndexFormatError(f"{path} lists the file {name[:80]!r}, which is not inside the version folder: "
+                                   "the index is damaged; rebuild it")
+    for name in (STORE, VECTORS):
+        if name not in manifest.files:
+            raise IndexFormatError(f"{path} does not list {name}: the index is damaged; rebuild it")
+    params = manifest.vector_params
+    if params.get("kind") == "ivf-sq8" and not (is_a(params.get("nprobe"), int) and params["nprobe"] >= 1):
+        raise bad("vector_params", "has no valid nprobe")
+
+
+def regular_file_size(path: Path) -> int | None:
+    """The size of ``path`` when it is a regular file (a link is not followed); None otherwise."""
+    try:
+        info = os.lstat(path)
+    except (OSError, ValueError):
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+def require_regular(path: Path) -> None:
+    """IndexFormatError unless ``path`` is a regular file (not a link, FIFO, device or folder):
+    an index is never read through anything that could block or never end."""
+    if regular_file_size(path) is None:
+        raise IndexFormatError(f"{path} is missing or not a regular file: the index is damaged; rebuild it")
+
+
+def open_regular(path: Path) -> int:
+    """A file descriptor of ``path``, opened without following a link and without blocking on a
+    FIFO; OSError, or IndexFormatError when it is not a regular file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise IndexFormatError(f"{path} is not a regular file: the index is damaged; rebuild it")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def read_small_file(path: Path, limit: int) -> bytes:
+    """At most ``limit`` bytes of the regular file ``path`` (ValueError when it holds more)."""
+    fd = open_regular(path)
+    try:
+        data = os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ValueError(f"more than {limit:,} bytes")
+    return data
 
 
 def file_digest(path: Path) -> str:
@@ -79,7 +171,7 @@ def file_digest(path: Path) -> str:
     import hashlib
 
     h = hashlib.blake2b(digest_size=32)
-    with open(path, "rb") as f:
+    with os.fdopen(open_regular(path), "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()

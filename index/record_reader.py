@@ -13,6 +13,7 @@ import json
 from typing import Iterator
 
 from index.corpus import SkipDocument, decode
+from index.limits import DEFAULT, Limits
 
 FIELDS = ("id", "title", "text", "url", "date", "source", "lang")
 RECORD_FIELDS = {name: name for name in FIELDS}
@@ -32,8 +33,10 @@ def parse_field_map(spec: str | None) -> dict[str, str]:
     return out
 
 
-def read_export(data: bytes, fmt: str, names: dict[str, str]) -> Iterator[tuple[int, dict | SkipDocument]]:
-    """(record number from 1, {our field: value}) per record; a SkipDocument for one unreadable."""
+def read_export(data: bytes, fmt: str, names: dict[str, str],
+                limits: Limits = DEFAULT) -> Iterator[tuple[int, dict | SkipDocument]]:
+    """(record number from 1, {our field: value}) per record; a SkipDocument for one unreadable.
+    Every line or row is one or the other: a malformed row never hides the rows after it."""
     text = decode(data)
     rows: Iterator[tuple[int, dict | SkipDocument]]
     if fmt == "jsonl":
@@ -58,17 +61,36 @@ def _jsonl(text: str):
         except json.JSONDecodeError as exc:
             yield number, SkipDocument(f"line {number} is not JSON ({exc.msg})")
             continue
+        except RecursionError:
+            yield number, SkipDocument(f"line {number} is JSON nested too deeply to read")
+            continue
         yield number, row if isinstance(row, dict) else SkipDocument(f"line {number} is not a JSON object")
 
 
 def _csv(text: str):
+    # A field can be no longer than the file, which the byte limit already bounds; the csv
+    # module's default field limit (131,072 characters) would end the file at the first longer
+    # one. The limit is process-wide, so it is only ever raised. Characters per record are the
+    # document budget's business (a longer record is skipped with that reason).
+    if csv.field_size_limit() < len(text) + 1:
+        csv.field_size_limit(min(len(text) + 1, 2**31 - 1))
     try:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
     reader = csv.DictReader(io.StringIO(text), dialect=dialect)
-    try:
-        for number, row in enumerate(reader, 1):
-            yield number, row
-    except csv.Error as exc:
-        yield reader.line_num, SkipDocument(f"CSV row {reader.line_num} is malformed ({exc})")
+    number = 0
+    while True:
+        before = reader.line_num
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            number += 1
+            yield number, SkipDocument(f"CSV row {number} (line {reader.line_num}) is malformed ({exc})")
+            if reader.line_num == before:  # no progress: nothing more can be read
+                return
+            continue
+        number += 1
+        yield number, row

@@ -50,6 +50,14 @@ CREATE INDEX passages_by_doc ON passages(doc_id, ordinal);
 """
 
 
+_COLUMNS = {
+    "documents": ("doc_id", "title", "format", "lang", "content_hash", "text", "url", "source", "published", "author",
+                  "pages"),
+    "passages": ("passage_id", "doc_id", "ordinal", "start_char", "end_char", "lang", "n_tokens", "text"),
+    "language_means": ("lang", "vector"),
+}
+
+
 @dataclass(frozen=True)
 class DocumentRow:
     doc_id: str
@@ -105,7 +113,8 @@ class PassageStore:
             raise IndexFormatError(f"the passage store {path} is missing: rebuild the index")
         try:
             self._con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-            self._con.execute("SELECT count(*) FROM passages").fetchone()
+            for table, columns in _COLUMNS.items():  # every column a query reads: a damaged store fails here
+                self._con.execute(f"SELECT {', '.join(columns)} FROM {table} LIMIT 0").fetchall()
         except sqlite3.DatabaseError as exc:
             raise IndexFormatError(f"the passage store {path} is unreadable ({exc}): rebuild the index") from exc
         self._lock = threading.Lock()

@@ -26,6 +26,8 @@ from polyseek.errors import CorpusError
 #: Largest accepted upload, per file (the page's uploader is set to the same limit).
 UPLOAD_MAX_BYTES = 10 * 1024 * 1024
 NAME_MAX_CHARS = 120
+#: File systems count a name's length in bytes (255 on most): 120 CJK characters are 360 bytes.
+NAME_MAX_BYTES = 200
 _UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
 
 
@@ -56,7 +58,8 @@ def safe_filename(name: str) -> str:
     ext = "." + ext.lower()
     if ext not in EXTENSIONS:
         raise UnsafeName(f"{name!r}: unsupported format {ext!r}; Polyseek reads {', '.join(EXTENSIONS)}")
-    stem = stem[: NAME_MAX_CHARS - len(ext)].rstrip(" .")
+    stem = stem[: NAME_MAX_CHARS - len(ext)]
+    stem = stem.encode("utf-8")[: NAME_MAX_BYTES - len(ext)].decode("utf-8", errors="ignore").rstrip(" .")
     return stem + ext
 
 
@@ -66,9 +69,9 @@ def existing(corpus_dir: str | os.PathLike, names: Iterable[str]) -> list[str]:
     out = []
     for name in names:
         try:
-            if (root / safe_filename(name)).exists():
+            if os.path.lexists(root / safe_filename(name)):
                 out.append(safe_filename(name))
-        except UnsafeName:
+        except (UnsafeName, OSError, ValueError):
             pass
     return out
 
@@ -101,10 +104,15 @@ def save_uploads(corpus_dir: str | os.PathLike, files: Iterable[tuple[str, bytes
             result.rejected.append((original, str(exc)))
             continue
         dest = root / name
-        if dest.exists() and not overwrite:
-            result.conflicts.append(name)
+        try:
+            if os.path.lexists(dest) and not overwrite:
+                result.conflicts.append(name)
+                continue
+            replaced = _write(dest, data, overwrite)
+        except OSError as exc:  # a folder of that name, a full disk, no permission…
+            result.rejected.append((original, f"cannot be written as {name!r} in {root}: "
+                                              f"{exc.strerror or type(exc).__name__}"))
             continue
-        replaced = _write(dest, data, overwrite)
         if replaced is None:
             result.conflicts.append(name)
         else:

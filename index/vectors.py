@@ -183,11 +183,16 @@ def load_vector_index(path: Path, params: dict | None = None):
         raise IndexFormatError(f"the vector file {path} is missing: rebuild the index")
     try:
         index = faiss.read_index(str(path))
-    except RuntimeError as exc:
-        raise IndexFormatError(f"the vector file {path} is unreadable ({str(exc).splitlines()[0]}): rebuild the index") from exc
+    except (RuntimeError, MemoryError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise IndexFormatError(f"the vector file {path} is unreadable ({first}): rebuild the index") from exc
     if params and params.get("kind") == "ivf-sq8":
-        ivf = faiss.extract_index_ivf(index)
-        ivf.nprobe = int(params["nprobe"])
+        try:
+            ivf = faiss.extract_index_ivf(index)
+            ivf.nprobe = int(params["nprobe"])
+        except (RuntimeError, KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise IndexFormatError(f"the vector file {path} is not the IVF index its manifest says "
+                                   f"({type(exc).__name__}): rebuild the index") from exc
     return index
 
 

@@ -15,28 +15,33 @@ points ``CURRENT`` at it. A reader that opened the previous version keeps answer
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from index.manifest import atomic_write_text, fsync_dir
-from polyseek.errors import IndexLockedError, IndexNotFoundError
+from index.manifest import atomic_write_text, fsync_dir, read_small_file
+from polyseek.errors import IndexFormatError, IndexLockedError, IndexNotFoundError
 
 CURRENT = "CURRENT"
 LOCK = ".lock"
+_VERSION_NAME = re.compile(r"v-[A-Za-z0-9._-]{1,100}")
 
 
 def current_version(index_dir: Path) -> Path:
     """The folder of the version in service, or IndexNotFoundError saying how to build one."""
     try:
-        name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
+        name = read_small_file(index_dir / CURRENT, 4096).decode("utf-8").strip()
+    except (FileNotFoundError, NotADirectoryError):
         raise IndexNotFoundError(
             f"no index at {index_dir}. Build one with: python -m index build data/ --index {index_dir}") from None
-    if not name.startswith("v-") or "/" in name:
-        raise IndexNotFoundError(f"{index_dir / CURRENT} names {name!r}, not an index version: rebuild the index")
+    except (OSError, ValueError) as exc:  # a link, FIFO or device; too long; not UTF-8
+        raise IndexFormatError(f"{index_dir / CURRENT} cannot be read ({getattr(exc, 'strerror', None) or exc}): "
+                               "rebuild the index") from None
+    if not _VERSION_NAME.fullmatch(name):
+        raise IndexFormatError(f"{index_dir / CURRENT} names {name[:80]!r}, not an index version: rebuild the index")
     return index_dir / name
 
 
@@ -63,7 +68,7 @@ def remove_stale(index_dir: Path, keep: Path | None = None) -> None:
     if keep is None:
         try:
             keep = current_version(index_dir)
-        except IndexNotFoundError:
+        except (IndexNotFoundError, IndexFormatError):  # no version in service to keep
             keep = None
     for child in index_dir.iterdir():
         if child.is_dir() and child != keep and (child.name.startswith(".build-") or child.name.startswith("v-")):

@@ -34,3 +34,44 @@ def label(code: str, passages: int | None = None) -> str:
     """"Romanian (ro)", or "Romanian (ro) · 7 passages" with a count."""
     text = f"{language_name(code)} ({code})"
     return text if passages is None else f"{text} · {passages} passage{'s' if passages != 1 else ''}"
+
+
+#: Codes that BCP 47 deprecated, as older systems still write them.
+_DEPRECATED = {"iw": "he", "in": "id", "ji": "yi", "jw": "jv", "mo": "ro"}
+
+
+def normalize_tag(tag: str) -> str:
+    """A declared language as the ISO 639-1 code the index stores: BCP 47 tags keep their
+    language subtag (``pt-BR`` → ``pt``, `` EN `` → ``en``, ``zh_Hant_TW`` → ``zh``), ISO 639-2/3
+    codes with a two-letter equivalent become it (``deu`` → ``de``), others stay three letters
+    (``fil``). "" and "und" mean "identify it": "". ValueError for anything that is not a
+    language code."""
+    text = str(tag or "").strip()
+    primary = text.replace("_", "-").split("-", 1)[0].lower()
+    if not text or primary == "und":
+        return ""
+    if not primary:
+        raise ValueError(f"language tag {text[:40]!r} has no language subtag: write it like 'en' or 'pt-BR'")
+    code = _iso639(primary) if len(primary) <= 3 and primary.isascii() and primary.isalpha() else None
+    if code is None:
+        raise ValueError(f"language tag {text[:40]!r} is not an ISO 639 language: write a code such as 'en', "
+                         "'pt-BR' or 'deu', or leave it out to have the language identified")
+    return code
+
+
+@lru_cache(maxsize=1024)
+def _iso639(primary: str) -> str | None:
+    import pycountry
+
+    primary = _DEPRECATED.get(primary, primary)
+    found = None
+    if len(primary) == 2:
+        found = pycountry.languages.get(alpha_2=primary)
+    elif len(primary) == 3:
+        found = pycountry.languages.get(alpha_3=primary)
+        if found is None:
+            try:
+                found = pycountry.languages.lookup(primary)  # ISO 639-2/B codes: "ger", "fre"
+            except LookupError:
+                found = None
+    return (getattr(found, "alpha_2", None) or found.alpha_3) if found is not None else None

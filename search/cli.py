@@ -11,6 +11,7 @@ import time
 
 from polyseek import settings
 from polyseek.errors import PolyseekError
+from polyseek.terminal import safe_json, visible
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,29 +65,32 @@ def main(argv: list[str] | None = None) -> int:
             missing = [c for c in langs if c.lower() not in searcher.languages]
             present = ", ".join(searcher.languages)
     except PolyseekError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {visible(exc)}", file=sys.stderr)
         return 2
     if missing:
-        print(f"note: the index has no passages in {', '.join(missing)} (it has: {present})", file=sys.stderr)
+        print(visible(f"note: the index has no passages in {', '.join(missing)} (it has: {present})"), file=sys.stderr)
     if args.json:
         for rank, hit in enumerate(hits, 1):
             row = {"rank": rank, **hit.to_dict()}
             if args.also:
                 row["also_reported_in"] = [h.to_dict() for h in also[hit.passage_id]]
-            print(json.dumps(row, ensure_ascii=False))
+            print(safe_json(json.dumps(row, ensure_ascii=False)))
         return 0
     if not hits:
         print("No passages matched.")
         return 0
     width = min(shutil.get_terminal_size((100, 20)).columns, 100)
     for rank, hit in enumerate(hits, 1):
-        print(f"{rank:>2}. [{hit.lang}] score {hit.score:.3f} (cosine {hit.cosine:.3f})  {hit.title}  ({hit.doc_id}, chars {hit.start}-{hit.end})")
+        # Corpus text reaches the terminal with its control characters made visible (polyseek.terminal).
+        print(visible(f"{rank:>2}. [{hit.lang}] score {hit.score:.3f} (cosine {hit.cosine:.3f})  {hit.title}  "
+                      f"({hit.doc_id}, chars {hit.start}-{hit.end})"))
         where = " · ".join(x for x in (hit.source, hit.date, f"page {hit.page}" if hit.page else "", hit.url) if x)
         if where:
-            print(f"    {where}")
-        print(textwrap.fill(" ".join(hit.text.split()), width=width, initial_indent="    ", subsequent_indent="    "))
+            print(visible(f"    {where}"))
+        print(textwrap.fill(visible(" ".join(hit.text.split())), width=width, initial_indent="    ",
+                            subsequent_indent="    "))
         for other in also.get(hit.passage_id, []):
-            print(textwrap.shorten(f"    also reported in [{other.lang}] {other.title}: {' '.join(other.text.split())}",
+            print(textwrap.shorten(visible(f"    also reported in [{other.lang}] {other.title}: {' '.join(other.text.split())}"),
                                    width=width, placeholder=" …"))
         print()
     print(f"{len(hits)} {'documents' if args.per_document else 'passages'} in {elapsed * 1000:.0f} ms")
@@ -103,14 +107,14 @@ def _timeline(args, langs: list[str]) -> int:
                              sources=args.source or None, since=args.since, until=args.until,
                              **({} if args.threshold is None else {"threshold": args.threshold}))
     except PolyseekError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {visible(exc)}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(found.to_dict(), ensure_ascii=False))
+        print(safe_json(json.dumps(found.to_dict(), ensure_ascii=False)))
         return 0
     langs = list(found.counts)
-    print(f"Documents matching “{args.query}” per {args.interval} ({found.threshold:g} standard deviations above "
-          "their language's typical score):")
+    print(visible(f"Documents matching “{args.query}” per {args.interval} ({found.threshold:g} standard deviations above "
+          "their language's typical score):"))
     print("period      " + "".join(f"{lang:>6}" for lang in langs))
     for row in found.rows():
         if any(row[lang] for lang in langs):  # the JSON keeps empty periods; the table skips them

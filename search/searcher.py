@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import bisect
 import re
+import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from index.lexical import TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
-from index.manifest import EMBEDDINGS, STORE, VECTORS, Manifest, read_manifest, verify_files
+from index.lexical import FOLDER as LEXICAL_FOLDER, TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
+from index.manifest import EMBEDDINGS, STORE, VECTORS, Manifest, read_manifest, require_regular, verify_files
 from index.store import PassageStore
 from index.vectors import REFINE, ExactRows, load_vector_index, search_vectors
 from index.versions import current_version
@@ -34,9 +35,11 @@ SAME_STORY_THRESHOLD = 0.8325
 DEFAULT_MODE = "auto"
 #: Passages each retriever contributes to a hybrid ranking (at least; more when k asks for more).
 CANDIDATES = 100
-#: A query is cut to this many characters before tokenizing; the model reads at most 512
-#: tokens of it anyway, and a 100,000-character paste should not cost a second of tokenizing.
-MAX_QUERY_CHARS = 20_000
+#: A query is cut to this many characters on every path (the model, BM25, language
+#: identification, the page's echo and input box): the model reads at most 512 tokens of it
+#: anyway (about 2,500 characters of English), and a 1 MB paste must not cost seconds of
+#: tokenizing and identification.
+MAX_QUERY_CHARS = 4_000
 _LANG_CODE = re.compile(r"^[a-z]{2,3}$")
 
 
@@ -71,9 +74,18 @@ class Searcher:
         self.embedder = embedder
         self._vectors = vectors
         self._store = store
-        self._ids_by_lang = store.ids_by_language()
+        try:
+            self._ids_by_lang = store.ids_by_language()
+            self._means = store.language_means()
+        except sqlite3.DatabaseError as exc:
+            raise IndexFormatError(f"the passage store in {folder} is unreadable ({exc}): rebuild the index") from exc
         self._all_ids = np.sort(np.concatenate(list(self._ids_by_lang.values()))) if self._ids_by_lang else np.zeros(0, np.int64)
-        self._means = store.language_means()
+        if len(self._all_ids) and (self._all_ids[0] < 0 or self._all_ids[-1] >= manifest.passages):
+            raise IndexFormatError(f"the passage store in {folder} holds passage ids outside 0..{manifest.passages - 1}: "
+                                   "rebuild the index")
+        if any(lang not in self._means or self._means[lang].shape != (manifest.dim,) for lang in self._ids_by_lang):
+            raise IndexFormatError(f"the passage store in {folder} lacks a {manifest.dim}-dimension mean vector for "
+                                   "a language it holds: rebuild the index")
         # Approximate (IVF) indexes re-score their candidates from the model's vectors on disk.
         self._exact = None
         if manifest.vector_params.get("kind") == "ivf-sq8":
@@ -114,21 +126,42 @@ class Searcher:
                 f"{embedder.fingerprint}). Queries must be encoded by the model that built the index: "
                 f"rebuild the index with this model, or open it without naming a model.")
         if embedder.dim != manifest.dim:
-            raise ModelMismatchError(f"model {embedder.name!r} gives {embedder.dim} dimensions, the index holds {manifest.dim}")
+            raise ModelMismatchError(f"model {embedder.name!r} gives {embedder.dim} dimensions, the index holds "
+                                     f"{manifest.dim}: rebuild the index with this model, or open it with its own")
         verify_files(folder, manifest, skip=(EMBEDDINGS,))  # searching never reads the model's vectors
+        # Nothing is opened that could block (a FIFO) or never end (a link to /dev/zero).
+        require_regular(folder / STORE)
+        require_regular(folder / VECTORS)
+        if manifest.vector_params.get("kind") == "ivf-sq8":
+            require_regular(folder / EMBEDDINGS)
         vectors = load_vector_index(folder / VECTORS, manifest.vector_params)
-        try:
-            lexical = LexicalIndex.load(folder, manifest.passages) if manifest.lexical == LEXICAL_TOKENIZER else None
-        except (OSError, ValueError) as exc:
-            raise IndexFormatError(f"the lexical index in {folder} is unreadable ({exc}): rebuild the index") from exc
+        if vectors.d != manifest.dim:
+            raise IndexFormatError(f"the vector file in {folder} holds {vectors.d} dimensions, the manifest says "
+                                   f"{manifest.dim}: rebuild the index")
+        lexical = None
+        if manifest.lexical == LEXICAL_TOKENIZER:
+            lexical_dir = folder / LEXICAL_FOLDER
+            try:
+                for path in lexical_dir.rglob("*"):
+                    if not path.is_dir() or path.is_symlink():
+                        require_regular(path)
+                lexical = LexicalIndex.load(folder, manifest.passages)
+            except IndexFormatError:
+                raise
+            except Exception as exc:  # bm25s and numpy raise many kinds on damaged files
+                raise IndexFormatError(f"the lexical index in {folder} is unreadable ({type(exc).__name__}: "
+                                       f"{str(exc)[:200]}): rebuild the index") from exc
         store = PassageStore(folder / STORE)
-        counts = (vectors.ntotal, store.count_passages(), manifest.passages)
-        if len(set(counts)) != 1:
+        try:
+            counts = (vectors.ntotal, store.count_passages(), manifest.passages)
+            if len(set(counts)) != 1:
+                raise IndexFormatError(
+                    f"the index at {folder} is inconsistent: {counts[0]} vectors, {counts[1]} stored passages, "
+                    f"manifest says {counts[2]}: rebuild it")
+            return cls(folder, manifest, embedder, vectors, store, lexical)
+        except BaseException:
             store.close()
-            raise IndexFormatError(
-                f"the index at {folder} is inconsistent: {counts[0]} vectors, {counts[1]} stored passages, "
-                f"manifest says {counts[2]}: rebuild it")
-        return cls(folder, manifest, embedder, vectors, store, lexical)
+            raise
 
     @property
     def languages(self) -> dict[str, int]:
@@ -147,14 +180,13 @@ class Searcher:
         in that range. ``sort="date"``: the k most relevant, newest first."""
         _check_k(k)
         _check_mode(mode)
+        query = clean_query(query)
         return self.search_vector(self.encode_query(query), k, langs, per_document=per_document, mode=mode,
                                   query=query, sources=sources, since=since, until=until, sort=sort)
 
     def encode_query(self, query: str) -> np.ndarray:
         """The query's vector, shape (dim,), as :meth:`search_vector` and highlighting use it."""
-        if not isinstance(query, str) or not query.strip():
-            raise QueryError("the query is empty: type some words to search for")
-        return self.embedder.embed([query.strip()[:MAX_QUERY_CHARS]], "query")[0]
+        return self.embedder.embed([clean_query(query)], "query")[0]
 
     @property
     def sources(self) -> dict[str, int]:
@@ -181,6 +213,8 @@ class Searcher:
         (lexical overlap across languages is mostly noise); its choice comes from BENCHMARKS.md."""
         _check_k(k)
         _check_mode(mode)
+        if query is not None:
+            query = clean_query(query)
         if mode == "auto":
             mode = self.resolve_mode(mode, query, langs)
         if mode == "hybrid":
@@ -261,10 +295,13 @@ class Searcher:
         nearest neighbours in the same FAISS index, one per document, with a cosine of at least
         ``threshold``, most similar first."""
         others = [lang for lang in self._ids_by_lang if lang != hit.lang]
-        if not others:
+        if not others or hit.lang not in self._means:
             return []
         vector = self._centred([hit.passage_id])[0] + self._means[hit.lang]
-        near = self.search_vector(vector, min(MAX_K, 4 * k), others, per_document=True, exclude_doc=hit.doc_id)
+        # The index's own languages, taken as stored (an index built before tags were normalized
+        # may hold "pt-"): they are not a user's filter to check.
+        near = self.search_vector(vector, min(MAX_K, 4 * k), _StoredLanguages(others), per_document=True,
+                                  exclude_doc=hit.doc_id)
         return sorted((h for h in near if h.cosine >= threshold), key=lambda h: -h.cosine)[:k]
 
     def language_spread(self, qvec: np.ndarray) -> dict[str, float]:
@@ -284,6 +321,7 @@ class Searcher:
             return mode
         if query is None or self._lexical is None or not langs:
             return "dense"
+        query = clean_query(query)
         wanted = {str(lang).strip().lower() for lang in ([langs] if isinstance(langs, str) else langs)}
         return "hybrid" if wanted == {self.query_language(query)} else "dense"
 
@@ -291,7 +329,7 @@ class Searcher:
         """The query's language, chosen among the index's languages ('und' if none fits)."""
         from index.language import detect_among
 
-        return detect_among(query, self._ids_by_lang)
+        return detect_among(clean_query(query), self._ids_by_lang)
 
     def _hits(self, qvec: np.ndarray, found: list[tuple[float, int]], fused: bool = False) -> list[Hit]:
         rows = self._store.passages(i for _, i in found)
@@ -333,6 +371,9 @@ class Searcher:
     def _allowed_ids(self, langs: list[str] | None) -> np.ndarray | None:
         if not langs:
             return None
+        if isinstance(langs, _StoredLanguages):
+            parts = [self._ids_by_lang[lang] for lang in langs if lang in self._ids_by_lang]
+            return np.concatenate(parts) if parts else np.zeros(0, np.int64)
         if isinstance(langs, str):
             langs = [langs]
         codes = []
@@ -354,6 +395,26 @@ class Searcher:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _StoredLanguages(list):
+    """Language codes as the index stores them (not checked as a user's filter is)."""
+
+
+def clean_query(query) -> str:
+    """The query as every path reads it: stripped and cut to MAX_QUERY_CHARS characters.
+    QueryError for an empty query, and for text that is not Unicode (a lone surrogate: what
+    Python makes of bytes that are not UTF-8 in a terminal's arguments)."""
+    if not isinstance(query, str):
+        raise QueryError(f"the query must be text, not {type(query).__name__}")
+    query = query.strip()[:MAX_QUERY_CHARS].strip()
+    if not query:
+        raise QueryError("the query is empty: type some words to search for")
+    bad = next((i for i, ch in enumerate(query) if "\ud800" <= ch <= "\udfff"), None)
+    if bad is not None:
+        raise QueryError(f"the query is not valid text: character {bad + 1} is U+{ord(query[bad]):04X}, half of a "
+                         "UTF-16 pair (bytes that are not UTF-8?); type or paste the query again as UTF-8")
+    return query
 
 
 def _check_k(k) -> None:

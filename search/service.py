@@ -27,7 +27,7 @@ from index.watches import DEFAULT_THRESHOLD, MAX_WATCH_QUERY, WatchStore, langua
 from polyseek import settings
 from polyseek.errors import (IndexLockedError, IndexNotFoundError, PolyseekError, QueryError)
 from search.follow import IndexFollower
-from search.searcher import MAX_K, MAX_QUERY_CHARS, Hit
+from search.searcher import MAX_K, MAX_QUERY_CHARS, Hit, clean_query
 from search.timeline import timeline as make_timeline
 
 ENV_TOKEN = "POLYSEEK_API_TOKEN"
@@ -205,6 +205,7 @@ def create_app(index_dir=None, *, corpus_dir=None, token: str | None = None, cor
                since: date | None = None, until: date | None = None, sort: Literal["relevance", "date"] = "relevance",
                also: Annotated[bool, Query(description="where each hit's story was reported in other languages")] = False):
         langs = language_codes(lang) or None
+        q = clean_query(q)  # as every path reads it
         with follower.searcher() as searcher:
             started = time.perf_counter()
             qvec = searcher.encode_query(q)

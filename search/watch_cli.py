@@ -10,6 +10,7 @@ from pathlib import Path
 
 from polyseek import settings
 from polyseek.errors import PolyseekError
+from polyseek.terminal import safe_json, visible
 
 
 def main(argv: list[str]) -> int:
@@ -54,15 +55,15 @@ def main(argv: list[str]) -> int:
         if args.command == "add":
             watch = store.add(args.query, args.lang, args.source, args.mode, args.threshold)
             if args.json:
-                print(json.dumps(watch.to_dict(), ensure_ascii=False))
+                print(safe_json(json.dumps(watch.to_dict(), ensure_ascii=False)))
             else:
-                print(f"watch {watch.watch_id} saved: {_describe(watch)}. Each update of {store.index_dir} now "
-                      f"records its new matches: python -m search watch matches {watch.watch_id}")
+                print(visible(f"watch {watch.watch_id} saved: {_describe(watch)}. Each update of {store.index_dir} now "
+                      f"records its new matches: python -m search watch matches {watch.watch_id}"))
         elif args.command == "list":
             watches = store.list()
             for w in watches:
-                print(json.dumps(w.to_dict(), ensure_ascii=False) if args.json
-                      else f"{w.watch_id:>4}  {w.new} new / {w.matches} matches  {_describe(w)}")
+                print(safe_json(json.dumps(w.to_dict(), ensure_ascii=False)) if args.json
+                      else visible(f"{w.watch_id:>4}  {w.new} new / {w.matches} matches  {_describe(w)}"))
             if not watches and not args.json:
                 print(f"No watches on {store.index_dir}. Add one: python -m search watch add \"query\"")
         elif args.command == "remove":
@@ -81,14 +82,16 @@ def main(argv: list[str]) -> int:
                 append_jsonl(Path(args.jsonl), found)
             for m in found:
                 if args.json:
-                    print(json.dumps(m.to_dict(), ensure_ascii=False))
-                else:
-                    print(f"{m.found_at[:19].replace('T', ' ')}  [{m.lang}] {m.z:.1f} sd (score {m.score:.3f})  {m.title}  ({m.doc_id})")
-                    print(textwrap.shorten(" ".join(m.text.split()), width=100, initial_indent="    ", placeholder=" …"))
+                    print(safe_json(json.dumps(m.to_dict(), ensure_ascii=False)))
+                else:  # corpus text: control characters made visible
+                    print(visible(f"{m.found_at[:19].replace('T', ' ')}  [{m.lang}] {m.z:.1f} sd (score {m.score:.3f})  "
+                                  f"{m.title}  ({m.doc_id})"))
+                    print(textwrap.shorten(visible(" ".join(m.text.split())), width=100, initial_indent="    ",
+                                           placeholder=" …"))
             if not args.json:
                 print(f"{len(found)} matches" + (f", appended to {args.jsonl}" if args.jsonl else ""))
     except PolyseekError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {visible(exc)}", file=sys.stderr)
         return 2
     return 0
 

@@ -15,7 +15,9 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 @pytest.fixture(autouse=True)
 def _no_env_leaks(monkeypatch):
     """Tests never read the user's index or model settings."""
-    for var in ("POLYSEEK_INDEX", "POLYSEEK_MODEL", "POLYSEEK_CORPUS", "POLYSEEK_FIELDS", "POLYSEEK_BACKEND"):
+    for var in ("POLYSEEK_INDEX", "POLYSEEK_MODEL", "POLYSEEK_CORPUS", "POLYSEEK_FIELDS", "POLYSEEK_BACKEND",
+                "POLYSEEK_MAX_BYTES", "POLYSEEK_MAX_CHARS", "POLYSEEK_MAX_PASSAGES", "POLYSEEK_READ_SECONDS",
+                "POLYSEEK_READ_MEMORY_MB"):
         monkeypatch.delenv(var, raising=False)
 
 
