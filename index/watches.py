@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from contextlib import closing
 from dataclasses import asdict, dataclass
@@ -138,10 +139,16 @@ class WatchStore:
         self.path = self.index_dir / STATE
 
     def exists(self) -> bool:
-        return self.path.is_file()
+        return os.path.lexists(self.path)
 
     def _connect(self) -> sqlite3.Connection:
+        from index.manifest import regular_file_size
+
         self.index_dir.mkdir(parents=True, exist_ok=True)
+        # Never opened through a link, a FIFO or a device: it could block or never end.
+        if os.path.lexists(self.path) and regular_file_size(self.path) is None:
+            raise PolyseekError(f"the watch state {self.path} is not a regular file: move it aside to start with no "
+                                "watches")
         try:
             con = sqlite3.connect(self.path, timeout=30)
             con.execute("PRAGMA journal_mode=WAL")

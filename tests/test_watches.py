@@ -250,3 +250,25 @@ def test_watch_cli(tmp_path, fake, capsys):
     assert "0 matches" in capsys.readouterr().out
     assert cli(["watch", "-i", str(index_dir), "remove", "7"]) == 2
     assert cli(["watch", "-i", str(index_dir), "remove", "1"]) == 0
+
+
+def test_a_damaged_watch_state_never_blocks_an_update(tmp_path, fake):
+    import os
+
+    from polyseek.errors import PolyseekError
+
+    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    write(corpus, "base.jsonl", BASE)
+    build_index(corpus, index_dir, embedder=fake)
+    os.mkfifo(index_dir / STATE)  # opened for reading, it would block forever
+    with pytest.raises(PolyseekError, match="not a regular file"):
+        WatchStore(index_dir).list()
+    write(corpus, "first.jsonl", FIRST)
+    summary = update_index(corpus, index_dir, embedder=fake)
+    assert summary.watch_matches == 0 and "not a regular file" in summary.watch_error
+    assert "Watches: not evaluated" in summary.to_text()
+    (index_dir / STATE).unlink()
+    (index_dir / STATE).write_bytes(b"this is not SQLite" * 100)
+    summary = update_index(corpus, index_dir, embedder=fake)
+    assert "unreadable" in summary.watch_error
