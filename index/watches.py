@@ -311,23 +311,30 @@ def evaluate_update(index_dir: Path, version: Path, embedder, new_ids: list[int]
             cosines = qvecs @ raw.T
             scores = qvecs @ (raw - np.stack([means[lang] for lang in langs])).T  # what Searcher ranks by
             z = scores / np.stack([spread[lang] for lang in langs], axis=1)
+            lang_of = np.asarray(langs)
+            source_of = np.asarray([meta.get(rows[int(pid)][0].doc_id, ("", ""))[1].lower() for pid in chunk])
+            tokens: dict[int, set[str]] = {}  # passage tokens, for word matches, made once
             out = []
             for w_i, w in enumerate(watches):
+                allowed = np.ones(len(chunk), bool)
+                if w.langs:
+                    allowed &= np.isin(lang_of, w.langs)
+                if w.sources:
+                    allowed &= np.isin(source_of, [src.lower() for src in w.sources])
+                hits = allowed & (z[w_i] >= w.threshold)
                 qlang, qtokens = words.get(w.watch_id, (None, None))
-                for j, pid in enumerate(chunk.tolist()):
-                    row, title = rows[pid]
-                    if w.langs and row.lang not in w.langs:
-                        continue
+                if qtokens:
+                    for j in np.flatnonzero(allowed & ~hits & (lang_of == qlang)):
+                        row = rows[int(chunk[j])][0]
+                        if j not in tokens:
+                            tokens[j] = set(tokenize(row.text, row.lang))
+                        hits[j] = qtokens <= tokens[j]
+                for j in np.flatnonzero(hits):
+                    row, title = rows[int(chunk[j])]
                     url, source, published, _author, _pages = meta.get(row.doc_id, ("", "", "", "", ()))
-                    if w.sources and source.lower() not in {s.lower() for s in w.sources}:
-                        continue
-                    hit = z[w_i, j] >= w.threshold
-                    if not hit and qtokens and row.lang == qlang:
-                        hit = qtokens <= set(tokenize(row.text, row.lang))
-                    if hit:
-                        out.append((w.watch_id, row.doc_id, text_key(row.text), title, row.lang, row.text,
-                                    float(scores[w_i, j]), float(z[w_i, j]), float(cosines[w_i, j]), row.start,
-                                    row.end, url, source, published, version.name, found_at))
+                    out.append((w.watch_id, row.doc_id, text_key(row.text), title, row.lang, row.text,
+                                float(scores[w_i, j]), float(z[w_i, j]), float(cosines[w_i, j]), row.start, row.end,
+                                url, source, published, version.name, found_at))
             recorded += store.record(out)
         return recorded
     finally:
