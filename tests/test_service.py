@@ -258,3 +258,18 @@ def test_follower_serves_new_versions_and_finishes_old_requests(site, fake):
     with follower.searcher() as again:
         assert again is new
     follower.close()
+
+
+def test_timeline_cli_matches_the_api(client, site, capsys):
+    from search.cli import main as cli
+
+    index_dir, _ = site
+    assert cli(["guarantees missile shield", "--index", str(index_dir), "--timeline", "--threshold", "-100",
+                "--interval", "week", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    api = client.get("/timeline", params={"q": "guarantees missile shield", "threshold": -100, "interval": "week"}).json()
+    assert printed == {k: v for k, v in api.items() if k != "version"}
+    assert cli(["guarantees missile shield", "--index", str(index_dir), "--timeline", "--threshold", "-100"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[1].split() == ["period", *api["counts"]]
+    assert table[2].split()[0] == "2026-11-02" and table[-1].split()[0] == "undated"
