@@ -17,6 +17,7 @@ from search.searcher import Searcher
 from search.timeline import timeline
 
 OPEN = "watch_open"
+SAVED = "watch_saved"
 STYLE = """<style>
 .ps-match { margin: 0.6rem 0; padding: 0.5rem 0.8rem; border-left: 3px solid #bbb; }
 .ps-new { background: #d33; color: white; border-radius: 0.5rem; padding: 0 0.4rem; font-size: 0.8rem; }
@@ -29,6 +30,8 @@ def watches_sidebar(index_dir: Path) -> None:
     store = WatchStore(index_dir)
     with st.sidebar:
         st.header("Watches")
+        if SAVED in st.session_state:
+            st.success(st.session_state.pop(SAVED))
         try:
             watches = store.list()
         except PolyseekError as exc:
@@ -57,7 +60,8 @@ def save_watch(index_dir: Path, query: str, langs: list[str], filters: dict, mod
         except PolyseekError as exc:
             st.warning(str(exc))
         else:
-            st.toast(f"Watch {watch.watch_id} saved: new matches appear in the sidebar after each rebuild.")
+            st.session_state[SAVED] = (f"Watch {watch.watch_id} saved: each rebuild now records its new matches "
+                                       "here, with a badge.")
             st.rerun()
 
 

@@ -55,6 +55,8 @@ def test_save_a_search_as_a_watch_and_see_new_matches(site):
     at = run(at.multiselect(key="langs").set_value(["en"]))
     at = run(at.button(key="save_watch").click())
     [watch] = WatchStore(index_dir).list()
+    assert [m.value for m in at.sidebar.success] == [f"Watch {watch.watch_id} saved: each rebuild now records its new "
+                                                     "matches here, with a badge."]
     assert (watch.query, watch.langs, watch.mode) == ("missile shield guarantees", ["en"], "auto")
     assert at.sidebar.button(key=f"watch-{watch.watch_id}").label == "missile shield guarantees · en"
     assert badges(at) == []
