@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from index.balance import LANGUAGE_PRIOR, language_means
 from index.chunking import DEFAULT_CHUNK_TOKENS, chunk_text
 from index.corpus import Document, Skipped, read_corpus
 from index.limits import Limits, over
@@ -22,8 +23,8 @@ from index.lexical import TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
 from index.manifest import EMBEDDINGS, FORMAT_VERSION, STORE, VECTORS, Manifest, file_digest, write_manifest
 from index.store import DocumentRow, PassageRow, write_store
 from index import watches
-from index.vectors import (EXACT_MAX, LANGUAGE_PRIOR, METRIC, TUNING_QUERIES, build_vector_index, kind_name,
-                           language_means, load_embeddings, plan_vector_index, save_embeddings, save_vector_index)
+from index.vectors import (EXACT_MAX, METRIC, TUNING_QUERIES, build_vector_index, kind_name, load_embeddings,
+                           plan_vector_index, save_embeddings, save_vector_index)
 from index.versions import new_build_dir, publish, remove_stale, writer_lock
 from polyseek import settings
 from polyseek.embedder import Embedder, load_embedder

@@ -1,5 +1,5 @@
 """The vector index: FAISS, inner product (the vectors are L2-normalized model vectors minus
-their language's mean; see :func:`language_means`), with the passage ids as FAISS ids.
+their language's mean; see :mod:`index.balance`), with the passage ids as FAISS ids.
 
 Its kind is chosen from the number of passages (:func:`plan_vector_index`):
 
@@ -211,19 +211,25 @@ def load_embeddings(path: Path) -> np.ndarray:
     return out
 
 
-def search_vectors(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None):
+def search_vectors(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None, widen: bool = True,
+                   selector=None):
     """Top-``k`` (scores, ids) for each query row; only ``allowed_ids`` when given.
     Missing results (fewer than k candidates) come back as id -1.
 
     An IVF index restricted to a share s of the passages probes 1/s times as many cells, so it
     scans about as many allowed vectors as an unrestricted search does (a filter on a small
-    language would otherwise find few of its passages in the usual cells)."""
+    language would otherwise find few of its passages in the usual cells). ``widen=False``
+    starts from the usual cells instead (the per-language searches of one unfiltered query,
+    index.balance: widening each would scan the index once per language); either way the cells
+    are multiplied by 4 while fewer than ``k`` allowed passages are found. ``selector``: a FAISS
+    ``IDSelectorBatch`` of ``allowed_ids`` made earlier (making one costs about as much as a
+    search of a small index)."""
     queries = np.ascontiguousarray(queries, np.float32)
     with faiss_threads(1) if len(queries) == 1 else nullcontext():
-        return _search(index, queries, k, allowed_ids)
+        return _search(index, queries, k, allowed_ids, widen, selector)
 
 
-def _search(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None):
+def _search(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None, widen: bool = True, selector=None):
     import faiss
 
     ivf = _ivf(index)
@@ -231,10 +237,11 @@ def _search(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None):
         return index.search(queries, k)
     if len(allowed_ids) == 0:
         return np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64)
-    selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, np.int64))
+    if selector is None:
+        selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, np.int64))
     if ivf is None:
         return index.search(queries, k, params=faiss.SearchParameters(sel=selector))
-    share = len(allowed_ids) / max(1, index.ntotal)
+    share = len(allowed_ids) / max(1, index.ntotal) if widen else 1.0
     nprobe = min(ivf.nlist, max(ivf.nprobe, math.ceil(ivf.nprobe / max(share, 1e-9))))
     while True:
         scores, ids = index.search(queries, k, params=faiss.SearchParametersIVF(sel=selector, nprobe=nprobe))
@@ -269,24 +276,5 @@ def _ivf(index):
     return faiss.try_extract_index_ivf(index)  # None for a flat index (no exception per query)
 
 
-#: Passages a language needs before its own mean counts fully (shrinkage toward the corpus mean).
-LANGUAGE_PRIOR = 1.0
-
-
-def language_means(vectors: np.ndarray, langs: list[str], prior: float = LANGUAGE_PRIOR) -> dict[str, np.ndarray]:
-    """The mean vector of each language, shrunk toward the corpus mean for languages with few
-    passages: ``(n·mean_L + prior·mean_all) / (n + prior)``.
-
-    Multilingual encoders score passages in the query's own language higher across the board.
-    Vectors are stored as ``p − mean_L``, so a passage's score is ``q·p − q·mean_L``: the
-    language's typical similarity to the query is taken off, and passages in other languages
-    compete on content. Within one language the offset is a constant, so rankings there are
-    exactly the model's. (On XQuAD de/es/ru/zh this raised the share of other-language gold
-    paragraphs in the top 10 of a mixed pool from 0.44 to 0.85; see BENCHMARKS.md.)"""
-    overall = vectors.mean(axis=0)
-    langs_arr = np.asarray(langs)
-    out = {}
-    for lang in sorted(set(langs)):
-        rows = vectors[langs_arr == lang]
-        out[lang] = ((rows.sum(axis=0) + prior * overall) / (len(rows) + prior)).astype(np.float32)
-    return out
+# The language balance lives in index.balance; its means are imported here for older callers.
+from index.balance import LANGUAGE_PRIOR, language_means  # noqa: E402,F401

@@ -8,9 +8,10 @@
 Every update calls :func:`evaluate_update` once the new version is in service, with the
 passages it added or changed (texts the previous version did not hold). Each watch's query is
 encoded by the index's model and scored against them with the language-balanced score the
-searcher ranks by (``q·(p − mean(language))``: the language's typical similarity taken off),
-divided by how widely that query's scores spread over the language's passages
-(:func:`language_spread`). This *standardized* score says how far a passage stands out from
+index stores (``q·(p − mean(language))``: the language's typical similarity taken off; step 1
+of index.balance), divided by how widely that query's scores spread over the whole language's
+passages (:func:`language_spread`). (Not the ranking margin of step 2, over the query's nearest
+passages: when a subject already fills those, a new report on it would not stand out.) This *standardized* score says how far a passage stands out from
 what its language typically scores for the query, so one threshold fires as readily in every
 language. A passage at or above it is recorded once per watch (keyed by document and passage
 text) with when it was found.
@@ -67,7 +68,7 @@ CREATE TABLE IF NOT EXISTS matches (
     title      TEXT NOT NULL,
     lang       TEXT NOT NULL,
     text       TEXT NOT NULL,
-    score      REAL NOT NULL,                 -- language-balanced, as Searcher ranks
+    score      REAL NOT NULL,                 -- language-balanced: q·(p − mean_L)
     z          REAL NOT NULL,                 -- standardized: what the threshold applies to
     cosine     REAL NOT NULL,
     start_char INTEGER NOT NULL,
@@ -107,7 +108,7 @@ class Match:
     title: str
     lang: str
     text: str
-    score: float  # language-balanced, as the searcher ranks (Hit.score)
+    score: float  # language-balanced: q·(p − mean_L), as the index stores passages
     z: float  # standardized: score / spread of the query's scores in the language (the threshold's)
     cosine: float
     start: int
@@ -309,7 +310,7 @@ def evaluate_update(index_dir: Path, version: Path, embedder, new_ids: list[int]
             raw = np.asarray(vectors[chunk], np.float32)
             langs = [rows[int(pid)][0].lang for pid in chunk]
             cosines = qvecs @ raw.T
-            scores = qvecs @ (raw - np.stack([means[lang] for lang in langs])).T  # what Searcher ranks by
+            scores = qvecs @ (raw - np.stack([means[lang] for lang in langs])).T  # q·(p − mean_L), as the index stores them
             z = scores / np.stack([spread[lang] for lang in langs], axis=1)
             lang_of = np.asarray(langs)
             source_of = np.asarray([meta.get(rows[int(pid)][0].doc_id, ("", ""))[1].lower() for pid in chunk])

@@ -26,7 +26,7 @@ import re
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,17 +49,20 @@ class Parallel:
     lang: str
     paragraphs: list[str]
     questions: list[tuple[int, str]]
+    answer_starts: list[int] = field(default_factory=list)  # character offset of each question's answer; -1: none
 
 
 def read_squad(path: Path, lang: str | None = None) -> Parallel:
     """A SQuAD-v1.1 JSON file; the language from ``lang`` or the file name (``xquad.de.json``)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        paragraphs, questions = [], []
+        paragraphs, questions, starts = [], [], []
         for article in data["data"]:
             for para in article["paragraphs"]:
                 for qa in para["qas"]:
                     questions.append((len(paragraphs), qa["question"]))
+                    answers = qa.get("answers") or [{}]
+                    starts.append(int(answers[0].get("answer_start", -1)))
                 paragraphs.append(para["context"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise PolyseekError(f"{path} is not a readable SQuAD-v1.1 JSON file ({type(exc).__name__}: {exc})") from exc
@@ -68,16 +71,26 @@ def read_squad(path: Path, lang: str | None = None) -> Parallel:
         if not m:
             raise PolyseekError(f"cannot tell the language of {path}: name it like xquad.de.json")
         lang = m.group(1)
-    return Parallel(lang, paragraphs, questions)
+    return Parallel(lang, paragraphs, questions, starts)
+
+
+TASKS = ("filtered", "mixed", "sentences")
 
 
 def evaluate_xquad(sets: list[Parallel], embedder, systems=SYSTEMS, work: Path | None = None,
                    chunk_tokens: int | None = None, max_questions: int | None = None,
-                   progress: bool = True) -> dict:
-    """Per-pair metrics for each system: ``{system: {"A->B": summary}}``, plus details."""
+                   progress: bool = True, tasks=("filtered", "mixed")) -> dict:
+    """Per-pair metrics for each system: ``{system: {"A->B": summary}}``, plus details.
+    ``tasks``: "filtered" (R@1 per language pair, the filter set to the target language),
+    "mixed" (the paragraph mixed pool, no filter) and "sentences" (XQuAD-R); see
+    :mod:`search.eval_mixed` for the last two."""
     from index.chunking import DEFAULT_CHUNK_TOKENS
+    from search.eval_mixed import mixed_pool, mixed_pool_bare, xquad_r
     from search.searcher import Searcher
 
+    unknown = set(tasks) - set(TASKS)
+    if unknown:
+        raise PolyseekError(f"unknown evaluation task(s) {sorted(unknown)}: use {', '.join(TASKS)}")
     n = {len(s.paragraphs) for s in sets}
     if len(n) != 1:
         raise PolyseekError(f"the files are not parallel: paragraph counts {sorted(n)}")
@@ -91,10 +104,12 @@ def evaluate_xquad(sets: list[Parallel], embedder, systems=SYSTEMS, work: Path |
     langs = [s.lang for s in sets]
     results: dict = {"systems": {}, "languages": langs, "paragraphs": n.pop(),
                      "questions": {lang: len(q) for lang, q in queries.items()}}
+    if "mixed" in tasks:
+        results["mixed"] = {}
 
     pipeline = [m for m in systems if m in _SEARCH]
     qvecs = {lang: embed_texts([q for _, q in queries[lang]], embedder, "query", f"queries {lang}", progress) for lang in langs}
-    if pipeline:
+    if pipeline and {"filtered", "mixed"} & set(tasks):
         started = time.perf_counter()
         summary = _build(corpus, work / "index", embedder, progress, chunk_tokens=chunk_tokens or DEFAULT_CHUNK_TOKENS)
         results["build"] = {"passages": summary.passages, "languages": summary.languages,
@@ -102,26 +117,34 @@ def evaluate_xquad(sets: list[Parallel], embedder, systems=SYSTEMS, work: Path |
         with Searcher.open(work / "index", embedder=embedder) as searcher:
             results["misdetected_passages"] = _misdetected(searcher, langs)
             for mode in pipeline:
-                table = {}
-                for a in langs:
-                    for b in langs:
-                        ranks = []
-                        for (gold, text), qvec in zip(queries[a], qvecs[a]):
-                            hits = searcher.search_vector(qvec, 10, [b], per_document=True, query=text, **_SEARCH[mode])
-                            ranks.append(rank_of([h.doc_id for h in hits], f"{b}/{gold:04d}.txt"))
-                        table[f"{a}->{b}"] = summarize(ranks)
-                results["systems"][mode] = table
-    if "bare" in systems:
-        table = {}
+                if "filtered" in tasks:
+                    table = {}
+                    for a in langs:
+                        for b in langs:
+                            ranks = []
+                            for (gold, text), qvec in zip(queries[a], qvecs[a]):
+                                hits = searcher.search_vector(qvec, 10, [b], per_document=True, query=text, **_SEARCH[mode])
+                                ranks.append(rank_of([h.doc_id for h in hits], f"{b}/{gold:04d}.txt"))
+                            table[f"{a}->{b}"] = summarize(ranks)
+                    results["systems"][mode] = table
+                if "mixed" in tasks:
+                    results["mixed"][mode] = mixed_pool(searcher, sets, queries, qvecs, _SEARCH[mode])
+    if "bare" in systems and {"filtered", "mixed"} & set(tasks):
         pvecs = {s.lang: embed_texts(s.paragraphs, embedder, "passage", f"paragraphs {s.lang}", progress) for s in sets}
-        for a in langs:
-            for b in langs:
-                order = np.argsort(-(qvecs[a] @ pvecs[b].T), axis=1)[:, :10]
-                ranks = [rank_of(list(row), gold) for (gold, _), row in zip(queries[a], order)]
-                table[f"{a}->{b}"] = summarize(ranks)
-        results["systems"]["bare"] = table
+        if "filtered" in tasks:
+            table = {}
+            for a in langs:
+                for b in langs:
+                    order = np.argsort(-(qvecs[a] @ pvecs[b].T), axis=1)[:, :10]
+                    ranks = [rank_of(list(row), gold) for (gold, _), row in zip(queries[a], order)]
+                    table[f"{a}->{b}"] = summarize(ranks)
+            results["systems"]["bare"] = table
+        if "mixed" in tasks:
+            results["mixed"]["bare"] = mixed_pool_bare(sets, queries, qvecs, pvecs)
     for table in results["systems"].values():
         _add_means(table, langs)
+    if "sentences" in tasks:
+        results["xquad_r"] = xquad_r(sets, embedder, systems, work, queries, qvecs, _SEARCH, progress)
     return results
 
 
@@ -223,6 +246,15 @@ def markdown(results: dict) -> str:
             for a in langs:
                 cells = [table[f"{a}->{b}"] for b in langs]
                 lines.append(f"| {a} | " + " | ".join(f"{x['r1']:.3f} / {x['r10']:.3f} / {x['mrr10']:.3f}" for x in cells) + " |")
+    from search.eval_mixed import LAREQA_PUBLISHED, pool_markdown
+
+    if results.get("mixed"):
+        lines += pool_markdown("Mixed pool, paragraphs", results["mixed"])
+    if results.get("xquad_r"):
+        lines += pool_markdown("XQuAD-R, sentences", results["xquad_r"])
+        published = ", ".join(f"{k} {v:.2f}" for k, v in LAREQA_PUBLISHED.items())
+        lines += ["", f"LAReQA's published XQuAD-R mAP (11 languages, mBERT baselines): {published}; "
+                  f"candidates here per language: {results['xquad_r']['candidates']}"]
     tatoeba = results.get("tatoeba")
     if tatoeba:
         directions = sorted({d for table in tatoeba.values() for d in table})
@@ -235,28 +267,43 @@ def markdown(results: dict) -> str:
 
 
 def heatmap(results: dict, path: Path) -> None:
-    """R@1 matrices of each system, side by side."""
+    """R@1 matrices of each system, side by side (filtered); below them, for the mixed pool, the
+    share of each query language's top 10 in each language (a bright diagonal is language bias)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    langs, systems = results["languages"], results["systems"]
-    fig, axes = plt.subplots(1, len(systems), figsize=(3.6 * len(systems) + 1, 3.6), squeeze=False)
-    for n, (ax, (name, table)) in enumerate(zip(axes[0], systems.items())):
-        grid = np.array([[table[f"{a}->{b}"]["r1"] for b in langs] for a in langs])
-        image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis")
+    langs = results["languages"]
+    panels = [(f"{name}: R@1 (mean {table['mean']['r1']:.3f})", "passage language",
+               np.array([[table[f"{a}->{b}"]["r1"] for b in langs] for a in langs]), 1.0)
+              for name, table in results.get("systems", {}).items()]
+    for name, pool in results.get("mixed", {}).items():
+        share = pool["top10_languages"]
+        panels.append((f"{name}, mixed pool: top-10 share\n(mAP@20 {pool['mean']['map20']:.3f})", "result language",
+                       np.array([[share[a][b] for b in langs] for a in langs]), 1.0))
+    if not panels:
+        return
+    columns = max(len(results.get("systems", {})), len(results.get("mixed", {})), 1)
+    rows = (1 if results.get("systems") else 0) + (1 if results.get("mixed") else 0)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns + 1, 3.8 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    filtered = len(results.get("systems", {}))
+    for n, (title, xlabel, grid, vmax) in enumerate(panels):
+        ax = axes[0, n] if n < filtered else axes[rows - 1, n - filtered]
+        ax.axis("on")
+        image = ax.imshow(grid, vmin=0, vmax=vmax, cmap="viridis")
         ax.set_xticks(range(len(langs)), langs)
         ax.set_yticks(range(len(langs)), langs)
-        ax.set_xlabel("passage language")
-        if n == 0:
-            ax.set_ylabel("query language")
-        ax.set_title(f"{name}: R@1 (mean {table['mean']['r1']:.3f})", fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("query language")
+        ax.set_title(title, fontsize=9)
         for i in range(len(langs)):
             for j in range(len(langs)):
                 ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="black" if grid[i, j] > 0.6 else "white")
-    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
+                        color="black" if grid[i, j] > 0.6 * vmax else "white")
+        fig.colorbar(image, ax=ax, shrink=0.8)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
@@ -272,6 +319,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bare", action="store_true", help="add the bare model to --systems")
     parser.add_argument("-m", "--model", default=None, help=f"model (default: ${settings.ENV_MODEL} or {settings.DEFAULT_MODEL})")
     parser.add_argument("--chunk-tokens", type=int, default=None, help="passage budget (default: the product's)")
+    parser.add_argument("--tasks", nargs="+", choices=TASKS, default=["filtered", "mixed"],
+                        help="XQuAD: filtered (R@1 per language pair), mixed (paragraph pool of all languages, "
+                             "no filter: mAP@20, R-precision, own-language share), sentences (LAReQA's XQuAD-R)")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="folder keeping the model's vectors between runs (keyed by model, prompt kind and text)")
     parser.add_argument("--max-questions", type=int, default=None, help="first N questions per language (quick runs)")
     parser.add_argument("--out", type=Path, default=Path("eval-out"), help="folder for results.json and heatmap.png")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -284,11 +336,16 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         embedder = load_embedder(args.model)
+        if args.cache:
+            from search.vector_cache import CachedEmbedder
+
+            embedder = CachedEmbedder(embedder, args.cache)
         results: dict = {"model": embedder.name, "systems": {}}
         if args.xquad:
             sets = [read_squad(p) for p in args.xquad]
             results.update(evaluate_xquad(sets, embedder, systems, chunk_tokens=args.chunk_tokens,
-                                          max_questions=args.max_questions, progress=not args.quiet))
+                                          max_questions=args.max_questions, progress=not args.quiet,
+                                          tasks=tuple(args.tasks)))
             results["model"] = embedder.name
         if args.tatoeba:
             pairs = []
@@ -301,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     except PolyseekError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if args.cache and "embedder" in locals() and hasattr(embedder, "save"):
+            embedder.save()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     head = f"Model {results['model']}"
@@ -310,9 +370,10 @@ def main(argv: list[str] | None = None) -> int:
                  f"{results.get('misdetected_passages')}")
     print(head + "\n")
     print(markdown(results))
-    if results.get("systems"):
+    drawn = bool(results.get("systems") or results.get("mixed"))
+    if drawn:
         heatmap(results, args.out / "heatmap.png")
-    print(f"\nWrote {args.out / 'results.json'}" + (f" and {args.out / 'heatmap.png'}" if results.get("systems") else ""))
+    print(f"\nWrote {args.out / 'results.json'}" + (f" and {args.out / 'heatmap.png'}" if drawn else ""))
     return 0
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from index.balance import NEIGHBOURS, merge
 from index.lexical import FOLDER as LEXICAL_FOLDER, TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
 from index.manifest import EMBEDDINGS, STORE, VECTORS, Manifest, read_manifest, require_regular, verify_files
 from index.store import PassageStore
@@ -50,7 +51,7 @@ class Hit:
     title: str
     lang: str
     text: str
-    score: float  # ranking score: cosine minus the language's typical similarity to the query
+    score: float  # ranking: margin over the query's nearest passages in its language (index.balance); hybrid: RRF
     start: int  # character offsets of the passage in its document
     end: int
     cosine: float  # plain cosine similarity of query and passage
@@ -86,15 +87,18 @@ class Searcher:
         if any(lang not in self._means or self._means[lang].shape != (manifest.dim,) for lang in self._ids_by_lang):
             raise IndexFormatError(f"the passage store in {folder} lacks a {manifest.dim}-dimension mean vector for "
                                    "a language it holds: rebuild the index")
+        # Each passage's language as a code (2 bytes a passage): splits allowed ids by language.
+        self._langs = sorted(self._ids_by_lang)
+        self._lang_of = np.zeros(manifest.passages, np.uint16)
+        for code, lang in enumerate(self._langs):
+            self._lang_of[self._ids_by_lang[lang]] = code
+        self._selectors: dict[str, object] = {}  # FAISS selectors of whole languages, made once
         # Approximate (IVF) indexes re-score their candidates from the model's vectors on disk.
         self._exact = None
         if manifest.vector_params.get("kind") == "ivf-sq8":
             self._exact = ExactRows(folder / EMBEDDINGS)
-            langs = sorted(self._ids_by_lang)
-            self._lang_of = np.zeros(manifest.passages, np.uint16)  # 2 bytes a passage
-            for code, lang in enumerate(langs):
-                self._lang_of[self._ids_by_lang[lang]] = code
-            self._mean_matrix = np.stack([self._means[lang] for lang in langs]).astype(np.float32)
+            self._mean_matrix = np.stack([self._means[lang] for lang in self._langs]).astype(np.float32)
+        self._rows = _flat_rows(vectors)  # an exact index's vectors, by passage id: scored in one product
 
     @classmethod
     def open(cls, index_dir=None, embedder: Embedder | None = None) -> "Searcher":
@@ -249,8 +253,8 @@ class Searcher:
             else:
                 found = self._dense(qvec, max(fetch, 1), allowed)
             if not per_document:  # only the k returned passages are fetched from the store
-                return _sorted(self._hits(qvec[0], found[: int(k)], fused=mode == "hybrid"), sort)
-            hits = self._hits(qvec[0], found, fused=mode == "hybrid")
+                return _sorted(self._hits(qvec[0], found[: int(k)]), sort)
+            hits = self._hits(qvec[0], found)
             best: dict[str, Hit] = {}
             for hit in hits:
                 best.setdefault(hit.doc_id, hit)
@@ -269,12 +273,50 @@ class Searcher:
         return rrf([dense, lexical], [1.0, weight])
 
     def _dense(self, qvec: np.ndarray, n: int, allowed) -> list[tuple[float, int]]:
-        """The ``n`` best (score, passage_id) by the vector index; an approximate index's
-        candidates (REFINE times as many) are re-scored exactly from the model's vectors."""
+        """The ``n`` best (score, passage_id): each language's best ``max(n, NEIGHBOURS)``
+        passages by ``q·(p − mean_L)``, put on one scale by :func:`index.balance.merge` (a margin
+        over the query's neighbourhood in that language; the order within a language is kept)."""
+        m = max(n, NEIGHBOURS)
+        groups = self._ids_by_lang if allowed is None else self._split(allowed)
+        if self._rows is not None:  # exact index: scores by matrix products, then each language's best
+            if allowed is None:
+                scores = _products(self._rows, qvec[0])
+                return merge({lang: _best(scores[ids], ids, m) for lang, ids in groups.items()}, n)
+            return merge({lang: _best(_products(self._rows[ids], qvec[0]), ids, m) for lang, ids in groups.items()}, n)
+        if allowed is None:  # whole languages: their FAISS selectors are made once; the index's
+            # usual cells, widened only if too few are found (a filter widens them from the start)
+            found = {lang: self._nearest(qvec, m, ids, widen=False, selector=self._selector(lang))
+                     for lang, ids in groups.items()}
+        else:
+            found = {lang: self._nearest(qvec, m, ids) for lang, ids in groups.items()}
+        return merge(found, n)
+
+    def _split(self, allowed: np.ndarray) -> dict[str, np.ndarray]:
+        """The allowed passage ids (sorted) of each language, sorted."""
+        allowed = np.asarray(allowed, np.int64)
+        codes = self._lang_of[allowed]
+        order = np.argsort(codes, kind="stable")
+        codes, ids = codes[order], allowed[order]
+        bounds = np.flatnonzero(np.diff(codes)) + 1
+        return {self._langs[int(part_codes[0])]: part for part_codes, part in
+                zip(np.split(codes, bounds), np.split(ids, bounds)) if len(part)}
+
+    def _selector(self, lang: str):
+        import faiss
+
+        selector = self._selectors.get(lang)
+        if selector is None:  # two threads may both make one: the same, harmless
+            selector = self._selectors[lang] = faiss.IDSelectorBatch(np.ascontiguousarray(self._ids_by_lang[lang], np.int64))
+        return selector
+
+    def _nearest(self, qvec: np.ndarray, n: int, allowed, widen: bool = True, selector=None) -> list[tuple[float, int]]:
+        """The ``n`` best (q·(p − mean_L), passage_id) among ``allowed`` (None: all) by the vector
+        index; an approximate index's candidates (REFINE times as many) are re-scored exactly
+        from the model's vectors."""
         if self._exact is None:
-            scores, ids = search_vectors(self._vectors, qvec, n, allowed)
+            scores, ids = search_vectors(self._vectors, qvec, n, allowed, selector=selector)
             return [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
-        _, ids = search_vectors(self._vectors, qvec, n * REFINE, allowed)
+        _, ids = search_vectors(self._vectors, qvec, n * REFINE, allowed, widen, selector)
         cand = np.sort(ids[0][ids[0] >= 0])
         if not len(cand):
             return []
@@ -305,13 +347,25 @@ class Searcher:
         return sorted((h for h in near if h.cosine >= threshold), key=lambda h: -h.cosine)[:k]
 
     def language_spread(self, qvec: np.ndarray) -> dict[str, float]:
-        """How widely the query's scores spread over each language's passages (a seeded sample):
-        ``hit.score / spread[hit.lang]`` is the standardized score watches and timelines use."""
+        """How widely the query's scores ``q·(p − mean_L)`` spread over each language's passages
+        (a seeded sample; index.watches.language_spread)."""
         from index.watches import language_spread, spread_sample
 
         centred = {lang: self._centred(ids) for lang, ids in spread_sample(self._ids_by_lang).items()}
         counts = {lang: len(ids) for lang, ids in self._ids_by_lang.items()}
         return {lang: float(v[0]) for lang, v in language_spread(qvec, centred, counts).items()}
+
+    def standardized(self, qvec: np.ndarray, hits: list[Hit]) -> list[float]:
+        """Each hit's standardized score, what watches and timelines threshold: ``q·(p − mean_L)``
+        over the query's spread across the whole language (:meth:`language_spread`). Unlike the
+        ranking margin (``hit.score``, over the query's nearest passages), it does not sink when
+        a subject already fills the language's nearest passages."""
+        if not hits:
+            return []
+        qvec = np.asarray(qvec, np.float32).reshape(-1)
+        spread = self.language_spread(qvec)
+        balanced = self._centred([h.passage_id for h in hits]) @ qvec
+        return [float(b) / spread[h.lang] for b, h in zip(balanced, hits)]
 
     def resolve_mode(self, mode: str, query: str | None, langs: list[str] | None) -> str:
         """The mode a search runs in: "auto" becomes "hybrid" when the search is restricted to
@@ -331,13 +385,13 @@ class Searcher:
 
         return detect_among(clean_query(query), self._ids_by_lang)
 
-    def _hits(self, qvec: np.ndarray, found: list[tuple[float, int]], fused: bool = False) -> list[Hit]:
+    def _hits(self, qvec: np.ndarray, found: list[tuple[float, int]]) -> list[Hit]:
         rows = self._store.passages(i for _, i in found)
         meta = self._store.document_meta(rows[pid][0].doc_id for _, pid in found if pid in rows)
-        # Dense scores are q·(p − mean); a fused score is a rank fusion, so the cosine comes from
-        # the stored vectors.
+        # Scores are margins (index.balance) or rank fusions: the cosine comes from the stored
+        # vectors, q·(p − mean_L) + q·mean_L.
         centred = {}
-        if fused and found:
+        if found:
             ids = np.array([pid for _, pid in found], np.int64)
             centred = dict(zip(ids.tolist(), (self._centred(ids) @ qvec).tolist()))
         hits = []
@@ -348,7 +402,7 @@ class Searcher:
                 url, source, date, _author, pages = meta.get(row.doc_id, ("", "", "", "", ()))
                 page = bisect.bisect_right(pages, row.start) if pages else None
                 hits.append(Hit(pid, row.doc_id, title, row.lang, row.text, score, row.start, row.end,
-                                centred.get(pid, score) + offset,
+                                centred[pid] + offset,
                                 url, source, date, page))
         return hits
 
@@ -415,6 +469,35 @@ def clean_query(query) -> str:
         raise QueryError(f"the query is not valid text: character {bad + 1} is U+{ord(query[bad]):04X}, half of a "
                          "UTF-16 pair (bytes that are not UTF-8?); type or paste the query again as UTF-8")
     return query
+
+
+def _flat_rows(vectors) -> np.ndarray | None:
+    """The vectors of an exact (IDMap2 over IndexFlatIP) index as a read-only numpy view, row i =
+    passage i; None for another kind, or ids not 0..n-1 in order."""
+    import faiss
+
+    inner = faiss.downcast_index(vectors.index) if hasattr(vectors, "id_map") else None
+    if not isinstance(inner, faiss.IndexFlat) or not np.array_equal(faiss.vector_to_array(vectors.id_map),
+                                                                   np.arange(vectors.ntotal)):
+        return None
+    rows = faiss.rev_swig_ptr(inner.get_xb(), vectors.ntotal * vectors.d).reshape(vectors.ntotal, vectors.d)
+    rows.flags.writeable = False
+    return rows
+
+
+def _products(rows: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``rows @ q`` by einsum's own loop: a BLAS matrix-vector product wakes its thread pool,
+    which on a busy 2-core machine cost ten times the product itself."""
+    return np.einsum("ij,j->i", rows, q, optimize=False)
+
+
+def _best(mine: np.ndarray, ids: np.ndarray, m: int) -> list[tuple[float, int]]:
+    """The ``m`` best (score, id) of scores ``mine`` of passages ``ids``, best first, ties by id."""
+    if len(mine) > m:
+        keep = np.argpartition(-mine, m - 1)[:m]
+        mine, ids = mine[keep], ids[keep]
+    order = np.lexsort((ids, -mine))
+    return [(float(mine[i]), int(ids[i])) for i in order]
 
 
 def _check_k(k) -> None:

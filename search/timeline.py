@@ -43,7 +43,6 @@ def timeline(searcher: Searcher, query: str, langs: list[str] | None = None, *, 
     if interval not in INTERVALS:
         raise QueryError(f"interval {interval!r} is unknown: use one of {', '.join(INTERVALS)}")
     qvec = searcher.encode_query(query)
-    spread = searcher.language_spread(qvec)
     wanted = [c for c in language_codes(langs) if c in searcher.languages] if langs else list(searcher.languages)
     dated: dict[str, Counter] = {}
     undated: dict[str, int] = {}
@@ -51,7 +50,7 @@ def timeline(searcher: Searcher, query: str, langs: list[str] | None = None, *, 
     for lang in wanted:
         hits = searcher.search_vector(qvec, MAX_K, [lang], per_document=True, mode="dense", sources=sources,
                                       since=since, until=until)
-        matched = [h for h in hits if h.score / spread[lang] >= threshold]
+        matched = [h for h, z in zip(hits, searcher.standardized(qvec, hits)) if z >= threshold]
         if len(matched) == MAX_K:
             truncated.append(lang)
         dated[lang] = Counter(_period(h.date, interval) for h in matched if _day(h.date))

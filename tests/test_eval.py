@@ -5,10 +5,11 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from polyseek.embedder import HashingEmbedder
-from search.eval import evaluate_tatoeba, evaluate_xquad, read_squad
+from search.eval import TASKS, evaluate_tatoeba, evaluate_xquad, read_squad
 from tests.conftest import ROOT
 
 PARAGRAPHS = {
@@ -85,8 +86,101 @@ def test_command_writes_markdown_json_and_heatmap(tmp_path):
     assert "| en | 0.875 / 1.000 /" in run.stdout
     results = json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))
     assert set(results["systems"]) == {"dense", "hybrid", "bare"} and results["model"] == "fake:4096"
+    # the mixed pool runs by default, beside the filtered pairs
+    assert set(results["mixed"]) == {"dense", "hybrid", "bare"} and "**Mixed pool, paragraphs**" in run.stdout
+    assert set(results["mixed"]["bare"]["by_language"]) == {"en", "ro"}
     assert (tmp_path / "out" / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     bad = subprocess.run([sys.executable, "-m", "search.eval", str(tmp_path / "missing.de.json"), "--model", "fake:8"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
+
+
+# --- the mixed pool and XQuAD-R (LAReQA) -------------------------------------------------------
+
+#: Two sentences per paragraph; each question's words occur only in the answer sentence (the
+#: second), in both languages, so the hashing model ranks both translations first.
+TWO_SENTENCES = {
+    "en": ["Rain fell all week. The museum in Varanasi shows Monet since 1901.",
+           "Nobody expected it. The Zimnicea bridge over the Danube opened in 1954."],
+    "ro": ["Ploua toata saptamana. Muzeul din Varanasi expune Monet din 1901.",
+           "Nimeni nu se astepta. Podul Zimnicea peste Danube s-a deschis in 1954."],
+}
+DISTINCT = {"en": [(0, "Varanasi Monet 1901"), (1, "Zimnicea Danube 1954")],
+            "ro": [(0, "Varanasi Monet 1901"), (1, "Zimnicea Danube 1954")]}
+
+
+def two_sentence_sets():
+    from search.eval import Parallel
+
+    sets = []
+    for lang, paragraphs in TWO_SENTENCES.items():
+        starts = [p.index(q.split()[0]) for (i, q), p in zip(DISTINCT[lang], paragraphs)]
+        sets.append(Parallel(lang, paragraphs, DISTINCT[lang], starts))
+    return sets
+
+
+def test_mixed_pool_and_xquad_r_find_every_translation_of_a_distinctive_question(tmp_path):
+    results = evaluate_xquad(two_sentence_sets(), HashingEmbedder(4096), ("dense", "bare"), work=tmp_path / "w",
+                             progress=False, tasks=("mixed", "sentences"))
+    assert "dense" not in results["systems"]  # the filtered task was not asked for
+    for table in (results["mixed"], results["xquad_r"]["systems"]):
+        for system in ("dense", "bare"):
+            for lang in ("en", "ro"):
+                row = table[system]["by_language"][lang]
+                # both translations of the answer hold all three words: ranks 1 and 2
+                assert (row["map20"], row["r_precision"], row["n"]) == (1.0, 1.0, 2), (system, lang)
+            assert table[system]["mean"]["unbiased_own10"] == 0.5
+    # 4 paragraphs in the paragraph pool, 8 sentences in the sentence pool: own@10 counts them all
+    assert results["mixed"]["bare"]["mean"]["own10"] == 0.5
+    assert results["xquad_r"]["candidates"] == {"en": 4, "ro": 4}
+    assert results["xquad_r"]["systems"]["bare"]["top10_languages"]["en"] == {"en": 0.5, "ro": 0.5}
+
+
+def test_xquad_r_candidates_and_answer_sentences_on_the_xquad_fixture():
+    from index.chunking import split_sentences
+    from search.eval import Parallel
+    from search.eval_mixed import sentence_candidates
+    from tests.conftest import FIXTURES
+
+    data = json.loads((FIXTURES / "xquad_subset.json").read_text(encoding="utf-8"))
+    sets = [Parallel(lang, [p["context"] for p in data[lang]],
+                     [(i, q) for i, p in enumerate(data[lang]) for q in p["questions"]],
+                     [s for p in data[lang] for s in p["answer_starts"]]) for lang in ("de", "zh", "th")]
+    candidates, answer_key = sentence_candidates(sets)
+    for s in sets:
+        spans = [split_sentences(p, s.lang) for p in s.paragraphs]
+        texts = [p[a:b] for p, sp in zip(s.paragraphs, spans) for a, b in sp]
+        assert [t for _, t in candidates[s.lang]] == list(dict.fromkeys(texts))  # every sentence, once
+        by_key = dict(candidates[s.lang])
+        for n, ((gold, _), start) in enumerate(zip(s.questions, s.answer_starts)):
+            key = answer_key[(s.lang, n)]
+            a, b = next((a, b) for a, b in spans[gold] if s.paragraphs[gold][a:b] == by_key[key])
+            assert a <= start < b, (s.lang, n)  # the sentence holding the answer's first character
+            assert key.startswith(f"{s.lang}/{gold:04d}-")
+
+
+def test_mixed_pool_on_the_xquad_fixture_reports_every_language(tmp_path):
+    from search.eval import Parallel
+    from tests.conftest import FIXTURES
+
+    data = json.loads((FIXTURES / "xquad_subset.json").read_text(encoding="utf-8"))
+    langs = ("de", "es", "ru")
+    sets = [Parallel(lang, [p["context"] for p in data[lang]],
+                     [(i, q) for i, p in enumerate(data[lang]) for q in p["questions"]],
+                     [s for p in data[lang] for s in p["answer_starts"]]) for lang in langs]
+    results = evaluate_xquad(sets, HashingEmbedder(4096), ("dense", "bare"), work=tmp_path / "w", progress=False,
+                             tasks=TASKS)
+    for table in (results["mixed"], results["xquad_r"]["systems"]):
+        for system in ("dense", "bare"):
+            summary = table[system]
+            assert set(summary["by_language"]) == set(langs)
+            assert all(row["n"] == 16 for row in summary["by_language"].values())
+            assert all(0 <= row[m] <= 1 for row in summary["by_language"].values() for m in ("map20", "r_precision", "own10"))
+            assert summary["mean"]["map20"] == pytest.approx(np.mean([r["map20"] for r in summary["by_language"].values()]))
+            for a in langs:  # each query language's top 10 shares add up to one
+                assert sum(summary["top10_languages"][a].values()) == pytest.approx(1.0)
+    # the hashing model matches words, which rarely cross languages: the bare model's top 10 is
+    # mostly in the query's own language (a third would be no bias)
+    assert results["mixed"]["bare"]["mean"]["own10"] > 0.6
+    assert set(results["systems"]) == {"dense", "bare"}  # the filtered task ran too

@@ -34,3 +34,30 @@ def test_rrf_orders_by_summed_reciprocal_ranks():
     assert [item for _, item in rrf([dense, lexical], [1.0, 0.0])] == ["a", "b", "c", "d"]
     with pytest.raises(ValueError):
         rrf([dense], [1.0, 2.0])
+
+
+def test_average_precision_at_20_against_hand_computed_values():
+    from search.metrics import average_precision_at
+
+    # relevant at ranks 1, 3 and 6 of three relevant: (1/1 + 2/3 + 3/6) / 3
+    ranked = ["a", "x", "b", "y", "z", "c"]
+    assert average_precision_at(ranked, {"a", "b", "c"}) == pytest.approx((1 + 2 / 3 + 3 / 6) / 3)
+    # one of three relevant never retrieved: it counts as zero precision
+    assert average_precision_at(ranked[:4], {"a", "b", "c"}) == pytest.approx((1 + 2 / 3) / 3)
+    # a relevant item below the cut-off does not count: rank 3 of k=2
+    assert average_precision_at(["x", "a", "b"], {"a", "b"}, k=2) == pytest.approx((1 / 2) / 2)
+    # more relevant items than k: divided by k, so a perfect top k scores 1
+    assert average_precision_at(["a", "b"], {"a", "b", "c"}, k=2) == 1.0
+    assert average_precision_at(["x", "y"], {"a"}) == 0.0 and average_precision_at(["a"], set()) == 0.0
+
+
+def test_r_precision_and_own_language_share():
+    from search.metrics import r_precision, share_in
+
+    # R = 3 relevant; two of the top 3 are relevant
+    assert r_precision(["a", "x", "b", "c"], {"a", "b", "c"}) == pytest.approx(2 / 3)
+    assert r_precision(["a", "b"], {"a", "b"}) == 1.0 and r_precision(["x"], {"a"}) == 0.0
+    langs = ["de", "de", "es", "de", "ru"]
+    assert share_in(langs, "de", k=4) == pytest.approx(3 / 4)
+    assert share_in(langs, "ru", k=10) == pytest.approx(1 / 5)  # of the five returned
+    assert share_in([], "de") == 0.0

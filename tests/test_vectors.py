@@ -108,6 +108,20 @@ def test_ivf_filter_on_a_small_share_still_finds_k_of_the_allowed_passages():
     assert recall_at(got, truth) >= 0.9
 
 
+def test_ivf_search_without_widening_still_finds_k_of_the_allowed_passages():
+    """The per-language searches of one unfiltered query start from the usual cells and widen
+    only while fewer than k allowed passages turn up."""
+    rng = np.random.default_rng(13)
+    vecs = clustered(rng, 6_000, 32)
+    index, _ = build_vector_index(np.arange(6_000), vecs, plan_vector_index(6_000, exact_max=1_000))
+    queries = clustered(np.random.default_rng(14), 20, 32)
+    for allowed in (np.arange(0, 6_000, 3), np.sort(rng.choice(6_000, 30, replace=False))):
+        _, got = search_vectors(index, queries, 10, allowed, widen=False)
+        assert (got >= 0).all() and np.isin(got, allowed).all()
+        truth = allowed[np.argsort(-(queries @ vecs[allowed].T), axis=1)[:, :10]]
+        assert recall_at(got, truth) >= 0.8
+
+
 def test_ivf_needs_ids_in_passage_order():
     rng = np.random.default_rng(15)
     with pytest.raises(ValueError, match="0..n-1"):

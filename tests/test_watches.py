@@ -79,8 +79,8 @@ def oracle(index_dir, fake, query, new_texts, threshold):
     language, reaches the threshold."""
     with Searcher.open(index_dir, embedder=fake) as searcher:
         hits = searcher.search(query, k=searcher.manifest.passages, mode="dense")
-        spread = searcher.language_spread(searcher.encode_query(query))
-    return {(h.doc_id, h.text) for h in hits if h.text in new_texts and h.score / spread[h.lang] >= threshold}
+        z = searcher.standardized(searcher.encode_query(query), hits)
+    return {(h.doc_id, h.text) for h, s in zip(hits, z) if h.text in new_texts and s >= threshold}
 
 
 def texts(index_dir, fake):
@@ -143,9 +143,10 @@ def test_match_scores_are_the_searchers_scores(tmp_path, fake):
     found = store.matches(watch.watch_id)
     assert {m.doc_id.rsplit("#", 1)[-1] for m in found} == {"u1-hit-en", "u1-miss-en"}
     with Searcher.open(index_dir, embedder=fake) as searcher:
-        spread = searcher.language_spread(searcher.encode_query(WATCHES["en"]))["en"]
-        scores = {h.text: (h.score, h.score / spread, h.cosine)
-                  for h in searcher.search(WATCHES["en"], k=50, langs=["en"], mode="dense")}
+        qvec = searcher.encode_query(WATCHES["en"])
+        spread = searcher.language_spread(qvec)["en"]
+        hits = searcher.search(WATCHES["en"], k=50, langs=["en"], mode="dense")
+        scores = {h.text: (z * spread, z, h.cosine) for h, z in zip(hits, searcher.standardized(qvec, hits))}
     for m in found:
         assert np.allclose((m.score, m.z, m.cosine), scores[m.text], atol=1e-4)
 
