@@ -1,4 +1,5 @@
-"""Polyseek's page: search news in any language, see why each passage matched, rebuild the index.
+"""Polyseek's page: search news in any language, see why each passage matched, rebuild the index;
+and the stories across languages (``stories_page.py``), each view a page of Streamlit's navigation.
 
 Run it with ``make run`` or ``streamlit run app.py``. Settings come from the environment:
 ``POLYSEEK_INDEX`` (index folder), ``POLYSEEK_CORPUS`` (articles folder, default ``data``) and
@@ -30,6 +31,7 @@ from app_monitor import save_watch, timeline_view, watch_matches, watches_sideba
 from search.highlight import SentenceHighlighter
 from search.render import CSS, document_html, hit_html
 from search.searcher import DEFAULT_MODE, MAX_QUERY_CHARS, MODES, Searcher, clean_query
+from stories_page import STORY_PARAM, stories_view
 
 MAX_RESULTS = 100
 EXAMPLES = ["missile defense guarantees", "extinderea tratatului New START", "ضمانات الدفاع الصاروخي"]
@@ -208,6 +210,7 @@ def results(searcher: Searcher, query: str, k: int, langs: list[str], per_docume
         hits = searcher.search_vector(qvec, k, langs or None, per_document=per_document, mode=mode, query=query,
                                       **(filters or {}))
         also = {h.passage_id: searcher.same_story(h) for h in hits}
+        stories = searcher.stories_by_id({h.story_id for h in hits if h.story_id})
     except QueryError as exc:
         st.warning(md(exc))
         return
@@ -239,6 +242,12 @@ def results(searcher: Searcher, query: str, k: int, langs: list[str], per_docume
         best = ready.get(rank - 1)
         card = st.empty()
         card.html(hit_html(rank, hit, best, also[hit.passage_id]))
+        story = stories.get(hit.story_id)
+        if story is not None and story.size > 1:  # "also reported in" opens the story
+            langs_of = ", ".join(language_name(code) for code in story.languages)
+            if st.button(f"Open the story: {story.size} documents in {langs_of}", key=f"story-{rank}",
+                         type="tertiary", icon=":material/article:"):
+                st.switch_page(PAGES["stories"], query_params={STORY_PARAM: story.story_id})
         with st.expander(f"Whole document: {md(hit.doc_id)}"):
             text = searcher.document_text(hit.doc_id)
             doc = st.empty()
@@ -275,11 +284,35 @@ def more_filters(searcher: Searcher) -> dict:
             "until": until.isoformat() if until else None, "sort": sort}
 
 
-# --- page ---------------------------------------------------------------------------------------
+# --- pages --------------------------------------------------------------------------------------
+
+#: The views of the navigation (set by main()): the search page opens a story on the stories page.
+PAGES: dict = {}
+
 
 def main() -> None:
     st.set_page_config(page_title="Polyseek", page_icon="🔎", layout="wide")
     st.html(CSS)
+    PAGES["search"] = st.Page(search_page, title="Search", icon="🔎", url_path="search", default=True)
+    PAGES["stories"] = st.Page(stories_page, title="Stories", icon=":material/article:", url_path="stories")
+    st.navigation(list(PAGES.values())).run()
+
+
+def stories_page() -> None:
+    """The Stories view (stories_page.py) over the index in service."""
+    index_dir = settings.index_dir()
+    try:
+        searcher = searcher_for(str(current_version(index_dir).resolve()))
+    except IndexNotFoundError:
+        st.info(f"There is no index yet at {md(index_dir)}: build one on the Search page.")
+        return
+    except PolyseekError as exc:
+        st.error(f"The index at {md(index_dir)} cannot be used: {md(exc)}")
+        return
+    stories_view(searcher, md)
+
+
+def search_page() -> None:
     index_dir, corpus_dir = settings.index_dir(), settings.corpus_dir()
 
     searcher, problem = None, None

@@ -20,7 +20,10 @@ from index.corpus import Document, Skipped, read_corpus
 from index.limits import Limits, over
 from index.language import detect
 from index.lexical import TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
-from index.manifest import EMBEDDINGS, FORMAT_VERSION, STORE, VECTORS, Manifest, file_digest, write_manifest
+from index.manifest import (EMBEDDINGS, FORMAT_VERSION, MARGINS, NEIGHBOURS, STORE, VECTORS, Manifest, file_digest,
+                            read_manifest, write_manifest)
+from index.margins import LINK_THRESHOLD, MARGIN_K, cross_language_neighbours, passage_links, update_neighbours
+from index.stories import DATE_WINDOW_DAYS, DocInfo, group_stories
 from index.store import DocumentRow, PassageRow, write_store
 from index import watches
 from index.vectors import (EXACT_MAX, METRIC, TUNING_QUERIES, build_vector_index, kind_name, load_embeddings,
@@ -55,6 +58,8 @@ class BuildSummary:
     reused: int = 0  # passages whose vector came from the previous version (update)
     watch_matches: int = 0  # new matches of saved watches (index/watches.py)
     watch_error: str = ""  # why the watches could not be evaluated, if they could not
+    stories: int = 0  # stories of more than one document (index.stories)
+    links: int = 0  # passage links across languages (index.margins)
 
     @property
     def passages_per_second(self) -> float:
@@ -69,6 +74,8 @@ class BuildSummary:
         ]
         if self.reused:
             lines.insert(1, f"Unchanged passages kept their vectors: {self.reused} reused, {self.embedded} embedded.")
+        lines.insert(-1, f"Stories reported in more than one document: {self.stories} ({self.links} passage links "
+                         "across languages).")
         if self.watch_matches or self.watch_error:
             lines.append(f"Watches: {self.watch_error or f'{self.watch_matches} new matches'}")
         if self.skipped:
@@ -85,7 +92,6 @@ def update_index(corpus_dir=None, index_dir=None, *, embedder: Embedder | None =
     (nothing is embedded twice). The result is the index a full build would make, put in
     service atomically. ``corpus_dir`` defaults to the corpus the index was built from; the
     model and passage size are the index's own. With no index yet, this is a full build."""
-    from index.manifest import read_manifest
     from index.versions import current_version
     from polyseek.errors import IndexFormatError, IndexNotFoundError
 
@@ -139,21 +145,24 @@ def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedde
             reasons = "; ".join(f"{s.doc_id}: {s.reason}" for s in skipped[:5]) or "no files"
             raise CorpusError(f"nothing to index in {corpus_dir}: {reasons}")
         known = _reusable_vectors(index_dir, embedder, chunk_tokens) if reuse else None
+        previous = _previous_neighbours(index_dir) if known is not None else None
         try:
-            previous = watches.previous_texts(index_dir)  # None: no watch saved
+            held = watches.previous_texts(index_dir)  # None: no watch saved
         except (PolyseekError, sqlite3.Error) as exc:  # the update goes on; the summary says why
-            previous = f"not evaluated ({exc})"
+            held = f"not evaluated ({exc})"
         embed_started = time.perf_counter()
         vectors, embedded = _embed(passages, embedder, batch_size, progress, known)
         embed_seconds = time.perf_counter() - embed_started
 
         version = _write_version(index_dir, embedder, doc_rows, passages, vectors, corpus_dir, chunk_tokens,
-                                 fields, started, progress)
-        matched, watch_error = _evaluate_watches(index_dir, version, embedder, passages, previous)
+                                 fields, started, progress, previous=previous)
+        matched, watch_error = _evaluate_watches(index_dir, version, embedder, passages, held)
 
+    stories = read_manifest(version).stories
     return BuildSummary(str(index_dir), version.name, embedder.name, documents_read,
                         len(doc_rows), len(passages), _count_languages(passages), time.perf_counter() - started,
                         embed_seconds, skipped, embedded=embedded, reused=len(passages) - embedded,
+                        stories=stories["multi_document_stories"], links=stories["links"],
                         watch_matches=matched, watch_error=watch_error)
 
 
@@ -172,23 +181,26 @@ def _evaluate_watches(index_dir: Path, version: Path, embedder: Embedder, passag
 
 def write_index(index_dir, embedder: Embedder, documents: list[DocumentRow], passages: list[PassageRow],
                 vectors: np.ndarray, *, corpus: str | os.PathLike = "", chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
-                progress: Progress | None = None, exact_max: int | None = None) -> Path:
+                progress: Progress | None = None, exact_max: int | None = None, incremental: bool = False) -> Path:
     """Put an index of passages whose vectors are already known in service (benchmarks and
     tools that embed elsewhere); ``embedder`` gives the model's identity and is not called.
-    Passage ids must be 0..n-1 in order. Returns the new version folder."""
+    Passage ids must be 0..n-1 in order. ``incremental``: take the neighbourhoods of passages
+    the index in service already holds from it (as an update does). Returns the new version folder."""
     index_dir = settings.index_dir(index_dir)
     if len(passages) != len(vectors) or any(p.passage_id != i for i, p in enumerate(passages)):
         raise ValueError("write_index needs one vector per passage and passage ids 0..n-1 in order")
     with writer_lock(index_dir):
         remove_stale(index_dir)
+        previous = _previous_neighbours(index_dir) if incremental else None
         return _write_version(index_dir, embedder, documents, passages, np.asarray(vectors, np.float32),
                               Path(corpus), chunk_tokens, {}, time.perf_counter(),
-                              progress or (lambda stage, done, total: None), exact_max)
+                              progress or (lambda stage, done, total: None), exact_max, previous)
 
 
 def _write_version(index_dir: Path, embedder: Embedder, doc_rows: list[DocumentRow], passages: list[PassageRow],
                    vectors: np.ndarray, corpus_dir: Path, chunk_tokens: int, fields: dict[str, str] | None,
-                   started: float, progress: Progress, exact_max: int | None = None) -> Path:
+                   started: float, progress: Progress, exact_max: int | None = None,
+                   previous: "Previous | None" = None) -> Path:
     """Write store, vectors, BM25 and manifest into a new version folder and put it in service
     (the caller holds the writer lock). Vectors: the model's, one row per passage."""
     progress("writing", 0, 1)
@@ -196,7 +208,6 @@ def _write_version(index_dir: Path, embedder: Embedder, doc_rows: list[DocumentR
     try:
         langs = [p.lang for p in passages]
         means = language_means(vectors, langs)
-        write_store(build_dir / STORE, doc_rows, passages, means)
         save_embeddings(build_dir / EMBEDDINGS, vectors)
         offsets, lang_of = np.empty_like(vectors), np.asarray(langs)
         for lang, mean in means.items():  # one language at a time: no per-passage temporaries
@@ -207,9 +218,15 @@ def _write_version(index_dir: Path, embedder: Embedder, doc_rows: list[DocumentR
         index, plan = build_vector_index(np.arange(len(passages), dtype=np.int64), offsets, plan, queries=queries)
         del offsets
         save_vector_index(index, build_dir / VECTORS)
+        story_started = time.perf_counter()
+        story_info, story_rows = _stories(vectors, langs, doc_rows, passages, previous)
+        save_embeddings(build_dir / MARGINS, story_info.pop("knn_means"))
+        np.save(build_dir / NEIGHBOURS, story_info.pop("neighbour_ids"), allow_pickle=False)
+        story_info["seconds"] = round(time.perf_counter() - story_started, 3)
         del index
+        write_store(build_dir / STORE, doc_rows, passages, means, *story_rows)
         lexical_files = LexicalIndex.build([p.text for p in passages], langs).save(build_dir)
-        names = (STORE, VECTORS, EMBEDDINGS, *lexical_files)
+        names = (STORE, VECTORS, EMBEDDINGS, MARGINS, NEIGHBOURS, *lexical_files)
         write_manifest(build_dir, Manifest(
             format_version=FORMAT_VERSION, model=embedder.name, model_fingerprint=embedder.fingerprint,
             dim=embedder.dim, metric=METRIC, vector_index=kind_name(plan), language_prior=LANGUAGE_PRIOR,
@@ -224,6 +241,7 @@ def _write_version(index_dir: Path, embedder: Embedder, doc_rows: list[DocumentR
             fields=dict(fields or {}),
             libraries=_library_versions(),
             vector_params=plan,
+            stories=story_info,
         ))
         version = publish(index_dir, build_dir)
     except BaseException:
@@ -231,6 +249,71 @@ def _write_version(index_dir: Path, embedder: Embedder, doc_rows: list[DocumentR
         raise
     progress("writing", 1, 1)
     return version
+
+
+#: What an update takes from the version in service to search only what changed:
+#: (doc_id, language, text) of each passage -> its id there; its neighbour ids; their languages.
+Previous = tuple[dict, np.ndarray, tuple]
+
+
+def _stories(vectors: np.ndarray, langs: list[str], doc_rows: list[DocumentRow],
+             passages: list[PassageRow], previous: Previous | None = None) -> tuple[dict, tuple]:
+    """Each passage's neighbourhood in other languages, the passage links and the stories they
+    make (index.margins, index.stories): the manifest's ``stories`` entry (with the k-NN means
+    under "knn_means" and the neighbours' ids under "neighbour_ids", saved apart) and (stories,
+    members, links) for the store. With ``previous`` (an update), only the neighbourhoods that
+    can have changed are searched; the result is the same."""
+    lists = len(vectors) * max(0, len(set(langs)) - 1)
+    if previous is None:
+        neighbours, searched = cross_language_neighbours(vectors, langs), lists
+    else:
+        old_id, old_neighbours, old_langs = previous
+        old_of = np.array([old_id.get((p.doc_id, p.lang, p.text), -1) for p in passages], np.int64)
+        neighbours, searched = update_neighbours(vectors, langs, old_neighbours, old_langs, old_of)
+    links = passage_links(neighbours, langs, LINK_THRESHOLD)
+    position = {d.doc_id: i for i, d in enumerate(doc_rows)}
+    passage_doc = np.array([position[p.doc_id] for p in passages], np.int64)
+    docs = [DocInfo(d.doc_id, d.title, d.lang, d.published, d.source) for d in doc_rows]
+    stories, members, kept = group_stories(docs, passage_doc, links, DATE_WINDOW_DAYS)
+    links = tuple(x[kept] for x in links)
+    info = {"margin": "ratio", "k": MARGIN_K, "margin_languages": list(neighbours.langs), "link_threshold": LINK_THRESHOLD,
+            "date_window_days": DATE_WINDOW_DAYS, "links": int(len(links[0])), "stories": len(stories),
+            "multi_document_stories": sum(1 for s in stories if s.size > 1),
+            "neighbour_lists_searched": int(searched), "neighbour_lists": int(lists),
+            "knn_means": neighbours.means, "neighbour_ids": neighbours.ids}
+    return info, (stories, members, links)
+
+
+def _previous_neighbours(index_dir: Path) -> Previous | None:
+    """The version in service's passages and neighbour ids, for an update (None when it has
+    none, or they cannot be read: then every neighbourhood is searched). Called after
+    :func:`_reusable_vectors` found the version made by the same model and verified it."""
+    from index.store import PassageStore
+    from index.versions import current_version
+    from polyseek.errors import PolyseekError
+
+    try:
+        folder = current_version(index_dir)
+        manifest = read_manifest(folder)
+        if NEIGHBOURS not in manifest.files:
+            return None
+        ids = np.load(folder / NEIGHBOURS, allow_pickle=False)
+        store = PassageStore(folder / STORE)
+        try:
+            rows = store.passage_texts()
+            docs = store.passage_languages()
+        finally:
+            store.close()
+    except (PolyseekError, OSError, ValueError):
+        return None
+    columns = manifest.stories.get("margin_languages")
+    if ids.dtype != np.int64 or ids.ndim != 3 or len(ids) != len(rows) or not isinstance(columns, list):
+        return None
+    old_id: dict = {}
+    for (pid, lang, text), (doc_id, _) in zip(rows, docs):
+        key = (doc_id, lang, text)
+        old_id[key] = -1 if key in old_id else pid  # a passage repeated in its document: searched afresh
+    return old_id, ids, tuple(columns)
 
 
 def _tuning_queries(embedder: Embedder, passages: list[PassageRow]) -> np.ndarray:

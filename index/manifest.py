@@ -14,11 +14,13 @@ from pathlib import Path, PurePosixPath
 
 from polyseek.errors import IndexFormatError
 
-FORMAT_VERSION = 2  # 2: document metadata (url, source, published, author, pages)
+FORMAT_VERSION = 3  # 2: document metadata (url, source, published, author, pages); 3: margins and stories
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
 VECTORS = "vectors.faiss"
 EMBEDDINGS = "embeddings.npy"  # the model's vectors (float32, passage-id order): updates reuse them
+MARGINS = "margins.npy"  # each passage's mean cosine to its k nearest passages in other languages (index.margins)
+NEIGHBOURS = "neighbours.npy"  # those k nearest passages' ids (int64, passage x language x k): updates reuse them
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Manifest:
     checksums: dict[str, str] = field(default_factory=dict)  # file name -> blake2b-256 hex digest
     fields: dict[str, str] = field(default_factory=dict)  # JSONL/CSV field names (ours -> the export's)
     vector_params: dict = field(default_factory=dict)  # index.vectors.plan_vector_index + tuned nprobe, recall
+    stories: dict = field(default_factory=dict)  # index.margins / index.stories settings, counts and seconds
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:

@@ -45,8 +45,39 @@ CREATE TABLE language_means (
     lang         TEXT PRIMARY KEY,
     vector       BLOB NOT NULL      -- float32, little-endian; see index.vectors.language_means
 );
+CREATE TABLE passage_links (     -- index.margins: each pair in both directions
+    a            INTEGER NOT NULL,
+    b            INTEGER NOT NULL,
+    margin       REAL NOT NULL,
+    cosine       REAL NOT NULL,
+    PRIMARY KEY (a, b)
+) WITHOUT ROWID;
+CREATE TABLE stories (              -- index.stories
+    story_id     TEXT PRIMARY KEY,
+    title        TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    languages    TEXT NOT NULL,     -- JSON object: documents per language
+    first_date   TEXT NOT NULL,
+    last_date    TEXT NOT NULL,
+    first_lang   TEXT NOT NULL,
+    representative TEXT NOT NULL
+);
+CREATE TABLE story_documents (
+    doc_id       TEXT PRIMARY KEY,
+    story_id     TEXT NOT NULL,
+    lang         TEXT NOT NULL,
+    published    TEXT NOT NULL,
+    source       TEXT NOT NULL,
+    best_passage INTEGER NOT NULL,
+    links        INTEGER NOT NULL
+);
 CREATE INDEX passages_by_lang ON passages(lang);
 CREATE INDEX passages_by_doc ON passages(doc_id, ordinal);
+CREATE INDEX story_documents_by_story ON story_documents(story_id);
+CREATE INDEX story_documents_by_lang ON story_documents(lang, story_id);
+CREATE INDEX story_documents_by_source ON story_documents(lower(source), story_id);
+CREATE INDEX stories_by_size ON stories(size DESC, last_date DESC);
+CREATE INDEX stories_by_date ON stories(last_date DESC, size DESC);
 """
 
 
@@ -86,8 +117,11 @@ class PassageRow:
 
 
 def write_store(path: Path, documents: Iterable[DocumentRow], passages: Iterable[PassageRow],
-                means: dict[str, np.ndarray]) -> None:
-    """Create the store at ``path`` (which must not exist) in one transaction."""
+                means: dict[str, np.ndarray], stories: Iterable = (), members: Iterable = (),
+                links: tuple | None = None) -> None:
+    """Create the store at ``path`` (which must not exist) in one transaction. ``stories`` and
+    ``members``: :class:`index.stories.StoryRow` and ``StoryMember``; ``links``: arrays
+    ``(a, b, margin, cosine)`` of linked passage pairs, each pair once."""
     con = sqlite3.connect(path)
     try:
         with con:
@@ -100,6 +134,16 @@ def write_store(path: Path, documents: Iterable[DocumentRow], passages: Iterable
                              for p in passages))
             con.executemany("INSERT INTO language_means VALUES (?, ?)",
                             ((lang, np.asarray(v, "<f4").tobytes()) for lang, v in means.items()))
+            con.executemany("INSERT INTO stories VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            ((s.story_id, s.title, s.size, json.dumps(s.languages), s.first_date, s.last_date,
+                              s.first_lang, s.representative) for s in stories))
+            con.executemany("INSERT INTO story_documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            ((m.doc_id, m.story_id, m.lang, m.published, m.source, m.best_passage, m.links)
+                             for m in members))
+            if links is not None:
+                a, b, margin, cosine = (np.asarray(x).tolist() for x in links)
+                con.executemany("INSERT INTO passage_links VALUES (?, ?, ?, ?)",
+                                (row for x, y, m, c in zip(a, b, margin, cosine) for row in ((x, y, m, c), (y, x, m, c))))
     finally:
         con.close()
 
@@ -207,6 +251,71 @@ class PassageStore:
         """Documents per source (site or publication), most first; documents without one left out."""
         return dict(self._all("SELECT source, count(*) FROM documents WHERE source != '' GROUP BY source "
                               "ORDER BY count(*) DESC, source"))
+
+    # --- stories (index.stories) and passage links (index.margins) ---
+
+    def has_stories(self) -> bool:
+        return bool(self._all("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stories'"))
+
+    def links_of(self, passage_id: int, limit: int) -> list[tuple[int, float, float]]:
+        """(passage_id, margin, cosine) of the passages linked to ``passage_id``, strongest first."""
+        return self._all("SELECT b, margin, cosine FROM passage_links WHERE a = ? ORDER BY margin DESC, b LIMIT ?",
+                         (int(passage_id), int(limit)))
+
+    def stories_of(self, doc_ids) -> dict[str, str]:
+        """doc_id → story_id, for the given documents."""
+        ids = list(dict.fromkeys(doc_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        return dict(self._all(f"SELECT doc_id, story_id FROM story_documents WHERE doc_id IN ({marks})", tuple(ids)))
+
+    def document_languages(self) -> dict[str, int]:
+        """Documents per language, most first."""
+        return dict(self._all("SELECT lang, count(*) FROM documents GROUP BY lang ORDER BY count(*) DESC, lang"))
+
+    def list_stories(self, langs=None, sources=None, since=None, until=None, sort: str = "size",
+                     limit: int = 100, min_size: int = 1) -> list[tuple]:
+        """Rows of ``stories`` (see SCHEMA) matching the filters: a story qualifies when one of
+        its documents is in ``langs`` / from ``sources``, and when its dated span meets
+        [since, until]. ``sort``: "size" (largest, then latest) or "date" (latest first)."""
+        sql, params = ["SELECT story_id, title, size, languages, first_date, last_date, first_lang, representative "
+                       "FROM stories WHERE size >= ?"], [int(min_size)]
+        if langs:
+            sql.append(f"AND story_id IN (SELECT story_id FROM story_documents WHERE lang IN ({','.join('?' * len(langs))}))")
+            params += list(langs)
+        if sources:
+            sql.append("AND story_id IN (SELECT story_id FROM story_documents "
+                       f"WHERE lower(source) IN ({','.join('?' * len(sources))}))")
+            params += [x.strip().lower() for x in sources]
+        if since:
+            sql.append("AND last_date != '' AND last_date >= ?")
+            params.append(since)
+        if until:
+            sql.append("AND first_date != '' AND first_date <= ?")
+            params.append(until)
+        order = "size DESC, last_date DESC, story_id" if sort == "size" else "last_date DESC, size DESC, story_id"
+        return self._all(" ".join(sql) + f" ORDER BY {order} LIMIT ?", (*params, int(limit)))
+
+    def stories_by_id(self, story_ids) -> list[tuple]:
+        """Rows of ``stories`` for the given ids (those that exist)."""
+        ids = list(dict.fromkeys(story_ids))
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        return self._all("SELECT story_id, title, size, languages, first_date, last_date, first_lang, representative "
+                         f"FROM stories WHERE story_id IN ({marks})", tuple(ids))
+
+    def story(self, story_id: str) -> tuple[tuple | None, list[tuple]]:
+        """The story's row and its members: (doc_id, lang, published, source, best_passage, links,
+        title, url), earliest first."""
+        head = self._all("SELECT story_id, title, size, languages, first_date, last_date, first_lang, representative "
+                         "FROM stories WHERE story_id = ?", (story_id,))
+        members = self._all(
+            "SELECT s.doc_id, s.lang, s.published, s.source, s.best_passage, s.links, d.title, d.url "
+            "FROM story_documents s JOIN documents d ON d.doc_id = s.doc_id WHERE s.story_id = ? "
+            "ORDER BY s.published = '', s.published, s.lang, s.doc_id", (story_id,))
+        return (head[0] if head else None), members
 
     def close(self) -> None:
         with self._lock:

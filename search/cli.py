@@ -16,14 +16,23 @@ from polyseek.terminal import safe_json, visible
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["stories"]:  # (to search for the word itself: python -m search -- stories)
+        from search.stories_cli import main as stories_main
+
+        return stories_main(argv[1:])
     lead = 2 if argv[:1] in (["-i"], ["--index"]) else 1 if argv[:1] and argv[0].startswith("--index=") else 0
     if argv[lead : lead + 1] == ["watch"]:  # saved searches (to search for the word: python -m search -- watch)
         from search.watch_cli import main as watch_main
 
         return watch_main(argv[:lead] + argv[lead + 1 :])
-    parser = argparse.ArgumentParser(prog="python -m search", description="Search Polyseek's index in any language.",
+    parser = argparse.ArgumentParser(prog="python -m search", description="Search Polyseek's index in any language. "
+                                     "Subcommands: `python -m search stories` lists the stories across languages; "
+                                     "`python -m search watch` manages saved searches that alert.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("query", help="what to look for, in any language")
+    parser.add_argument("query", nargs="?", help="what to look for, in any language")
+    parser.add_argument("--counterparts", metavar="TEXT", default=None,
+                        help="instead of searching: the passages in other languages that say what TEXT says "
+                             "(its translation first, when the index holds one); --lang picks the languages")
     parser.add_argument("-k", "--top", dest="k", type=int, default=10, help="number of passages (1-1000)")
     parser.add_argument("-l", "--lang", action="append", default=[], metavar="CODE",
                         help="only passages in this language (ISO 639-1, e.g. ro); repeat or comma-separate for several")
@@ -49,17 +58,25 @@ def main(argv: list[str] | None = None) -> int:
                              "passage must reach (default: the watches' calibrated threshold)")
     args = parser.parse_args(argv)
     langs = [code for value in args.lang for code in value.split(",") if code.strip()]
+    if (args.query is None) == (args.counterparts is None):
+        parser.error("give a query to search for, or --counterparts TEXT (not both)")
 
+    from index.margins import LINK_THRESHOLD
     from search.searcher import Searcher
 
     if args.timeline:
+        if args.query is None:
+            parser.error("--timeline needs a query")
         return _timeline(args, langs)
     try:
         with Searcher.open(args.index) as searcher:
             started = time.perf_counter()
-            hits = searcher.search(args.query, k=args.k, langs=langs or None, per_document=args.per_document,
-                                   mode=args.mode, sources=args.source or None, since=args.since, until=args.until,
-                                   sort=args.sort)
+            if args.counterparts is not None:
+                hits = searcher.counterparts(args.counterparts, langs=langs or None, k=args.k)
+            else:
+                hits = searcher.search(args.query, k=args.k, langs=langs or None, per_document=args.per_document,
+                                       mode=args.mode, sources=args.source or None, since=args.since, until=args.until,
+                                       sort=args.sort)
             also = {h.passage_id: searcher.same_story(h) for h in hits} if args.also else {}
             elapsed = time.perf_counter() - started
             missing = [c for c in langs if c.lower() not in searcher.languages]
@@ -82,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     width = min(shutil.get_terminal_size((100, 20)).columns, 100)
     for rank, hit in enumerate(hits, 1):
         # Corpus text reaches the terminal with its control characters made visible (polyseek.terminal).
-        print(visible(f"{rank:>2}. [{hit.lang}] score {hit.score:.3f} (cosine {hit.cosine:.3f})  {hit.title}  "
+        score = "margin" if args.counterparts is not None else "score"
+        print(visible(f"{rank:>2}. [{hit.lang}] {score} {hit.score:.3f} (cosine {hit.cosine:.3f})  {hit.title}  "
                       f"({hit.doc_id}, chars {hit.start}-{hit.end})"))
         where = " · ".join(x for x in (hit.source, hit.date, f"page {hit.page}" if hit.page else "", hit.url) if x)
         if where:
@@ -90,10 +108,13 @@ def main(argv: list[str] | None = None) -> int:
         print(textwrap.fill(visible(" ".join(hit.text.split())), width=width, initial_indent="    ",
                             subsequent_indent="    "))
         for other in also.get(hit.passage_id, []):
-            print(textwrap.shorten(visible(f"    also reported in [{other.lang}] {other.title}: {' '.join(other.text.split())}"),
+            print(textwrap.shorten(visible(f"    also reported in [{other.lang}] {other.title} (story {hit.story_id}): "
+                                           f"{' '.join(other.text.split())}"),
                                    width=width, placeholder=" …"))
         print()
     print(f"{len(hits)} {'documents' if args.per_document else 'passages'} in {elapsed * 1000:.0f} ms")
+    if args.counterparts is not None and hits[0].score < LINK_THRESHOLD:
+        print(f"(none reaches the link margin {LINK_THRESHOLD}: these are the nearest passages, perhaps not translations)")
     return 0
 
 

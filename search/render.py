@@ -8,6 +8,7 @@ from html import escape
 from polyseek.languages import direction, language_name
 from search.highlight import Highlight
 from search.searcher import Hit
+from search.stories import Story, StoryDocument
 
 #: A document view shows at most this many characters on each side of the passage.
 DOCUMENT_CONTEXT_CHARS = 6000
@@ -34,6 +35,10 @@ mark.ps-passage { background: #e6f4ea; }
 .ps-meta { color: #555; font-size: .8rem; }
 .ps-also { margin-top: .45rem; font-size: .85rem; color: #444; }
 .ps-also ul { margin: .2rem 0 0 1rem; padding: 0; }
+.ps-story { border: 1px solid rgba(128,128,128,.35); border-radius: .5rem; padding: .5rem .8rem; margin: .3rem 0 .1rem; }
+.ps-story .ps-badge { margin-right: .3rem; }
+.ps-story-doc { margin: .5rem 0 .8rem; }
+.ps-story-lang .ps-text { font-size: .9rem; }
 table.ps-status { font-size: .85rem; border-collapse: collapse; width: 100%; }
 table.ps-status th { text-align: left; vertical-align: top; padding: .15rem .5rem .15rem 0; white-space: nowrap; font-weight: 600; }
 table.ps-status td { padding: .15rem 0; overflow-wrap: anywhere; }
@@ -63,13 +68,15 @@ def hit_html(rank: int, hit: Hit, highlight: Highlight | None, also: list[Hit] |
 
 
 def also_html(also: list[Hit] | None) -> str:
-    """"Also reported in: Română — …, العربية — …" (nothing when there is no such passage)."""
+    """"Also reported in: Română — …, العربية — …": the passage's links in its story (nothing
+    when there is none)."""
     if not also:
         return ""
     items = "".join(
         f'<li><span class="ps-badge {direction(o.lang)}">{escape(language_name(o.lang))} · {escape(o.lang)}</span> '
         f'<span dir="auto">{escape(o.title)}</span> — <span dir="{direction(o.lang)}" lang="{escape(o.lang)}">'
-        f"{escape(_snippet(o.text))}</span> <span class=\"ps-score\">cosine {o.cosine:.2f}</span></li>" for o in also)
+        f"{escape(_snippet(o.text))}</span> <span class=\"ps-score\">margin {o.score:.2f} · cosine {o.cosine:.2f}</span></li>"
+        for o in also)
     return f'<div class="ps-also">Also reported in:<ul>{items}</ul></div>'
 
 
@@ -110,3 +117,33 @@ def marked(text: str, marks: list[tuple[int, int, str]]) -> str:
         pos = at
     out.append(escape(text[pos:]))
     return "".join(out)
+
+
+def story_html(story: Story) -> str:
+    """One line of the stories list: title, languages with document counts, first and last date,
+    size, which language reported it first and which of the corpus's languages never did."""
+    langs = " ".join(f'<span class="ps-badge {direction(code)}">{escape(language_name(code))} · {n}</span>'
+                     for code, n in story.languages.items())
+    dates = (escape(story.first_date) if story.first_date == story.last_date else
+             f"{escape(story.first_date)} – {escape(story.last_date)}") if story.first_date else "undated"
+    first = (f" · first in {escape(', '.join(language_name(c) for c in story.first_langs))}"
+             if story.first_langs and len(story.languages) > 1 else "")
+    missing = (f'<div class="ps-meta">Never covered in: {escape(", ".join(language_name(c) for c in story.missing_langs))}</div>'
+               if story.missing_langs else "")
+    return (f'<div class="ps-story" data-story="{escape(story.story_id, quote=True)}">'
+            f'<div class="ps-head"><span class="ps-title" dir="auto">{escape(story.title)}</span>'
+            f'<span class="ps-meta">{story.size} document{"s" if story.size != 1 else ""} · {dates}{first}</span></div>'
+            f"<div>{langs}</div>{missing}</div>")
+
+
+def story_column_html(lang: str, documents: list[StoryDocument]) -> str:
+    """One language of an opened story: its documents, each with its date, title and best passage."""
+    dir_ = direction(lang)
+    items = "".join(
+        f'<div class="ps-story-doc"><div class="ps-meta">{escape(d.date[:10] or "undated")}'
+        + (f" · {escape(d.source)}" if d.source else "") + f' · <span class="ps-file">{escape(d.doc_id)}</span></div>'
+        f'<div class="ps-title" dir="auto">{escape(d.title)}</div>'
+        f'<div class="ps-text" dir="{dir_}" lang="{escape(lang)}">{escape(_snippet(d.passage, 600))}</div></div>'
+        for d in documents)
+    return (f'<div class="ps-story-lang" data-lang="{escape(lang, quote=True)}"><span class="ps-badge {dir_}">'
+            f"{escape(language_name(lang))} · {escape(lang)}</span>{items}</div>")

@@ -13,7 +13,9 @@ import numpy as np
 
 from index.balance import NEIGHBOURS, merge
 from index.lexical import FOLDER as LEXICAL_FOLDER, TOKENIZER as LEXICAL_TOKENIZER, LexicalIndex
-from index.manifest import EMBEDDINGS, STORE, VECTORS, Manifest, read_manifest, require_regular, verify_files
+from index.manifest import (EMBEDDINGS, MARGINS, STORE, VECTORS, Manifest, read_manifest, require_regular,
+                            verify_files)
+from index.margins import MARGIN_K, load_means, margin_vectors, ratio_margin
 from index.store import PassageStore
 from index.vectors import REFINE, ExactRows, load_vector_index, search_vectors
 from index.versions import current_version
@@ -21,15 +23,14 @@ from polyseek import settings
 from polyseek.embedder import Embedder, load_embedder
 from polyseek.errors import IndexFormatError, ModelMismatchError, QueryError
 from search.fusion import rrf
+from search.stories import SORTS as STORY_SORTS, Story, StoryDetail, StoryDocument, story_from_row
 
 MAX_K = 1000
 OPEN_ATTEMPTS = 5
 MODES = ("auto", "dense", "hybrid")
 SORTS = ("relevance", "date")
-#: Cosine above which two passages in different languages say the same thing: the highest
-#: recall with precision >= 0.9 on XQuAD's parallel paragraphs in de, es, ru, zh (precision 0.911,
-#: recall 0.819; benchmarks/same_story.py).
-SAME_STORY_THRESHOLD = 0.8325
+#: Candidates per target language that :meth:`Searcher.counterparts` scores by margin.
+COUNTERPART_CANDIDATES = 16
 #: "auto" is hybrid when the search is restricted to the query's own language, dense otherwise:
 #: BM25 lifts same-language R@1 on XQuAD by 1.3 points, but in a mixed-language result list it
 #: lifts the query's language above the others (BENCHMARKS.md, issue 4).
@@ -59,6 +60,7 @@ class Hit:
     source: str = ""
     date: str = ""  # the document's publication date, ISO 8601; "" when unknown
     page: int | None = None  # PDF: the page the passage starts on (1-based)
+    story_id: str = ""  # the story its document belongs to (Searcher.story)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,7 +70,7 @@ class Searcher:
     """An open index. Thread-safe for searching; open it once and reuse it."""
 
     def __init__(self, folder: Path, manifest: Manifest, embedder: Embedder, vectors, store: PassageStore,
-                 lexical: LexicalIndex | None = None):
+                 lexical: LexicalIndex | None = None, knn_means: np.ndarray | None = None):
         self.folder = folder
         self._lexical = lexical
         self.manifest = manifest
@@ -93,6 +95,14 @@ class Searcher:
         for code, lang in enumerate(self._langs):
             self._lang_of[self._ids_by_lang[lang]] = code
         self._selectors: dict[str, object] = {}  # FAISS selectors of whole languages, made once
+        # Each passage's mean cosine to its k nearest passages in each language (index.margins).
+        self._knn_means = knn_means
+        self._margin_col = ({lang: i for i, lang in enumerate(manifest.stories["margin_languages"])}
+                            if knn_means is not None else {})  # columns checked by load_means
+        try:
+            self._doc_langs = store.document_languages()
+        except sqlite3.DatabaseError as exc:
+            raise IndexFormatError(f"the passage store in {folder} is unreadable ({exc}): rebuild the index") from exc
         # Approximate (IVF) indexes re-score their candidates from the model's vectors on disk.
         self._exact = None
         if manifest.vector_params.get("kind") == "ivf-sq8":
@@ -139,6 +149,10 @@ class Searcher:
         if manifest.vector_params.get("kind") == "ivf-sq8":
             require_regular(folder / EMBEDDINGS)
         vectors = load_vector_index(folder / VECTORS, manifest.vector_params)
+        if MARGINS in manifest.files:
+            require_regular(folder / MARGINS)
+        knn_means = (load_means(folder / MARGINS, manifest.passages, manifest.stories.get("margin_languages"))
+                     if MARGINS in manifest.files else None)
         if vectors.d != manifest.dim:
             raise IndexFormatError(f"the vector file in {folder} holds {vectors.d} dimensions, the manifest says "
                                    f"{manifest.dim}: rebuild the index")
@@ -162,7 +176,7 @@ class Searcher:
                 raise IndexFormatError(
                     f"the index at {folder} is inconsistent: {counts[0]} vectors, {counts[1]} stored passages, "
                     f"manifest says {counts[2]}: rebuild it")
-            return cls(folder, manifest, embedder, vectors, store, lexical)
+            return cls(folder, manifest, embedder, vectors, store, lexical, knn_means)
         except BaseException:
             store.close()
             raise
@@ -332,19 +346,109 @@ class Searcher:
             return self._vectors.reconstruct_batch(ids)
         return self._exact(ids) - self._mean_matrix[self._lang_of[ids]]
 
-    def same_story(self, hit: Hit, k: int = 3, threshold: float = SAME_STORY_THRESHOLD) -> list[Hit]:
-        """Passages of *other documents in other languages* that say what ``hit`` says: its
-        nearest neighbours in the same FAISS index, one per document, with a cosine of at least
-        ``threshold``, most similar first."""
-        others = [lang for lang in self._ids_by_lang if lang != hit.lang]
-        if not others or hit.lang not in self._means:
+    def same_story(self, hit: Hit, k: int = 3) -> list[Hit]:
+        """Passages of *other documents in other languages* of ``hit``'s story that say what
+        ``hit`` says: its passage links (ratio margin at least the calibrated threshold; see
+        index.margins), one per document, strongest first. ``score`` is the margin."""
+        _check_k(k)
+        links = self._store.links_of(hit.passage_id, MAX_K)
+        hits = self._passage_hits([(pid, margin, cosine) for pid, margin, cosine in links])
+        best: dict[str, Hit] = {}
+        for other in hits:
+            if other.doc_id != hit.doc_id and other.lang != hit.lang:
+                best.setdefault(other.doc_id, other)
+        return list(best.values())[:k]
+
+    def counterparts(self, text: str, langs: list[str] | None = None, k: int = 5) -> list[Hit]:
+        """The passages in other languages that say what ``text`` (a pasted sentence or passage)
+        says, best first: scored by ratio margin against the index's own cross-language
+        neighbourhoods (index.margins), so the translation, when the index holds one, comes
+        first. ``langs``: the languages to look in (default: all but the text's own).
+        ``score`` is the margin, ``cosine`` the plain cosine."""
+        _check_k(k)
+        text = clean_query(text)
+        if langs:
+            targets = [c for c in self._allowed_langs(langs) if c in self._ids_by_lang]
+            rest = [lang for lang in self._ids_by_lang if lang not in targets]
+            from index.language import detect_among
+
+            own = detect_among(text, rest) if rest else None
+        else:
+            own = self.query_language(text)
+            targets = [lang for lang in self._ids_by_lang if lang != own]
+        if not targets:
             return []
-        vector = self._centred([hit.passage_id])[0] + self._means[hit.lang]
-        # The index's own languages, taken as stored (an index built before tags were normalized
-        # may hold "pt-"): they are not a user's filter to check.
-        near = self.search_vector(vector, min(MAX_K, 4 * k), _StoredLanguages(others), per_document=True,
-                                  exclude_doc=hit.doc_id)
-        return sorted((h for h in near if h.cosine >= threshold), key=lambda h: -h.cosine)[:k]
+        vector = self.embedder.embed([text], "passage")[0]
+        return self.counterparts_vector(vector, own, targets, k)
+
+    def counterparts_vector(self, vector: np.ndarray, own: str | None, targets: list[str], k: int = 5) -> list[Hit]:
+        """:meth:`counterparts` for a text's vector (encoded as a passage, as the index's are),
+        in language ``own`` (None: unknown), among passages in ``targets``."""
+        _check_k(k)
+        if self._knn_means is None:
+            raise IndexFormatError(f"the index at {self.folder.parent} was built before margins existed: rebuild it")
+        targets = [lang for lang in targets if lang in self._ids_by_lang]
+        if not targets:
+            return []
+        vector = margin_vectors(np.asarray(vector, np.float32).reshape(1, -1))[0]
+        ids, cosines, mean_x = [], [], []
+        for lang in targets:  # q·(p − mean_L) within one language: the cosine less a constant
+            offset = float(vector @ self._means[lang])
+            found = self._nearest(vector.reshape(1, -1), COUNTERPART_CANDIDATES, self._ids_by_lang[lang])
+            cos = np.array([score + offset for score, _ in found], np.float32)
+            order = np.argsort(-cos, kind="stable")
+            ids += [found[i][1] for i in order]
+            cosines.append(cos[order])
+            mean_x += [float(cos[order][:MARGIN_K].mean())] * len(found)
+        if not ids:
+            return []
+        ids, cosines = np.array(ids, np.int64), np.concatenate(cosines)
+        rows = self._knn_means[ids]
+        col = self._margin_col.get(own)
+        mean_y = rows[:, col] if col is not None else np.nanmean(rows, axis=1)  # text in a language the index lacks
+        margins = ratio_margin(cosines, np.array(mean_x, np.float32), np.nan_to_num(mean_y, nan=1.0))
+        order = np.argsort(-margins, kind="stable")[:k]
+        return self._passage_hits([(int(ids[i]), float(margins[i]), float(cosines[i])) for i in order])
+
+    def stories(self, langs: list[str] | None = None, sources: list[str] | None = None, since: str | None = None,
+                until: str | None = None, sort: str = "size", limit: int = 100, min_size: int = 1) -> list[Story]:
+        """The corpus's stories (index.stories): those with a document in one of ``langs`` and
+        from one of ``sources``, reported within [since, until]; ``sort`` "size" (most documents
+        first) or "date" (latest report first); at most ``limit``; ``min_size=2`` leaves out
+        documents no other language reported."""
+        if sort not in STORY_SORTS:
+            raise QueryError(f"sort {sort!r} is unknown for stories: use one of {', '.join(STORY_SORTS)}")
+        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or not 1 <= limit <= 100_000:
+            raise QueryError(f"limit of {limit!r} is out of range: ask for 1 to 100000 stories")
+        rows = self._store.list_stories(self._allowed_langs(langs) if langs else None, sources,
+                                        _check_date(since, "since"), _check_date(until, "until"), sort, limit, min_size)
+        return [story_from_row(row, self._doc_langs) for row in rows]
+
+    def stories_by_id(self, story_ids) -> dict[str, Story]:
+        """story_id → :class:`Story` for the given ids (e.g. the ``story_id`` of some hits)."""
+        return {row[0]: story_from_row(row, self._doc_langs) for row in self._store.stories_by_id(story_ids)}
+
+    def story(self, story_id: str) -> StoryDetail | None:
+        """One story opened: its documents (earliest first), each with its best passage; None
+        when the index has no story of that id."""
+        head, members = self._store.story(str(story_id))
+        if head is None:
+            return None
+        passages = self._store.passages(m[4] for m in members)
+        documents = tuple(
+            StoryDocument(doc_id, title, lang, published, source, url, best, passages[best][0].text if best in passages else "",
+                          links)
+            for doc_id, lang, published, source, best, links, title, url in members)
+        return StoryDetail(story_from_row(head, self._doc_langs), documents)
+
+    @property
+    def document_languages(self) -> dict[str, int]:
+        """Documents per language in the index, most first."""
+        return dict(self._doc_langs)
+
+    @property
+    def has_stories(self) -> bool:
+        return self._knn_means is not None
 
     def language_spread(self, qvec: np.ndarray) -> dict[str, float]:
         """How widely the query's scores ``q·(p − mean_L)`` spread over each language's passages
@@ -387,7 +491,8 @@ class Searcher:
 
     def _hits(self, qvec: np.ndarray, found: list[tuple[float, int]]) -> list[Hit]:
         rows = self._store.passages(i for _, i in found)
-        meta = self._store.document_meta(rows[pid][0].doc_id for _, pid in found if pid in rows)
+        doc_ids = [rows[pid][0].doc_id for _, pid in found if pid in rows]
+        meta, stories = self._store.document_meta(doc_ids), self._store.stories_of(doc_ids)
         # Scores are margins (index.balance) or rank fusions: the cosine comes from the stored
         # vectors, q·(p − mean_L) + q·mean_L.
         centred = {}
@@ -403,7 +508,22 @@ class Searcher:
                 page = bisect.bisect_right(pages, row.start) if pages else None
                 hits.append(Hit(pid, row.doc_id, title, row.lang, row.text, score, row.start, row.end,
                                 centred[pid] + offset,
-                                url, source, date, page))
+                                url, source, date, page, stories.get(row.doc_id, "")))
+        return hits
+
+    def _passage_hits(self, found: list[tuple[int, float, float]]) -> list[Hit]:
+        """Hits for (passage_id, score, cosine), in that order."""
+        rows = self._store.passages(pid for pid, _, _ in found)
+        doc_ids = [rows[pid][0].doc_id for pid, _, _ in found if pid in rows]
+        meta, stories = self._store.document_meta(doc_ids), self._store.stories_of(doc_ids)
+        hits = []
+        for pid, score, cosine in found:
+            if pid in rows:
+                row, title = rows[pid]
+                url, source, date, _author, pages = meta.get(row.doc_id, ("", "", "", "", ()))
+                page = bisect.bisect_right(pages, row.start) if pages else None
+                hits.append(Hit(pid, row.doc_id, title, row.lang, row.text, float(score), row.start, row.end,
+                                float(cosine), url, source, date, page, stories.get(row.doc_id, "")))
         return hits
 
     def passage_languages(self) -> list[tuple[str, str]]:
@@ -425,9 +545,13 @@ class Searcher:
     def _allowed_ids(self, langs: list[str] | None) -> np.ndarray | None:
         if not langs:
             return None
-        if isinstance(langs, _StoredLanguages):
-            parts = [self._ids_by_lang[lang] for lang in langs if lang in self._ids_by_lang]
-            return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        codes = self._allowed_langs(langs)
+        parts = [self._ids_by_lang[c] for c in codes if c in self._ids_by_lang]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    @staticmethod
+    def _allowed_langs(langs) -> list[str]:
+        """Language codes as given, checked and lower-cased."""
         if isinstance(langs, str):
             langs = [langs]
         codes = []
@@ -436,8 +560,7 @@ class Searcher:
             if not _LANG_CODE.match(code):
                 raise QueryError(f"language {lang!r} is not an ISO 639-1 code such as 'en', 'ro' or 'ar'")
             codes.append(code)
-        parts = [self._ids_by_lang[c] for c in codes if c in self._ids_by_lang]
-        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        return codes
 
     def close(self) -> None:
         self._store.close()
@@ -449,10 +572,6 @@ class Searcher:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-class _StoredLanguages(list):
-    """Language codes as the index stores them (not checked as a user's filter is)."""
 
 
 def clean_query(query) -> str:

@@ -53,7 +53,9 @@ class HitOut(BaseModel):
     source: str = ""
     date: str = ""
     page: int | None = None
+    story_id: str = ""
     also_reported_in: list["HitOut"] | None = None
+    story: dict | None = Field(default=None, description="the hit's story (with story=true): its languages, size, dates")
 
 
 class SearchOut(BaseModel):
@@ -203,7 +205,8 @@ def create_app(index_dir=None, *, corpus_dir=None, token: str | None = None, cor
                k: Annotated[int, Query(ge=1, le=MAX_K)] = 10, lang: Langs = [],  # noqa: B006 (FastAPI copies it)
                mode: Literal["auto", "dense", "hybrid"] = "auto", per_document: bool = False, source: Sources = [],
                since: date | None = None, until: date | None = None, sort: Literal["relevance", "date"] = "relevance",
-               also: Annotated[bool, Query(description="where each hit's story was reported in other languages")] = False):
+               also: Annotated[bool, Query(description="where each hit's story was reported in other languages")] = False,
+               story: Annotated[bool, Query(description="each hit's story: size, languages, first report")] = False):
         langs = language_codes(lang) or None
         q = clean_query(q)  # as every path reads it
         with follower.searcher() as searcher:
@@ -213,6 +216,10 @@ def create_app(index_dir=None, *, corpus_dir=None, token: str | None = None, cor
             hits = searcher.search_vector(qvec, k, langs, per_document=per_document, mode=resolved, query=q,
                                           sources=source or None, since=_iso(since), until=_iso(until), sort=sort)
             out = [_hit(h, searcher.same_story(h) if also else None) for h in hits]
+            if story:
+                found = searcher.stories_by_id({h.story_id for h in hits if h.story_id})
+                for hit_out in out:
+                    hit_out.story = found[hit_out.story_id].to_dict() if hit_out.story_id in found else None
             took = (time.perf_counter() - started) * 1000
             return SearchOut(query=q, version=searcher.folder.name, mode=resolved, took_ms=round(took, 2), hits=out)
 
@@ -229,6 +236,25 @@ def create_app(index_dir=None, *, corpus_dir=None, token: str | None = None, cor
                                passages=[PassageOut(passage_id=p.passage_id, ordinal=p.ordinal, start=p.start,
                                                     end=p.end, lang=p.lang, text=p.text) for p in passages],
                                version=searcher.folder.name)
+
+    @app.get("/stories")
+    def stories(lang: Langs = [], source: Sources = [], since: date | None = None,  # noqa: B006
+                until: date | None = None, sort: Literal["size", "date"] = "size",
+                limit: Annotated[int, Query(ge=1, le=100_000)] = 100,
+                min_size: Annotated[int, Query(ge=1, description="2: only stories more than one document reported")] = 1):
+        with follower.searcher() as searcher:
+            found = searcher.stories(language_codes(lang) or None, source or None, _iso(since), _iso(until), sort,
+                                     limit, min_size)
+            return {"stories": [s.to_dict() for s in found], "version": searcher.folder.name}
+
+    @app.get("/stories/{story_id}")
+    def story_detail(story_id: str):
+        with follower.searcher() as searcher:
+            found = searcher.story(story_id)
+            if found is None:
+                raise HTTPException(404, f"no story {story_id!r} in the index (version {searcher.folder.name}): "
+                                         "GET /stories lists them")
+            return {**found.to_dict(), "version": searcher.folder.name}
 
     @app.get("/index")
     def index_info():

@@ -78,7 +78,7 @@ def test_language_filter_lists_counts_and_restricts_results(site):
     at = search(at.multiselect(key="langs").set_value(["ro", "ar"]).run(), "missile shield guarantees")
     found = cards(at)
     assert {card_field(c, "ps-badge") for c in found} == {"Romanian · ro", "Arabic · ar"}
-    arabic = [c for c in found if "Arabic · ar" in c]
+    arabic = [c for c in found if card_field(c, "ps-badge") == "Arabic · ar"]
     assert all('class="ps-text" dir="rtl" lang="ar"' in c for c in arabic)
     assert all('dir="ltr"' in c for c in found if c not in arabic)
 
@@ -219,3 +219,43 @@ def test_ranking_mode_auto_uses_words_only_within_the_querys_language(site):
     at.multiselect(key="langs").set_value([]).run()
     at.get("button_group")[0].set_value("hybrid").run()
     assert " · hybrid · " in summary(at)
+
+
+def test_stories_view_and_the_cards_that_open_it(tmp_path, monkeypatch):
+    from polyseek.embedder import HashingEmbedder
+    from tests.test_stories import record, write_jsonl
+
+    corpus, index_dir = tmp_path / "stories", tmp_path / "stories-index"
+    write_jsonl(corpus, [record("summit", "en", "2024-03-02"), record("summit", "ro", "2024-03-01"),
+                         record("summit", "de", "2024-03-04"), record("floods", "en"), record("floods", "de"),
+                         record("rates", "en"), record("rates", "ro"), record("vaccine", "ro")])
+    build_index(corpus, index_dir, embedder=HashingEmbedder(1024))
+    monkeypatch.setenv("POLYSEEK_INDEX", str(index_dir))
+    monkeypatch.setenv("POLYSEEK_CORPUS", str(corpus))
+    at = search(open_page(), "summit geneva presidents agreement")
+    top = cards(at)[0]
+    assert "ps-also" in top and "Also reported in" in top and "margin" in top
+    assert "summit (ro)" in top and "summit (de)" in top and "floods" not in top.split("ps-also")[1]
+    assert at.button(key="story-1").label == "Open the story: 3 documents in German, English, Romanian"
+
+    at.button(key="story-1").click().run()  # the card opens its story on the Stories page
+    assert not at.exception, at.exception
+    html = "".join(h.value for h in at.html)
+    assert "<h1" not in html and at.title[0].value == "Stories"
+    assert html.count('class="ps-story-lang"') == 3 and all(f'data-lang="{c}"' in html for c in ("en", "ro", "de"))
+    assert "2024-03-01 – 2024-03-04" in html
+    captions = plain(at.caption)
+    assert any("Reported first in Romanian (2024-03-01)" in c and "Covered in every language" in c for c in captions), captions
+
+    at.button(key="all_stories").click().run()  # back to the list: multi-document stories, largest first
+    stories = [h.value for h in at.html if h.value.startswith('<div class="ps-story"')]
+    assert len(stories) == 3 and "3 documents" in stories[0]
+    assert any("Never covered in: Romanian" in s for s in stories)  # the floods: English and German only
+    at.checkbox(key="story_singles").check().run()
+    assert len([h for h in at.html if h.value.startswith('<div class="ps-story"')]) == 4
+    vaccine = next(b for b in at.button if b.key and b.key.startswith("open-") and b.key.endswith(
+        next(h.value for h in at.html if "vaccine" in h.value).split('data-story="')[1].split('"')[0]))
+    vaccine.click().run()
+    html = "".join(h.value for h in at.html)
+    assert html.count('class="ps-story-lang"') == 1 and "vaccine (ro)" in html
+    assert any("Never covered in English, German" in c for c in plain(at.caption))

@@ -141,3 +141,31 @@ def test_filter_rebuild_and_upload_in_a_real_browser(site, page):
     page.locator(".ps-summary[data-state=done]").wait_for()  # the page has re-run the search on the new index
     assert page.locator('table.ps-status tr:has(th:text-is("Documents")) td').inner_text() == "5"
     page.screenshot(path=str(site["root"] / "after-upload.png"))
+
+
+def test_a_translation_makes_a_story_the_page_shows(site, page):
+    """Upload a Romanian translation of the English NATO article's opening: the rebuilt index
+    links them, the result card says so and opens the story, and the Stories view lists it."""
+    from tests.conftest import FIXTURES
+
+    page.locator('input[type="file"]').set_input_files(files=[{
+        "name": "nato_ro.txt", "mimeType": "text/plain", "buffer": (FIXTURES / "nato_ro.txt").read_bytes()}])
+    page.get_by_role("button", name="Add 1 file(s)").click()
+    page.get_by_text("Added to").wait_for()
+    page.locator(".ps-status").wait_for()
+    ask(page, "NATO chief calls a pre-emptive strike threat unjustified")
+    card = page.locator(".ps-hit").filter(has_text="001_1343e8bf4947fd03.txt").first
+    also = card.locator(".ps-also")
+    assert "Also reported in" in also.inner_text() and "Romanian" in also.inner_text()
+    page.get_by_role("button", name="Open the story: 2 documents in English, Romanian").first.click()
+    page.locator(".ps-story-lang").first.wait_for()
+    columns = page.locator(".ps-story-lang")
+    assert columns.count() == 2
+    assert {columns.nth(i).get_attribute("data-lang") for i in range(2)} == {"en", "ro"}
+    assert page.get_by_text("Never covered in Arabic").is_visible()
+    page.screenshot(path=str(site["root"] / "story.png"), full_page=False)
+
+    page.get_by_role("button", name="All stories").click()
+    stories = page.locator(".ps-story")
+    stories.first.wait_for()
+    assert stories.count() == 1 and "2 documents" in stories.first.inner_text()

@@ -97,7 +97,9 @@ def test_an_index_holding_a_malformed_stored_language_still_answers(tmp_path, co
         hits = searcher.search("Deveselu scutul antirachetă garanţii", k=10)
         assert "pt-" in {h.lang for h in hits}
         for hit in hits:
-            searcher.same_story(hit, threshold=-1.0)
+            searcher.same_story(hit)
+            searcher.counterparts(hit.text, k=3)
+        assert searcher.stories(min_size=1)
         with pytest.raises(QueryError, match="not an ISO 639-1 code"):
             searcher.search("scutul", langs=["pt-"])  # as a user's filter it is still checked
 
@@ -207,7 +209,11 @@ def test_any_export_builds_and_searches_with_also_reported_in(tmp_path_factory, 
     assert summary.documents_read == summary.documents_indexed + len(summary.skipped)
     with Searcher.open(root / "index", embedder=fake) as searcher:
         for hit in searcher.search("talks budget coalition", k=10, mode="hybrid"):
-            searcher.same_story(hit, threshold=-1.0)
+            searcher.same_story(hit)
+            searcher.counterparts(hit.text, k=3)
+            assert searcher.story(hit.story_id).story.size >= 1
+        for story in searcher.stories(min_size=1):
+            searcher.story(story.story_id)
         for lang in searcher.languages:
             searcher.search("talks", k=3, langs=[lang])
 

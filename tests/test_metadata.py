@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from index import build_index
 from polyseek.errors import QueryError
 from search import Searcher
-from search.searcher import SAME_STORY_THRESHOLD
+from index.margins import LINK_THRESHOLD
 from tests.conftest import ROOT
 from tests.test_formats import NEWS_PAGE, make_pdf
 
@@ -128,5 +128,5 @@ def test_also_reported_in_finds_the_translation(tmp_path, real_embedder):
     with Searcher.open(tmp_path / "i", embedder=real_embedder) as s:
         hit = s.search("missile interceptor agreement", 1, ["en"])[0]
         also = s.same_story(hit)
-        assert [h.doc_id for h in also] == ["ro.txt"] and also[0].cosine >= SAME_STORY_THRESHOLD
+        assert [h.doc_id for h in also] == ["ro.txt"] and also[0].score >= LINK_THRESHOLD
         assert s.same_story(s.search("football match", 1, ["ro"])[0]) == []

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from index import update_index, write_index
-from index.manifest import EMBEDDINGS, MANIFEST, read_manifest
+from index.manifest import EMBEDDINGS, MANIFEST, MARGINS, read_manifest
 from index.store import DocumentRow, PassageRow
 from index.vectors import recall_at
 from index.versions import current_version
@@ -73,7 +73,9 @@ def test_the_approximate_searcher_finds_what_the_exact_one_finds(two_indexes):
         assert len(hybrid) == 5 and all(h.lang == "en" for h in hybrid)
         top = approx.search(queries[2], 1)[0]
         assert abs(top.cosine - float(fake.embed([top.text], "passage")[0] @ fake.embed([queries[2]], "query")[0])) < 0.02
-        assert all(h.lang != top.lang and h.doc_id != top.doc_id for h in approx.same_story(top, threshold=0.0))
+        others = [lang for lang in ("en", "ro", "ar") if lang != top.lang]
+        found = approx.counterparts(top.text, langs=others, k=5)
+        assert len(found) == 5 and all(h.lang in others for h in found)
 
 
 def test_cosines_shown_from_an_ivf_index_are_the_models_not_the_8_bit_codes(two_indexes):
@@ -86,9 +88,16 @@ def test_cosines_shown_from_an_ivf_index_are_the_models_not_the_8_bit_codes(two_
         hybrid = approx.search(q, 5, ["en"], mode="hybrid")
         assert hybrid and all(abs(h.cosine - float(vec(h.text, "passage") @ vec(q, "query"))) < 1e-5 for h in hybrid)
         top = approx.search(q, 1)[0]
-        story = approx.same_story(top, threshold=0.0)
-        assert story
-        assert all(abs(h.cosine - float(vec(h.text, "passage") @ vec(top.text, "passage"))) < 1e-5 for h in story)
+        found = approx.counterparts(top.text, langs=[lang for lang in ("en", "ro", "ar") if lang != top.lang], k=5)
+        assert found
+        assert all(abs(h.cosine - float(vec(h.text, "passage") @ vec(top.text, "passage"))) < 1e-5 for h in found)
+
+
+def test_margins_of_an_approximate_index_are_exact(two_indexes):
+    """Margins come from exact neighbourhoods whatever kind of index a version has."""
+    root, _, _, _ = two_indexes
+    flat, ivf = (np.load(current_version(root / name) / MARGINS) for name in ("flat", "ivf"))
+    np.testing.assert_allclose(flat, ivf, atol=1e-6)
 
 
 def test_the_search_of_a_tiny_language_in_a_large_index_is_not_starved(tmp_path):

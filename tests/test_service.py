@@ -273,3 +273,16 @@ def test_timeline_cli_matches_the_api(client, site, capsys):
     table = capsys.readouterr().out.splitlines()
     assert table[1].split() == ["period", *api["counts"]]
     assert table[2].split()[0] == "2026-11-02" and table[-1].split()[0] == "undated"
+
+
+def test_stories_through_the_api(client):
+    listed = client.get("/stories").json()["stories"]
+    assert listed and all({"story_id", "title", "size", "languages"} <= set(s) for s in listed)
+    opened = client.get(f"/stories/{listed[0]['story_id']}").json()
+    assert opened["story"]["story_id"] == listed[0]["story_id"] and len(opened["documents"]) == listed[0]["size"]
+    assert client.get("/stories/no-such-story").status_code == 404
+    assert client.get("/stories", params={"sort": "colour"}).json()["detail"][0]["field"] == "sort"
+    hits = client.get("/search", params={"q": "missile shield", "story": "true"}).json()["hits"]
+    assert all(h["story"]["story_id"] == h["story_id"] for h in hits if h["story_id"])
+    assert any(h["story"] for h in hits)
+    assert client.get("/search", params={"q": "missile shield"}).json()["hits"][0]["story"] is None
