@@ -6,9 +6,10 @@ PIP    := $(PY) -m pip
 CORPUS ?= data
 INDEX  ?= .polyseek/index
 PORT   ?= 8501
+API_PORT ?= 8000
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser run index test bench clean
+.PHONY: install browser run serve index test bench clean
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
@@ -21,6 +22,11 @@ $(STAMP): pyproject.toml constraints.txt
 run: install
 	test -f $(INDEX)/CURRENT || $(PY) -m index build $(CORPUS) --index $(INDEX)
 	POLYSEEK_INDEX=$(INDEX) POLYSEEK_CORPUS=$(CORPUS) $(PY) -m streamlit run app.py --server.port $(PORT)
+
+# The HTTP API on http://127.0.0.1:$(API_PORT) (OpenAPI at /docs); writes need POLYSEEK_API_TOKEN.
+serve: install
+	test -f $(INDEX)/CURRENT || $(PY) -m index build $(CORPUS) --index $(INDEX)
+	$(PY) -m search.serve --index $(INDEX) --corpus $(CORPUS) --port $(API_PORT)
 
 index: install
 	$(PY) -m index build $(CORPUS) --index $(INDEX)

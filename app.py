@@ -27,6 +27,7 @@ from polyseek import settings
 from polyseek.embedder import load_embedder
 from polyseek.errors import IndexNotFoundError, PolyseekError, QueryError
 from polyseek.languages import label, language_name
+from app_monitor import save_watch, timeline_view, watch_matches, watches_sidebar
 from search.highlight import SentenceHighlighter
 from search.render import CSS, document_html, hit_html
 from search.searcher import DEFAULT_MODE, MAX_QUERY_CHARS, MODES, Searcher, clean_query
@@ -329,6 +330,7 @@ def search_page() -> None:
     st.caption("Search news in any language: a question in one language finds passages in all of them.")
     show_flash()
     sidebar(index_dir, corpus_dir, searcher, model)
+    watches_sidebar(index_dir)
 
     if searcher is None:
         if problem:
@@ -339,6 +341,7 @@ def search_page() -> None:
         if st.button("Build the index", key="build_first", type="primary"):
             run_build(index_dir, corpus_dir, model, "Build")
         return
+    watch_matches(index_dir)  # a watch opened in the sidebar, above the search
 
     query = st.text_input("Search", key="query", placeholder="Ask in any language, then press Enter",
                           label_visibility="collapsed", max_chars=MAX_QUERY_CHARS)
@@ -360,6 +363,8 @@ def search_page() -> None:
     if not query.strip():
         st.caption("Type a question and press Enter. Try: " + " · ".join(f"“{e}”" for e in EXAMPLES))
         return
+    save_watch(index_dir, query, langs, filters, mode or DEFAULT_MODE)
+    timeline_view(searcher, query, langs, filters)
     results(searcher, query, int(k), langs, per_document, mode or DEFAULT_MODE, filters)
 
 

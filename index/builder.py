@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -17,6 +18,7 @@ import numpy as np
 from index.catalog import OK, READ_SKIP, Entry, FileState, fingerprint, read_docs, read_files, read_summary, write_catalog
 from index.chunking import DEFAULT_CHUNK_TOKENS, chunk_text
 from index.commit import commit, read_deleted
+from index import watches
 from index.corpus import Document, Skipped
 from index.limits import Limits, over
 from index.language import detect
@@ -29,7 +31,7 @@ from index.vectors import METRIC, TUNING_QUERIES, load_embeddings
 from index.versions import new_build_dir, remove_stale, writer_lock
 from polyseek import settings
 from polyseek.embedder import Embedder, load_embedder
-from polyseek.errors import CorpusError
+from polyseek.errors import CorpusError, PolyseekError
 from polyseek.terminal import visible
 from index.corpus import scrub
 
@@ -63,6 +65,8 @@ class BuildSummary:
     notice: str = ""  # e.g. why an update was a full rebuild
     stories: int = 0  # stories of more than one document (index.stories)
     links: int = 0  # passage links across languages (index.margins)
+    watch_matches: int = 0  # new matches of saved watches (index/watches.py)
+    watch_error: str = ""  # why the watches could not be evaluated, if they could not
 
     @property
     def passages_per_second(self) -> float:
@@ -84,6 +88,8 @@ class BuildSummary:
                              f"{self.segments} in service.")
         if self.notice:
             lines.insert(0, visible(f"Note: {self.notice}"))
+        if self.watch_matches or self.watch_error:
+            lines.append(f"Watches: {self.watch_error or f'{self.watch_matches} new matches'}")
         if self.skipped:
             lines.append(f"Skipped {len(self.skipped)}:")
             lines += [visible(f"  {s.doc_id}: {s.reason}") for s in self.skipped]  # file names may hold ESC
@@ -228,7 +234,8 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
                             done["documents_indexed"], prev.passages, dict(prev.languages),
                             time.perf_counter() - started, 0.0, [Skipped(*s) for s in done["skipped"]],
                             reused=prev.passages, segments=len(prev.segments), notice=notice,
-                            stories=prev.stories.get("multi_document_stories", 0), links=prev.stories.get("links", 0))
+                            stories=prev.stories.get("multi_document_stories", 0), links=prev.stories.get("links", 0),
+                            watch_error=_watch_state_error(index_dir))
     old_docs = read_docs(prev_folder / CATALOG) if prev is not None else {}
     deleted = read_deleted(prev_folder, prev) if prev is not None else {}
     for rel, rel_str in order:
@@ -271,7 +278,9 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
         stories=manifest.stories.get("multi_document_stories", 0), links=manifest.stories.get("links", 0))
     embed_seconds = 0.0
     if not to_add and not to_delete and not changed and prev is not None:
-        return summary(prev_folder, prev)  # nothing changed: the version in service stays
+        out = summary(prev_folder, prev)  # nothing changed: the version in service stays
+        out.watch_error = _watch_state_error(index_dir)
+        return out
 
     if prev is not None:  # an update keeps segments: they must be sound (a damaged one: rebuild in full)
         from index.verify import forget_others, verify_version
@@ -322,11 +331,17 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
         shutil.rmtree(build_dir, ignore_errors=True)
         raise
     manifest = _manifest(embedder, corpus_dir, chunk_tokens, fields, limits, started, base + len(passages))
+    try:
+        held = watches.previous_texts(index_dir)  # None: no watch saved
+    except (PolyseekError, sqlite3.Error) as exc:  # the update goes on; the summary says why
+        held = f"not evaluated ({exc})"
     done = {"documents_read": documents_read, "documents_indexed": len(target),
             "skipped": [[k.doc_id, k.reason] for k in skipped]}
     version = commit(index_dir, build_dir, manifest, segments, sources, deleted,
                      lambda path: write_catalog(path, files, docs, done, prev_folder / CATALOG if prev else None,
                                                 dirty | (set(old_files) - set(files))))
+    # Watches are evaluated on this version's new passages before a merge renumbers them.
+    matched, watch_error = _evaluate_watches(index_dir, version, embedder, passages, held)
     written, merged = int(bool(passages)), 0
     if merge:
         from index.merge import auto_merge
@@ -340,6 +355,7 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
 
     out = summary(version, read_manifest(version), embedded, written)
     out.reused, out.segments_merged = out.passages - embedded, merged  # reused: not embedded by this run
+    out.watch_matches, out.watch_error = matched, watch_error
     return out
 
 
@@ -370,6 +386,30 @@ def _decide(files: list[tuple[bytes, list[Entry]]]) -> tuple[int, dict[str, tupl
                 else:
                     target[e.doc_id] = (rel, e.rec, e.fingerprint)
     return documents_read, target, read_skips + chunk_skips
+
+
+def _watch_state_error(index_dir: Path) -> str:
+    """Nothing new to evaluate, but a damaged watch state is still reported ("" when sound)."""
+    try:
+        state = watches.WatchStore(index_dir)
+        if state.exists():
+            state.list()
+    except (PolyseekError, sqlite3.Error, OSError) as exc:
+        return f"not evaluated ({exc})"
+    return ""
+
+
+def _evaluate_watches(index_dir: Path, version: Path, embedder: Embedder, passages: list[PassageRow],
+                      previous) -> tuple[int, str]:
+    """Saved watches against the passages this build added or changed (the version is already
+    in service: a failure here is reported, never undoes the update)."""
+    if previous is None or isinstance(previous, str):
+        return 0, previous or ""
+    try:
+        return watches.evaluate_update(index_dir, version, embedder,
+                                       [p.passage_id for p in passages if p.text not in previous]), ""
+    except (PolyseekError, OSError, sqlite3.Error) as exc:
+        return 0, f"not evaluated ({exc}); the update itself is in service"
 
 
 def _current(index_dir: Path) -> Path:

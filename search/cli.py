@@ -20,8 +20,14 @@ def main(argv: list[str] | None = None) -> int:
         from search.stories_cli import main as stories_main
 
         return stories_main(argv[1:])
+    lead = 2 if argv[:1] in (["-i"], ["--index"]) else 1 if argv[:1] and argv[0].startswith("--index=") else 0
+    if argv[lead : lead + 1] == ["watch"]:  # saved searches (to search for the word: python -m search -- watch)
+        from search.watch_cli import main as watch_main
+
+        return watch_main(argv[:lead] + argv[lead + 1 :])
     parser = argparse.ArgumentParser(prog="python -m search", description="Search Polyseek's index in any language. "
-                                     "Subcommand: `python -m search stories` lists the stories across languages.",
+                                     "Subcommands: `python -m search stories` lists the stories across languages; "
+                                     "`python -m search watch` manages saved searches that alert.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("query", nargs="?", help="what to look for, in any language")
     parser.add_argument("--counterparts", metavar="TEXT", default=None,
@@ -44,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-d", "--per-document", action="store_true", help="only the best passage of each document")
     parser.add_argument("-i", "--index", default=None, help=f"index folder (default: ${settings.ENV_INDEX} or .polyseek/index)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
+    parser.add_argument("--timeline", action="store_true",
+                        help="instead of results: matching documents per day (or --interval week) per language")
+    parser.add_argument("--interval", choices=("day", "week"), default="day", help="the timeline's period")
+    parser.add_argument("--threshold", type=float, default=None, metavar="SD",
+                        help="timeline: standard deviations above its language's typical score a document's best "
+                             "passage must reach (default: the watches' calibrated threshold)")
     args = parser.parse_args(argv)
     langs = [code for value in args.lang for code in value.split(",") if code.strip()]
     if (args.query is None) == (args.counterparts is None):
@@ -52,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     from index.margins import LINK_THRESHOLD
     from search.searcher import Searcher
 
+    if args.timeline:
+        if args.query is None:
+            parser.error("--timeline needs a query")
+        return _timeline(args, langs)
     try:
         with Searcher.open(args.index) as searcher:
             started = time.perf_counter()
@@ -99,4 +115,33 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(hits)} {'documents' if args.per_document else 'passages'} in {elapsed * 1000:.0f} ms")
     if args.counterparts is not None and hits[0].score < LINK_THRESHOLD:
         print(f"(none reaches the link margin {LINK_THRESHOLD}: these are the nearest passages, perhaps not translations)")
+    return 0
+
+
+def _timeline(args, langs: list[str]) -> int:
+    from search.searcher import Searcher
+    from search.timeline import timeline
+
+    try:
+        with Searcher.open(args.index) as searcher:
+            found = timeline(searcher, args.query, langs or None, interval=args.interval,
+                             sources=args.source or None, since=args.since, until=args.until,
+                             **({} if args.threshold is None else {"threshold": args.threshold}))
+    except PolyseekError as exc:
+        print(f"error: {visible(exc)}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(safe_json(json.dumps(found.to_dict(), ensure_ascii=False)))
+        return 0
+    langs = list(found.counts)
+    print(visible(f"Documents matching “{args.query}” per {args.interval} ({found.threshold:g} standard deviations above "
+          "their language's typical score):"))
+    print("period      " + "".join(f"{lang:>6}" for lang in langs))
+    for row in found.rows():
+        if any(row[lang] for lang in langs):  # the JSON keeps empty periods; the table skips them
+            print(f"{row['period']:<12}" + "".join(f"{row[lang]:>6}" for lang in langs))
+    print("undated     " + "".join(f"{found.undated[lang]:>6}" for lang in langs))
+    if found.truncated:
+        print(f"note: {', '.join(found.truncated)} reached the limit of documents per language: counts are lower bounds",
+              file=sys.stderr)
     return 0

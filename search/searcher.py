@@ -420,6 +420,27 @@ class Searcher:
     def has_stories(self) -> bool:
         return self._knn_means is not None
 
+    def language_spread(self, qvec: np.ndarray) -> dict[str, float]:
+        """How widely the query's scores ``q·(p − mean_L)`` spread over each language's passages
+        (a seeded sample; index.watches.language_spread)."""
+        from index.watches import language_spread, spread_sample
+
+        centred = {lang: self._centred(ids) for lang, ids in spread_sample(self._ids_by_lang).items()}
+        counts = {lang: len(ids) for lang, ids in self._ids_by_lang.items()}
+        return {lang: float(v[0]) for lang, v in language_spread(qvec, centred, counts).items()}
+
+    def standardized(self, qvec: np.ndarray, hits: list[Hit]) -> list[float]:
+        """Each hit's standardized score, what watches and timelines threshold: ``q·(p − mean_L)``
+        over the query's spread across the whole language (:meth:`language_spread`). Unlike the
+        ranking margin (``hit.score``, over the query's nearest passages), it does not sink when
+        a subject already fills the language's nearest passages."""
+        if not hits:
+            return []
+        qvec = np.asarray(qvec, np.float32).reshape(-1)
+        spread = self.language_spread(qvec)
+        balanced = self._centred([h.passage_id for h in hits]) @ qvec
+        return [float(b) / spread[h.lang] for b, h in zip(balanced, hits)]
+
     def resolve_mode(self, mode: str, query: str | None, langs: list[str] | None) -> str:
         """The mode a search runs in: "auto" becomes "hybrid" when the search is restricted to
         the query's own language (and the index has BM25), "dense" otherwise."""
@@ -481,6 +502,14 @@ class Searcher:
     def document_text(self, doc_id: str) -> str | None:
         doc = self._store.document(doc_id)
         return doc.text if doc else None
+
+    def document(self, doc_id: str):
+        """The document's row (text and metadata) and its passages in order; None if unknown."""
+        doc = self._store.document(doc_id)
+        if doc is None:
+            return None
+        rows = self._store.passages(self._store.ids_of_document(doc_id))
+        return doc, [rows[pid][0] for pid in sorted(rows)]
 
     def _allowed_ids(self, langs: list[str] | None) -> np.ndarray | None:
         if not langs:
