@@ -10,6 +10,8 @@ API_PORT ?= 8000
 STAMP  := $(VENV)/.installed
 
 .PHONY: install browser run serve index test bench clean
+# The virtual environment with the package (editable) and the test tools; redone when pyproject.toml
+# or constraints.txt change.
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
@@ -28,9 +30,11 @@ serve: install
 	test -f $(INDEX)/CURRENT || $(PY) -m index build $(CORPUS) --index $(INDEX)
 	$(PY) -m search.serve --index $(INDEX) --corpus $(CORPUS) --port $(API_PORT)
 
+# Rebuilds the index of $(CORPUS) from scratch (`.venv/bin/python -m index update` embeds only what changed).
 index: install
 	$(PY) -m index build $(CORPUS) --index $(INDEX)
 
+# The whole suite (PYTEST_ARGS='-m "not browser"' or a file to run less).
 test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -50,5 +54,6 @@ bench: install
 	$(PY) benchmarks/speed.py
 	$(PY) benchmarks/scale.py
 
+# Removes the virtual environment and the demo index (not the model cache in ~/.cache/polyseek).
 clean:
 	rm -rf $(VENV) .polyseek .pytest_cache

@@ -14,16 +14,16 @@ from polyseek import settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m search.serve", description="Serve Polyseek's index over HTTP.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
-    parser.add_argument("--port", type=int, default=8000, help="port to listen on")
+    parser = argparse.ArgumentParser(prog="python -m search.serve", description="Serve Polyseek's index over HTTP.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface; default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
     parser.add_argument("-i", "--index", default=None, help=f"index folder (default: ${settings.ENV_INDEX} or .polyseek/index)")
     parser.add_argument("--corpus", default=None,
                         help="folder POST /index/update reads (default: the corpus the index was built from)")
     parser.add_argument("--cors-origin", action="append", default=[], metavar="URL",
                         help="allow browser pages from this origin to call the API (repeatable; default: none)")
-    parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
+                        help="uvicorn's log level (default: %(default)s)")
     args = parser.parse_args(argv)
 
     import uvicorn

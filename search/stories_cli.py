@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         # Corpus text reaches the terminal with its control characters made visible.
         print("\n".join(visible(line) for line in _line(detail.story)))
         for lang, docs in detail.by_language().items():
-            print(visible(f"\n  {language_name(lang)} ({lang})"))
+            print("\n  " + visible(f"{language_name(lang)} ({lang})"))
             for doc in docs:
                 print(visible(f"    {doc.date[:10] or 'undated'}  {doc.title}  ({doc.doc_id})"))
                 print(visible(f"      {' '.join(doc.passage.split())[:200]}"))

@@ -14,14 +14,17 @@ from polyseek.terminal import safe_json, visible
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m search watch",
+    # --index is accepted before or after the subcommand, as by every other command.
+    index_option = argparse.ArgumentParser(add_help=False)
+    index_option.add_argument("-i", "--index", default=argparse.SUPPRESS,
+                              help=f"index folder (default: ${settings.ENV_INDEX} or .polyseek/index)")
+    parser = argparse.ArgumentParser(prog="python -m search watch", parents=[index_option],
                                      description="Saved searches: every index update records the passages it "
                                                  "added or changed that match each watch.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("-i", "--index", default=None, help=f"index folder (default: ${settings.ENV_INDEX} or .polyseek/index)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    add = commands.add_parser("add", help="save a query as a watch")
+    add = commands.add_parser("add", parents=[index_option], help="save a query as a watch")
     add.add_argument("query", help="what to watch for, in any language")
     add.add_argument("-l", "--lang", action="append", default=[], metavar="CODE",
                      help="only passages in this language (repeat or comma-separate)")
@@ -34,13 +37,13 @@ def main(argv: list[str]) -> int:
                           "typically scores for the query (default: the calibrated one)")
     add.add_argument("--json", action="store_true", help="print the watch as JSON")
 
-    listing = commands.add_parser("list", help="the watches, with their new and total matches")
+    listing = commands.add_parser("list", parents=[index_option], help="the watches, with their new and total matches")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
 
-    remove = commands.add_parser("remove", help="delete a watch and its matches")
+    remove = commands.add_parser("remove", parents=[index_option], help="delete a watch and its matches")
     remove.add_argument("watch_id", type=int, metavar="ID")
 
-    matches = commands.add_parser("matches", help="what a watch found, in the order found")
+    matches = commands.add_parser("matches", parents=[index_option], help="what a watch found, in the order found")
     matches.add_argument("watch_id", type=int, metavar="ID")
     matches.add_argument("--since", default=None, metavar="WHEN", help="found on or after (YYYY-MM-DD or ISO time)")
     matches.add_argument("--new", action="store_true", help="only matches not seen yet; then mark them seen")
@@ -50,7 +53,7 @@ def main(argv: list[str]) -> int:
 
     from index.watches import WatchStore, append_jsonl
 
-    store = WatchStore(settings.index_dir(args.index))
+    store = WatchStore(settings.index_dir(getattr(args, "index", None)))
     try:
         if args.command == "add":
             watch = store.add(args.query, args.lang, args.source, args.mode, args.threshold)

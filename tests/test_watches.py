@@ -242,6 +242,8 @@ def test_watch_cli(tmp_path, fake, capsys):
     update_index(corpus, index_dir, embedder=fake)
     assert cli(["--index", str(index_dir), "watch", "list"]) == 0
     assert "1 new / 1 matches" in capsys.readouterr().out
+    assert cli(["watch", "list", "--index", str(index_dir)]) == 0  # --index after the subcommand too
+    assert "1 new / 1 matches" in capsys.readouterr().out
     out_file = tmp_path / "matches.jsonl"
     assert cli(["watch", "-i", str(index_dir), "matches", "1", "--jsonl", str(out_file), "--new"]) == 0
     assert "u1-hit-ro" in capsys.readouterr().out
