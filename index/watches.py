@@ -284,14 +284,13 @@ def evaluate_update(index_dir: Path, version: Path, embedder, new_ids: list[int]
     watches = store.list()
     if not watches or not new_ids:
         return 0
-    from search.searcher import Searcher  # the version's segments read as one index
+    from index.version_reader import VersionRows  # the version's segments read by passage id
 
-    searcher = Searcher.open_version(version, embedder)
-    passages = searcher._store
+    passages = VersionRows(version)
     try:
-        means = searcher._means
-        ids_by_lang = searcher._ids_by_lang
-        vectors = _Rows(searcher._segments)  # the model's vectors, by passage id
+        means = passages.means
+        ids_by_lang = passages.ids_by_lang
+        vectors = _Rows(passages)  # the model's vectors, by passage id
         qvecs = embedder.embed([w.query for w in watches], "query")
         spread = language_spread(qvecs, {lang: np.asarray(vectors[ids], np.float32) - means[lang]
                                          for lang, ids in spread_sample(ids_by_lang).items()},
@@ -341,17 +340,17 @@ def evaluate_update(index_dir: Path, version: Path, embedder, new_ids: list[int]
             recorded += store.record(out)
         return recorded
     finally:
-        searcher.close()
+        passages.close()
 
 
 class _Rows:
     """``rows[ids]``: the model's vectors of passage ids, from whichever segment holds them."""
 
-    def __init__(self, segments):
-        self._segments = segments
+    def __init__(self, version):
+        self._version = version
 
     def __getitem__(self, ids):
-        return self._segments.raw(np.asarray(ids, np.int64))
+        return self._version.vectors(ids)
 
 
 def spread_sample(ids_by_lang: dict[str, np.ndarray], sample: int = SPREAD_SAMPLE) -> dict[str, np.ndarray]:
