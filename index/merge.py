@@ -21,14 +21,11 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 from index.commit import commit, read_deleted
-from index.manifest import CATALOG, EMBEDDINGS, SEGMENTS, STORE, read_manifest
+from index.manifest import CATALOG, SEGMENTS, read_manifest
 from index.segment import write_segment
-from index.store import PassageStore
+from index.version_stories import live_corpus
 from index.balance import language_means
-from index.vectors import load_embeddings
 from index.versions import current_version, new_build_dir, remove_stale, writer_lock
 from polyseek import settings
 
@@ -99,25 +96,10 @@ def merge_segments(index_dir: Path, names: list[str], embedder=None) -> Path:
     folder = current_version(index_dir)
     manifest = read_manifest(folder)
     deleted = read_deleted(folder, manifest)
-    chosen = [info for info in manifest.segments if info["name"] in names]
+    chosen = [(folder / SEGMENTS / info["name"], info) for info in manifest.segments if info["name"] in names]
     base = manifest.next_id
-    documents, passages, vectors = [], [], []
-    for info in chosen:
-        seg = folder / SEGMENTS / info["name"]
-        dead = deleted.get(info["name"], {"rows": [], "documents": []})
-        dead_rows, dead_docs = set(dead["rows"]), set(dead["documents"])
-        store = PassageStore(seg / STORE)
-        try:
-            documents += [d for d in store.all_documents() if d.doc_id not in dead_docs]
-            rows = store.all_passages()
-        finally:
-            store.close()
-        keep = np.asarray([i for i in range(len(rows)) if i not in dead_rows], np.int64)
-        for i in keep.tolist():
-            passages.append(replace(rows[i], passage_id=base + len(passages)))
-        if len(keep):
-            vectors.append(np.asarray(load_embeddings(seg / EMBEDDINGS)[keep], np.float32))
-    vectors_all = np.concatenate(vectors) if vectors else np.zeros((0, manifest.dim), np.float32)
+    documents, live, vectors_all = live_corpus(chosen, deleted)
+    passages = [replace(p, passage_id=base + i) for i, p in enumerate(live)]
     build_dir = new_build_dir(index_dir)
     try:
         segments = [info for info in manifest.segments if info["name"] not in names]
