@@ -29,6 +29,8 @@ def text(rng: random.Random, lang: str) -> str:
 
 
 def snapshot(index_dir, fake):
+    """(doc_id, ordinal, lang, text) of every live passage, by document and place, and its model
+    vector (tests/test_update.py uses it too)."""
     with Searcher.open(index_dir, embedder=fake) as s:
         ids = s._all_ids
         rows = s._store.passages(ids)

@@ -17,17 +17,11 @@ from polyseek.embedder import HashingEmbedder
 from polyseek.errors import IndexNotFoundError
 from search import Searcher
 from tests.conftest import ROOT
+from tests.test_segments import snapshot as segments_snapshot
 
 
 def snapshot(index_dir):
-    """(doc_id, ordinal, lang, text) of every live passage, by document and place, and its model vector."""
-    with Searcher.open(index_dir, embedder=HashingEmbedder(64)) as s:
-        ids = s._all_ids
-        rows = s._store.passages(ids)
-        raw = s._segments.raw(ids)
-    keyed = sorted(((rows[pid][0].doc_id, rows[pid][0].ordinal, rows[pid][0].lang, rows[pid][0].text), i)
-                   for i, pid in enumerate(ids.tolist()))
-    return [k for k, _ in keyed], raw[[i for _, i in keyed]]
+    return segments_snapshot(index_dir, HashingEmbedder(64))
 
 
 def edit(corpus):
