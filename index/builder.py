@@ -19,21 +19,21 @@ from index.catalog import OK, READ_SKIP, Entry, FileState, fingerprint, read_doc
 from index.chunking import DEFAULT_CHUNK_TOKENS, chunk_text
 from index.commit import commit, read_deleted
 from index import watches
-from index.corpus import Document, Skipped
+from index.corpus import (Document, Skipped, SkipDocument, _ignore_patterns, corpus_paths, documents_from_bytes,
+                          read_regular_file, scrub)
 from index.limits import Limits, over
 from index.language import detect
 from index.lexical import TOKENIZER as LEXICAL_TOKENIZER
-from index.manifest import CATALOG, EMBEDDINGS, FORMAT_VERSION, SEGMENTS, STORE, Manifest
+from index.manifest import CATALOG, EMBEDDINGS, FORMAT_VERSION, SEGMENTS, STORE, Manifest, read_manifest
 from index.segment import write_segment
-from index.store import DocumentRow, PassageRow
-from index.balance import LANGUAGE_PRIOR
+from index.store import DocumentRow, PassageRow, PassageStore
+from index.balance import LANGUAGE_PRIOR, language_means
 from index.vectors import METRIC, TUNING_QUERIES, load_embeddings
-from index.versions import new_build_dir, remove_stale, writer_lock
+from index.versions import current_version, new_build_dir, remove_stale, writer_lock
 from polyseek import settings
 from polyseek.embedder import Embedder, load_embedder
-from polyseek.errors import CorpusError, PolyseekError
+from polyseek.errors import CorpusError, IndexFormatError, IndexNotFoundError, PolyseekError
 from polyseek.terminal import visible
-from index.corpus import scrub
 
 #: Files modified this close (ns) before the previous version's catalog was written are checked by digest.
 RACY_NS = 2_000_000_000
@@ -107,10 +107,6 @@ def update_index(corpus_dir=None, index_dir=None, *, embedder: Embedder | None =
     (:mod:`index.merge`). ``corpus_dir`` defaults to the corpus the index was built from; the
     model and passage size are the index's own. With no index yet, or one of an older format
     (or other settings: corpus, fields, limits, model), this is a full build (and says so)."""
-    from index.manifest import read_manifest
-    from index.versions import current_version
-    from polyseek.errors import IndexFormatError, IndexNotFoundError
-
     index_dir = settings.index_dir(index_dir)
     try:
         folder = current_version(index_dir)
@@ -143,8 +139,9 @@ def update_index(corpus_dir=None, index_dir=None, *, embedder: Embedder | None =
     try:
         with writer_lock(index_dir):
             remove_stale(index_dir)
+            folder = current_version(index_dir)  # another writer may have published since
             return _sync(Path(corpus_dir), index_dir, embedder, manifest.chunk_tokens, batch_size, limits, fields,
-                         progress, (current_version(index_dir), read_manifest(current_version(index_dir))), started,
+                         progress, (folder, read_manifest(folder)), started,
                          merge=merge)
     except IndexFormatError as exc:  # the index in service is damaged: nothing of it is reused
         return build_index(corpus_dir, index_dir, embedder=embedder, chunk_tokens=manifest.chunk_tokens,
@@ -185,8 +182,6 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
     """Make the index in ``index_dir`` hold ``corpus_dir`` (the caller holds the writer lock):
     from nothing (``previous`` None), or from ``previous`` = (version folder, manifest), reading
     only the files that changed. See :func:`update_index`."""
-    from index.corpus import _ignore_patterns, corpus_paths
-
     progress = progress or (lambda stage, done, total: None)
     if batch_size is not None and not 1 <= batch_size <= 4096:
         raise ValueError(f"batch size {batch_size} is out of range: use 1 to 4096")
@@ -321,8 +316,6 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
                 sources[info["name"]] = prev_folder / SEGMENTS / info["name"]
         deleted = {name: d for name, d in deleted.items() if name in sources}
         if passages:
-            from index.balance import language_means
-
             segments.append(write_segment(
                 build_dir / SEGMENTS / f"s-{build_dir.name.removeprefix('.build-')}", base, doc_rows, passages, vectors,
                 language_means(vectors, [p.lang for p in passages]), exact_max=_exact_max(),
@@ -349,10 +342,8 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
         merged_now = auto_merge(index_dir, embedder)
         if merged_now:
             written, merged = written + 1, merged_now
-            version = _current(index_dir)
+            version = current_version(index_dir)
     progress("writing", 1, 1)
-    from index.manifest import read_manifest
-
     out = summary(version, read_manifest(version), embedded, written)
     out.reused, out.segments_merged = out.passages - embedded, merged  # reused: not embedded by this run
     out.watch_matches, out.watch_error = matched, watch_error
@@ -412,12 +403,6 @@ def _evaluate_watches(index_dir: Path, version: Path, embedder: Embedder, passag
         return 0, f"not evaluated ({exc}); the update itself is in service"
 
 
-def _current(index_dir: Path) -> Path:
-    from index.versions import current_version
-
-    return current_version(index_dir)
-
-
 def _exact_max() -> int:
     from index import vectors
 
@@ -438,8 +423,6 @@ def _manifest(embedder: Embedder, corpus_dir: Path, chunk_tokens: int, fields, l
 
 
 def _read_file(path: Path, real_root: str, limits: Limits) -> tuple[bytes | None, str]:
-    from index.corpus import SkipDocument, read_regular_file
-
     try:
         return read_regular_file(path, real_root, limits.max_bytes, limits), ""
     except SkipDocument as skip:
@@ -454,8 +437,6 @@ def _entries(rel: bytes, doc_id: str, data: bytes | None, skip: str, fields, lim
     """The catalog entries of one file read now; each document is chunked, and its row and
     chunks kept in ``fresh`` under (file, place) — but a record the file held ``before`` with
     the same fingerprint keeps its entry unchunked (an export changes a few records at a time)."""
-    from index.corpus import SkipDocument, documents_from_bytes
-
     if data is None:
         return [Entry(0, doc_id, "", "", READ_SKIP, skip)]
     try:
@@ -501,8 +482,6 @@ def _delete(folder: Path | None, manifest: Manifest | None, deleted: dict[str, d
             wanted: set[str]) -> tuple[dict[str, int], np.ndarray]:
     """Mark the live passages of ``doc_ids`` deleted (in ``deleted``, per segment); return the
     vectors of those whose text is in ``wanted`` (text → row, rows) for reuse."""
-    from index.store import PassageStore
-
     texts: dict[str, int] = {}
     rows: list[np.ndarray] = []
     if folder is None or not doc_ids:
@@ -546,8 +525,6 @@ def write_index(index_dir, embedder: Embedder, documents: list[DocumentRow], pas
     """Put an index of passages whose vectors are already known in service (benchmarks and
     tools that embed elsewhere), as one segment; ``embedder`` gives the model's identity and is
     not called. Passage ids must be 0..n-1 in order. Returns the new version folder."""
-    from index.balance import language_means
-
     index_dir = settings.index_dir(index_dir)
     if len(passages) != len(vectors) or any(p.passage_id != i for i, p in enumerate(passages)):
         raise ValueError("write_index needs one vector per passage and passage ids 0..n-1 in order")
