@@ -52,9 +52,14 @@ class VersionRows:
         return out
 
     def passages(self, ids) -> dict:
-        out = {}
+        """Passages by id (one query per segment, not per passage)."""
+        by_base: dict[int, list[int]] = {}
         for pid in (int(i) for i in ids):
-            out.update(self._part(pid)[2].passages([pid]))
+            by_base.setdefault(self._part(pid)[0], []).append(pid)
+        out = {}
+        for base, _, store, _, _ in self._parts:
+            if base in by_base:
+                out.update(store.passages(by_base[base]))
         return out
 
     def document_meta(self, doc_ids) -> dict:
