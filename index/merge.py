@@ -25,9 +25,12 @@ from index.commit import commit, read_deleted
 from index.manifest import CATALOG, SEGMENTS, read_manifest
 from index.segment import write_segment
 from index.version_stories import live_corpus
+from index import vectors as vector_module
 from index.balance import language_means
+from index.builder import _tuning_queries
 from index.versions import current_version, new_build_dir, remove_stale, writer_lock
 from polyseek import settings
+from polyseek.embedder import load_embedder
 
 FLOOR = 1_000
 TIER_FACTOR = 10
@@ -105,17 +108,11 @@ def merge_segments(index_dir: Path, names: list[str], embedder=None) -> Path:
         segments = [info for info in manifest.segments if info["name"] not in names]
         sources = {info["name"]: folder / SEGMENTS / info["name"] for info in segments}
         if passages:
-            from index import vectors as vector_module
-
             tuning = None
             if embedder is None and len(passages) > vector_module.EXACT_MAX:
                 # An approximate segment is tuned on query vectors, which only the model makes.
-                from polyseek.embedder import load_embedder
-
                 embedder = load_embedder(manifest.model)
             if embedder is not None:
-                from index.builder import _tuning_queries
-
                 tuning = lambda: _tuning_queries(embedder, passages)  # noqa: E731
             segments.append(write_segment(
                 build_dir / SEGMENTS / f"s-{build_dir.name.removeprefix('.build-')}", base, documents, passages,
