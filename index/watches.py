@@ -181,19 +181,21 @@ class WatchStore:
             watch_id = cur.lastrowid
         return self.get(watch_id)
 
-    def list(self) -> list[Watch]:
+    def list(self, watch_id: int | None = None) -> list[Watch]:
+        """Every watch (or only ``watch_id``), with its counts of new and all matches."""
         if not self.exists():
             return []
+        where, params = ("WHERE w.watch_id = ?", (int(watch_id),)) if watch_id is not None else ("", ())
         with closing(self._connect()) as con:
             rows = con.execute(
                 "SELECT w.watch_id, w.query, w.langs, w.sources, w.mode, w.threshold, w.created_at, "
                 "(SELECT count(*) FROM matches m WHERE m.watch_id = w.watch_id AND m.match_id > w.seen_match), "
                 "(SELECT count(*) FROM matches m WHERE m.watch_id = w.watch_id) "
-                "FROM watches w ORDER BY w.watch_id").fetchall()
+                f"FROM watches w {where} ORDER BY w.watch_id", params).fetchall()
         return [_watch(r) for r in rows]
 
     def get(self, watch_id: int) -> Watch | None:
-        return next((w for w in self.list() if w.watch_id == int(watch_id)), None)
+        return next(iter(self.list(watch_id)), None)
 
     def remove(self, watch_id: int) -> bool:
         if not self.exists():
@@ -290,9 +292,8 @@ def evaluate_update(index_dir: Path, version: Path, embedder, new_ids: list[int]
     try:
         means = passages.means
         ids_by_lang = passages.ids_by_lang
-        vectors = _Rows(passages)  # the model's vectors, by passage id
         qvecs = embedder.embed([w.query for w in watches], "query")
-        spread = language_spread(qvecs, {lang: np.asarray(vectors[ids], np.float32) - means[lang]
+        spread = language_spread(qvecs, {lang: np.asarray(passages.vectors(ids), np.float32) - means[lang]
                                          for lang, ids in spread_sample(ids_by_lang).items()},
                                  {lang: len(ids) for lang, ids in ids_by_lang.items()})
         # "auto" and "hybrid" also match by words: every query token, in the query's own language
@@ -308,7 +309,7 @@ def evaluate_update(index_dir: Path, version: Path, embedder, new_ids: list[int]
             chunk = ids[start : start + BATCH]
             rows = passages.passages(chunk)
             meta = passages.document_meta(row.doc_id for row, _ in rows.values())
-            raw = np.asarray(vectors[chunk], np.float32)
+            raw = np.asarray(passages.vectors(chunk), np.float32)  # the model's vectors
             langs = [rows[int(pid)][0].lang for pid in chunk]
             cosines = qvecs @ raw.T
             scores = qvecs @ (raw - np.stack([means[lang] for lang in langs])).T  # q·(p − mean_L), as the index stores them
@@ -341,16 +342,6 @@ def evaluate_update(index_dir: Path, version: Path, embedder, new_ids: list[int]
         return recorded
     finally:
         passages.close()
-
-
-class _Rows:
-    """``rows[ids]``: the model's vectors of passage ids, from whichever segment holds them."""
-
-    def __init__(self, version):
-        self._version = version
-
-    def __getitem__(self, ids):
-        return self._version.vectors(ids)
 
 
 def spread_sample(ids_by_lang: dict[str, np.ndarray], sample: int = SPREAD_SAMPLE) -> dict[str, np.ndarray]:

@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from index.watches import DEFAULT_THRESHOLD, MAX_WATCH_QUERY, WatchStore, language_codes
+from index.watches import DEFAULT_THRESHOLD, MAX_WATCH_QUERY, Match, Watch, WatchStore, language_codes
 from polyseek import settings
 from polyseek.errors import (IndexLockedError, IndexNotFoundError, PolyseekError, QueryError)
 from search.follow import IndexFollower
@@ -99,35 +99,9 @@ class WatchIn(BaseModel):
                                                 f"query's scores in the passage's language (default {DEFAULT_THRESHOLD})")
 
 
-class WatchOut(BaseModel):
-    watch_id: int
-    query: str
-    langs: list[str]
-    sources: list[str]
-    mode: str
-    threshold: float
-    created_at: str
-    new: int
-    matches: int
-
-
-class MatchOut(BaseModel):
-    match_id: int
-    watch_id: int
-    doc_id: str
-    title: str
-    lang: str
-    text: str
-    score: float
-    z: float
-    cosine: float
-    start: int
-    end: int
-    url: str
-    source: str
-    date: str
-    version: str
-    found_at: str
+class WatchMatchesOut(BaseModel):
+    watch: Watch
+    matches: list[Match]
 
 
 class JobOut(BaseModel):
@@ -285,16 +259,16 @@ def create_app(index_dir=None, *, corpus_dir=None, token: str | None = None, cor
         return found
 
     @app.get("/watches")
-    def list_watches() -> dict[str, list[WatchOut]]:
-        return {"watches": [WatchOut(**w.to_dict()) for w in watches.list()]}
+    def list_watches() -> dict[str, list[Watch]]:
+        return {"watches": watches.list()}
 
-    @app.post("/watches", response_model=WatchOut, status_code=201, dependencies=write)
+    @app.post("/watches", response_model=Watch, status_code=201, dependencies=write)
     def add_watch(watch: Annotated[WatchIn, Body()]):
-        return WatchOut(**watches.add(watch.query, watch.langs, watch.sources, watch.mode, watch.threshold).to_dict())
+        return watches.add(watch.query, watch.langs, watch.sources, watch.mode, watch.threshold)
 
-    @app.get("/watches/{watch_id}", response_model=WatchOut)
+    @app.get("/watches/{watch_id}", response_model=Watch)
     def get_watch(watch_id: int):
-        return WatchOut(**_watch_or_404(watches, watch_id).to_dict())
+        return _watch_or_404(watches, watch_id)
 
     @app.delete("/watches/{watch_id}", status_code=204, dependencies=write)
     def remove_watch(watch_id: int):
@@ -302,19 +276,17 @@ def create_app(index_dir=None, *, corpus_dir=None, token: str | None = None, cor
             raise HTTPException(404, f"no watch {watch_id}: GET /watches lists them")
         return Response(status_code=204)
 
-    @app.get("/watches/{watch_id}/matches")
+    @app.get("/watches/{watch_id}/matches", response_model=WatchMatchesOut)
     def watch_matches(watch_id: int, since: Annotated[str | None, Query(description="found on or after (ISO date or time)")] = None,
                       new: Annotated[bool, Query(description="only matches not yet marked seen")] = False,
-                      limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict:
-        found = _watch_or_404(watches, watch_id)
-        return {"watch": WatchOut(**found.to_dict()),
-                "matches": [MatchOut(**m.to_dict()) for m in watches.matches(watch_id, since, new, limit)]}
+                      limit: Annotated[int, Query(ge=1, le=10_000)] = 1000):
+        return {"watch": _watch_or_404(watches, watch_id), "matches": watches.matches(watch_id, since, new, limit)}
 
-    @app.post("/watches/{watch_id}/seen", response_model=WatchOut, dependencies=write)
+    @app.post("/watches/{watch_id}/seen", response_model=Watch, dependencies=write)
     def watch_seen(watch_id: int):
         _watch_or_404(watches, watch_id)
         watches.mark_seen(watch_id)
-        return WatchOut(**watches.get(watch_id).to_dict())
+        return watches.get(watch_id)
 
     @app.get("/timeline")
     def timeline(q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS)], lang: Langs = [],  # noqa: B006

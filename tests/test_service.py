@@ -286,3 +286,18 @@ def test_stories_through_the_api(client):
     assert all(h["story"]["story_id"] == h["story_id"] for h in hits if h["story_id"])
     assert any(h["story"] for h in hits)
     assert client.get("/search", params={"q": "missile shield"}).json()["hits"][0]["story"] is None
+
+
+def test_watch_responses_are_the_dataclasses_schema_included(client):
+    """The service serves index.watches' Watch and Match as they are: the OpenAPI schema names
+    each of their fields, and a served watch carries exactly those."""
+    from dataclasses import fields
+
+    from index.watches import Match, Watch
+
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    for cls in (Watch, Match):
+        assert set(schemas[cls.__name__]["properties"]) == {f.name for f in fields(cls)}
+    created = client.post("/watches", json={"query": "x"}, headers=AUTH).json()
+    assert set(created) == {f.name for f in fields(Watch)}
+    assert set(client.get(f"/watches/{created['watch_id']}/matches").json()) == {"watch", "matches"}

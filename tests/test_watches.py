@@ -74,6 +74,15 @@ def write(corpus, name, records):
                                encoding="utf-8")
 
 
+def base_index(tmp_path, fake):
+    """(corpus, index_dir): a corpus of BASE and the index built from it."""
+    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    write(corpus, "base.jsonl", BASE)
+    build_index(corpus, index_dir, embedder=fake)
+    return corpus, index_dir
+
+
 def oracle(index_dir, fake, query, new_texts, threshold):
     """The passages among ``new_texts`` whose searcher score, over the query's spread in their
     language, reaches the threshold."""
@@ -94,10 +103,7 @@ def fake():
 
 
 def test_each_update_records_exactly_its_new_matches_once_in_every_language(tmp_path, fake):
-    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
-    corpus.mkdir()
-    write(corpus, "base.jsonl", BASE)
-    build_index(corpus, index_dir, embedder=fake)
+    corpus, index_dir = base_index(tmp_path, fake)
     store = WatchStore(index_dir)
     ids = {lang: store.add(q, threshold=THRESHOLD).watch_id for lang, q in WATCHES.items()}
     seen: dict[int, list] = {i: [] for i in ids.values()}
@@ -132,10 +138,7 @@ def test_each_update_records_exactly_its_new_matches_once_in_every_language(tmp_
 
 
 def test_match_scores_are_the_searchers_scores(tmp_path, fake):
-    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
-    corpus.mkdir()
-    write(corpus, "base.jsonl", BASE)
-    build_index(corpus, index_dir, embedder=fake)
+    corpus, index_dir = base_index(tmp_path, fake)
     store = WatchStore(index_dir)
     watch = store.add(WATCHES["en"], langs=["en"], mode="dense", threshold=-100)  # everything new in English
     write(corpus, "first.jsonl", FIRST)
@@ -152,10 +155,7 @@ def test_match_scores_are_the_searchers_scores(tmp_path, fake):
 
 
 def test_a_changed_passage_is_new_and_filters_apply(tmp_path, fake):
-    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
-    corpus.mkdir()
-    write(corpus, "base.jsonl", BASE)
-    build_index(corpus, index_dir, embedder=fake)
+    corpus, index_dir = base_index(tmp_path, fake)
     store = WatchStore(index_dir)
     ro_only = store.add(WATCHES["en"], langs=["ro"], threshold=-100)
     en_src = store.add(WATCHES["en"], sources=["nowhere"], threshold=-100)
@@ -172,10 +172,7 @@ def test_a_changed_passage_is_new_and_filters_apply(tmp_path, fake):
 
 
 def test_hybrid_watch_also_matches_every_word_in_the_querys_language(tmp_path, fake):
-    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
-    corpus.mkdir()
-    write(corpus, "base.jsonl", BASE)
-    build_index(corpus, index_dir, embedder=fake)
+    corpus, index_dir = base_index(tmp_path, fake)
     store = WatchStore(index_dir)
     words = store.add("missile shield", mode="hybrid", threshold=100)  # no score reaches 100: words alone
     dense = store.add("missile shield", mode="dense", threshold=100)
@@ -186,10 +183,7 @@ def test_hybrid_watch_also_matches_every_word_in_the_querys_language(tmp_path, f
 
 
 def test_watches_live_outside_versions_and_survive_a_failed_update(tmp_path, fake):
-    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
-    corpus.mkdir()
-    write(corpus, "base.jsonl", BASE)
-    build_index(corpus, index_dir, embedder=fake)
+    corpus, index_dir = base_index(tmp_path, fake)
     store = WatchStore(index_dir)
     watch = store.add(WATCHES["en"], threshold=THRESHOLD)
     write(corpus, "first.jsonl", FIRST)
@@ -207,10 +201,7 @@ def test_watches_live_outside_versions_and_survive_a_failed_update(tmp_path, fak
 
 
 def test_new_counts_seen_and_since(tmp_path, fake):
-    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
-    corpus.mkdir()
-    write(corpus, "base.jsonl", BASE)
-    build_index(corpus, index_dir, embedder=fake)
+    corpus, index_dir = base_index(tmp_path, fake)
     store = WatchStore(index_dir)
     watch = store.add(WATCHES["ru"], threshold=THRESHOLD)
     write(corpus, "first.jsonl", FIRST)
@@ -231,10 +222,7 @@ def test_new_counts_seen_and_since(tmp_path, fake):
 
 
 def test_watch_cli(tmp_path, fake, capsys):
-    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
-    corpus.mkdir()
-    write(corpus, "base.jsonl", BASE)
-    build_index(corpus, index_dir, embedder=fake)
+    corpus, index_dir = base_index(tmp_path, fake)
     assert cli(["watch", "--index", str(index_dir), "add", WATCHES["ro"], "--lang", "ro", "--threshold",
                 str(THRESHOLD)]) == 0
     assert "watch 1 saved" in capsys.readouterr().out
@@ -260,10 +248,7 @@ def test_a_damaged_watch_state_never_blocks_an_update(tmp_path, fake):
 
     from polyseek.errors import PolyseekError
 
-    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
-    corpus.mkdir()
-    write(corpus, "base.jsonl", BASE)
-    build_index(corpus, index_dir, embedder=fake)
+    corpus, index_dir = base_index(tmp_path, fake)
     os.mkfifo(index_dir / STATE)  # opened for reading, it would block forever
     with pytest.raises(PolyseekError, match="not a regular file"):
         WatchStore(index_dir).list()
