@@ -460,30 +460,19 @@ class Searcher:
         return detect_among(clean_query(query), self._ids_by_lang)
 
     def _hits(self, qvec: np.ndarray, found: list[tuple[float, int]]) -> list[Hit]:
-        rows = self._store.passages(i for _, i in found)
-        meta = self._segments.document_meta_of(rows)
-        stories = self._store.stories_of(rows[pid][0].doc_id for _, pid in found if pid in rows)
-        # Scores are margins (index.balance) or rank fusions: the cosine comes from the stored
-        # model vectors.
-        cosines = {}
-        if found:
-            ids = np.array([pid for _, pid in found], np.int64)
-            cosines = dict(zip(ids.tolist(), (self._segments.raw(ids) @ np.asarray(qvec, np.float32)).tolist()))
-        hits = []
-        for score, pid in found:
-            if pid in rows:
-                row, title = rows[pid]
-                url, source, date, _author, pages = meta.get(row.doc_id, ("", "", "", "", ()))
-                page = bisect.bisect_right(pages, row.start) if pages else None
-                hits.append(Hit(pid, row.doc_id, title, row.lang, row.text, score, row.start, row.end,
-                                cosines[pid], url, source, date, page, stories.get(row.doc_id, "")))
-        return hits
+        """Hits for ranked (score, passage_id). Scores are margins (index.balance) or rank
+        fusions: the cosine comes from the stored model vectors."""
+        if not found:
+            return []
+        ids = np.array([pid for _, pid in found], np.int64)
+        cosines = (self._segments.raw(ids) @ np.asarray(qvec, np.float32)).tolist()
+        return self._passage_hits([(pid, score, cos) for (score, pid), cos in zip(found, cosines)])
 
     def _passage_hits(self, found: list[tuple[int, float, float]]) -> list[Hit]:
-        """Hits for (passage_id, score, cosine), in that order."""
+        """Hits for (passage_id, score, cosine), in that order (passages no longer live are left out)."""
         rows = self._store.passages(pid for pid, _, _ in found)
-        doc_ids = [rows[pid][0].doc_id for pid, _, _ in found if pid in rows]
-        meta, stories = self._store.document_meta(doc_ids), self._store.stories_of(doc_ids)
+        meta = self._segments.document_meta_of(rows)  # only the segments holding these passages
+        stories = self._store.stories_of(rows[pid][0].doc_id for pid, _, _ in found if pid in rows)
         hits = []
         for pid, score, cosine in found:
             if pid in rows:
@@ -493,7 +482,6 @@ class Searcher:
                 hits.append(Hit(pid, row.doc_id, title, row.lang, row.text, float(score), row.start, row.end,
                                 float(cosine), url, source, date, page, stories.get(row.doc_id, "")))
         return hits
-
 
     def passage_languages(self) -> list[tuple[str, str]]:
         """(doc_id, lang) of every passage, in passage-id order."""
