@@ -82,6 +82,7 @@ class Searcher:
         self._margin_col = ({lang: i for i, lang in enumerate(manifest.stories["margin_languages"])}
                             if knn_means is not None else {})  # columns checked by load_knn_means
         self._doc_langs = segments.document_languages()
+        self._spread: dict[str, np.ndarray] | None = None  # _spread_rows, on first use
         by_lang: dict[str, list[np.ndarray]] = {}
         for reader in segments.readers:
             for lang, ids in reader.ids_by_lang.items():
@@ -297,14 +298,24 @@ class Searcher:
         return ({lang: float(q32 @ mean) for lang, mean in self._means.items()},
                 {lang: float(q64 @ mean.astype(np.float64)) for lang, mean in self._means.items()})
 
-    def _centred(self, ids: np.ndarray) -> np.ndarray:
-        """Model vector minus its language's mean, of passage ``ids`` (exact, from any segment)."""
-        ids = np.asarray(ids, np.int64)
-        out = self._segments.raw(ids)
-        langs = self._segments.passages(ids.tolist())
-        for i, pid in enumerate(ids.tolist()):
-            out[i] -= self._means[langs[pid][0].lang]
+    def _centred(self, ids: np.ndarray, langs: list[str]) -> np.ndarray:
+        """Model vector minus its language's mean, of passage ``ids`` (exact, from any segment);
+        ``langs``: each passage's language (known to every caller: no store lookup)."""
+        out = self._segments.raw(np.asarray(ids, np.int64))
+        for i, lang in enumerate(langs):
+            out[i] -= self._means[lang]
         return out
+
+    def _spread_rows(self) -> dict[str, np.ndarray]:
+        """The seeded sample of each language's passages (index.watches.spread_sample), centred:
+        the same for every query, so read once per open index rather than on every
+        :meth:`language_spread` (a timeline asks once per language)."""
+        if self._spread is None:
+            from index.watches import spread_sample
+
+            self._spread = {lang: self._centred(ids, [lang] * len(ids))
+                            for lang, ids in spread_sample(self._ids_by_lang).items()}
+        return self._spread
 
     def _nearest(self, qvec: np.ndarray, n: int, allowed: np.ndarray, whole: bool = False) -> list[tuple[float, int]]:
         """The ``n`` best (q·(p − mean_L), passage_id) among ``allowed`` (sorted) over every
@@ -423,11 +434,10 @@ class Searcher:
     def language_spread(self, qvec: np.ndarray) -> dict[str, float]:
         """How widely the query's scores ``q·(p − mean_L)`` spread over each language's passages
         (a seeded sample; index.watches.language_spread)."""
-        from index.watches import language_spread, spread_sample
+        from index.watches import language_spread
 
-        centred = {lang: self._centred(ids) for lang, ids in spread_sample(self._ids_by_lang).items()}
         counts = {lang: len(ids) for lang, ids in self._ids_by_lang.items()}
-        return {lang: float(v[0]) for lang, v in language_spread(qvec, centred, counts).items()}
+        return {lang: float(v[0]) for lang, v in language_spread(qvec, self._spread_rows(), counts).items()}
 
     def standardized(self, qvec: np.ndarray, hits: list[Hit]) -> list[float]:
         """Each hit's standardized score, what watches and timelines threshold: ``q·(p − mean_L)``
@@ -438,7 +448,7 @@ class Searcher:
             return []
         qvec = np.asarray(qvec, np.float32).reshape(-1)
         spread = self.language_spread(qvec)
-        balanced = self._centred([h.passage_id for h in hits]) @ qvec
+        balanced = self._centred([h.passage_id for h in hits], [h.lang for h in hits]) @ qvec
         return [float(b) / spread[h.lang] for b, h in zip(balanced, hits)]
 
     def resolve_mode(self, mode: str, query: str | None, langs: list[str] | None) -> str:
@@ -460,30 +470,19 @@ class Searcher:
         return detect_among(clean_query(query), self._ids_by_lang)
 
     def _hits(self, qvec: np.ndarray, found: list[tuple[float, int]]) -> list[Hit]:
-        rows = self._store.passages(i for _, i in found)
-        meta = self._segments.document_meta_of(rows)
-        stories = self._store.stories_of(rows[pid][0].doc_id for _, pid in found if pid in rows)
-        # Scores are margins (index.balance) or rank fusions: the cosine comes from the stored
-        # model vectors.
-        cosines = {}
-        if found:
-            ids = np.array([pid for _, pid in found], np.int64)
-            cosines = dict(zip(ids.tolist(), (self._segments.raw(ids) @ np.asarray(qvec, np.float32)).tolist()))
-        hits = []
-        for score, pid in found:
-            if pid in rows:
-                row, title = rows[pid]
-                url, source, date, _author, pages = meta.get(row.doc_id, ("", "", "", "", ()))
-                page = bisect.bisect_right(pages, row.start) if pages else None
-                hits.append(Hit(pid, row.doc_id, title, row.lang, row.text, score, row.start, row.end,
-                                cosines[pid], url, source, date, page, stories.get(row.doc_id, "")))
-        return hits
+        """Hits for ranked (score, passage_id). Scores are margins (index.balance) or rank
+        fusions: the cosine comes from the stored model vectors."""
+        if not found:
+            return []
+        ids = np.array([pid for _, pid in found], np.int64)
+        cosines = (self._segments.raw(ids) @ np.asarray(qvec, np.float32)).tolist()
+        return self._passage_hits([(pid, score, cos) for (score, pid), cos in zip(found, cosines)])
 
     def _passage_hits(self, found: list[tuple[int, float, float]]) -> list[Hit]:
-        """Hits for (passage_id, score, cosine), in that order."""
+        """Hits for (passage_id, score, cosine), in that order (passages no longer live are left out)."""
         rows = self._store.passages(pid for pid, _, _ in found)
-        doc_ids = [rows[pid][0].doc_id for pid, _, _ in found if pid in rows]
-        meta, stories = self._store.document_meta(doc_ids), self._store.stories_of(doc_ids)
+        meta = self._segments.document_meta_of(rows)  # only the segments holding these passages
+        stories = self._store.stories_of(rows[pid][0].doc_id for pid, _, _ in found if pid in rows)
         hits = []
         for pid, score, cosine in found:
             if pid in rows:
@@ -493,7 +492,6 @@ class Searcher:
                 hits.append(Hit(pid, row.doc_id, title, row.lang, row.text, float(score), row.start, row.end,
                                 float(cosine), url, source, date, page, stories.get(row.doc_id, "")))
         return hits
-
 
     def passage_languages(self) -> list[tuple[str, str]]:
         """(doc_id, lang) of every passage, in passage-id order."""

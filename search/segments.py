@@ -283,14 +283,6 @@ class Segments:
             out.update(reader.store.document_meta(docs))
         return out
 
-    def document_meta(self, doc_ids) -> dict:
-        ids = list(dict.fromkeys(doc_ids))
-        out = {}
-        for reader in self.readers:
-            dead = self._dead_docs[reader.name]
-            out.update({d: m for d, m in reader.store.document_meta([d for d in ids if d not in dead]).items()})
-        return out
-
     def _live(self, reader: SegmentReader, ids: np.ndarray) -> np.ndarray:
         return ids if reader.live is None else ids[reader.live[ids - reader.base]]
 

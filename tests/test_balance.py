@@ -118,3 +118,36 @@ def test_search_matches_a_numpy_oracle_of_means_and_margins(tmp_path, exact_max)
             assert [h.passage_id for h in hits] == [i for _, i in oracle]
             assert [h.score for h in hits] == pytest.approx([m for m, _ in oracle], abs=1e-4)
             assert [h.cosine for h in hits] == pytest.approx([float(vectors[i] @ query) for _, i in oracle], abs=1e-5)
+
+
+def test_standardized_scores_match_an_oracle_and_read_the_spread_sample_once(tmp_path, monkeypatch):
+    """Searcher.standardized: q·(p − mean_L) over the query's spread in L (index.watches), the
+    spread measured on a seeded sample that is read from the segments once per open index."""
+    from index.watches import language_spread, spread_sample
+
+    rng = np.random.default_rng(5)
+    langs = ["en"] * 60 + ["ro"] * 40
+    vectors = rng.standard_normal((len(langs), 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    docs = [DocumentRow(f"d{i}.txt", "", "txt", lang, f"h{i}", str(i)) for i, lang in enumerate(langs)]
+    passages = [PassageRow(i, f"d{i}.txt", 0, 0, 1, lang, 1, str(i)) for i, lang in enumerate(langs)]
+    fake = HashingEmbedder(16)
+    write_index(tmp_path / "index", fake, docs, passages, vectors)
+    means = language_means(vectors, langs)
+    centred = vectors - np.stack([means[lang] for lang in langs])
+    ids_by_lang = {lang: np.array([i for i, x in enumerate(langs) if x == lang]) for lang in means}
+    with Searcher.open(tmp_path / "index", embedder=fake) as searcher:
+        reads = []
+        raw = searcher._segments.raw
+        monkeypatch.setattr(searcher._segments, "raw", lambda ids: reads.append(len(ids)) or raw(ids))
+        for query in rng.standard_normal((3, 16)).astype(np.float32):
+            query /= np.linalg.norm(query)
+            spread = language_spread(query, {lang: centred[ids] for lang, ids in spread_sample(ids_by_lang).items()},
+                                     {lang: len(ids) for lang, ids in ids_by_lang.items()})
+            hits = searcher.search_vector(query, 10)
+            z = searcher.standardized(query, hits)
+            assert z == pytest.approx([float(centred[h.passage_id] @ query / spread[h.lang][0]) for h in hits],
+                                      rel=1e-4, abs=1e-5)
+    # the sample (one read per language: 60 en, 40 ro) once over the three queries; the other
+    # reads are the hits' vectors (10 at a time)
+    assert sum(1 for n in reads if n in (60, 40)) == 2, reads
