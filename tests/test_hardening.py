@@ -319,3 +319,13 @@ def test_the_search_cli_shows_escapes_in_names_titles_sources_and_urls(tmp_path,
     assert "\\x1b]0;pwned\\x07\\x1b[2J.txt" in subprocess.run(
         [sys.executable, "-m", "search", "missile shield talks", "--index", str(tmp_path / "i")],
         cwd=ROOT, capture_output=True, text=True, timeout=300, env=env).stdout
+
+
+def test_a_long_name_in_a_wide_script_is_cut_to_what_a_file_system_holds(tmp_path):
+    # 150 CJK characters are 450 bytes of UTF-8; most file systems hold 255 bytes of name.
+    from index.uploads import NAME_MAX_BYTES, safe_filename, save_uploads
+
+    name = safe_filename("新闻" * 75 + ".txt")
+    assert name.endswith(".txt") and len(name.encode("utf-8")) <= NAME_MAX_BYTES and set(name[:-4]) == {"新", "闻"}
+    result = save_uploads(tmp_path, [("新闻" * 75 + ".txt", "导弹防御条约延长了。".encode("utf-8"))])
+    assert result.saved == [name] and not result.rejected and (tmp_path / name).is_file()
