@@ -8,6 +8,7 @@ import sys
 
 from polyseek import settings
 from polyseek.errors import PolyseekError
+from polyseek.terminal import safe_json, visible
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,8 +70,6 @@ def main(argv: list[str] | None = None) -> int:
             summary = build_index(args.corpus, args.index, args.model, chunk_tokens=args.chunk_tokens,
                                   batch_size=args.batch_size, progress=progress, fields=fields, limits=limits)
     except (PolyseekError, ValueError) as exc:
-        from polyseek.terminal import visible
-
         print(f"error: {visible(exc)}", file=sys.stderr)
         return 2
     finally:
@@ -79,8 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         out = dict(vars(summary), skipped=[vars(s) for s in summary.skipped],
                    passages_per_second=round(summary.passages_per_second, 2))
-        from polyseek.terminal import safe_json
-
         print(safe_json(json.dumps(out, ensure_ascii=False, indent=2)))
     else:
         print(summary.to_text())
@@ -97,8 +94,6 @@ def _optimize(args) -> int:
     try:
         before, after = optimize_index(args.index)
     except PolyseekError as exc:
-        from polyseek.terminal import visible
-
         print(f"error: {visible(exc)}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - started

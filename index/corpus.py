@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from index.limits import DEFAULT, Limits, over
+from index.manifest import open_unfollowed
 from polyseek.errors import CorpusError
 
 DEFAULT_MAX_BYTES = DEFAULT.max_bytes
@@ -134,9 +135,8 @@ def read_regular_file(path: Path, real_root: str, max_bytes: int, limits: Limits
             raise SkipDocument(f"a link to {scrub(real)!r}, outside the corpus folder: not read "
                                "(copy the file into the folder to index it)")
         target = Path(real)
-    fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    fd, info = open_unfollowed(target)
     try:
-        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             kind = ("a folder reached through a link (links to folders are not followed)" if stat.S_ISDIR(info.st_mode)
                     else "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device" if stat.S_ISCHR(info.st_mode) or
@@ -144,7 +144,6 @@ def read_regular_file(path: Path, real_root: str, max_bytes: int, limits: Limits
             raise SkipDocument(f"not a regular file: {kind}; only files are read")
         if info.st_size > max_bytes:
             raise SkipDocument(over("max_bytes", limits, f"{info.st_size:,} bytes"))
-        os.set_blocking(fd, True)
         parts, total = [], 0
         while total <= max_bytes:
             block = os.read(fd, min(1 << 20, max_bytes + 1 - total))

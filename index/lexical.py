@@ -35,7 +35,6 @@ STEMMERS = {"ar": "arabic", "hy": "armenian", "eu": "basque", "ca": "catalan", "
             "sr": "serbian", "es": "spanish", "sv": "swedish", "ta": "tamil", "tr": "turkish", "yi": "yiddish"}
 _local = threading.local()  # PyStemmer's stemmers must not be shared between threads
 FOLDER = "bm25"
-NO_WORDS = "\x00"
 FILES = ("vocab.json", "indptr.npy", "rows.npy", "tfs.npy", "lengths.npy")
 
 _SPACELESS = ("Han", "Hiragana", "Katakana", "Thai", "Lao", "Khmer", "Myanmar")
@@ -253,8 +252,7 @@ def search_segments(parts: Sequence[LexicalPart], query: str, k: int, lang: str 
         if part.allowed is not None and len(part.allowed) == 0:
             continue
         scores = np.zeros(part.index.n_passages, np.float64)
-        touched = False
-        lengths = None
+        lengths = None  # read once the segment holds a query token
         for token, entry in zip(tokens, lists):
             if entry is None:
                 continue
@@ -264,14 +262,12 @@ def search_segments(parts: Sequence[LexicalPart], query: str, k: int, lang: str 
             d = df[token]
             idf = np.log(1.0 + (n - d + 0.5) / (d + 0.5))
             scores[rows] += idf * (tfs / (K1 * ((1 - B) + B * lengths[rows] / avgdl) + tfs))
-            touched = True
-        if not touched:
+        if lengths is None:  # none of the query's tokens is in this segment
             continue
-        mask = np.zeros(part.index.n_passages, bool)
+        mask = np.ones(part.index.n_passages, bool)
         if part.allowed is not None:
+            mask[:] = False
             mask[np.asarray(part.allowed, np.int64)] = True
-        else:
-            mask[:] = True
         if part.live is not None:
             mask &= part.live
         scores[~mask] = 0.0
@@ -281,9 +277,8 @@ def search_segments(parts: Sequence[LexicalPart], query: str, k: int, lang: str 
             cand = cand[-scores[cand] <= kth] if ties else cand[np.argsort(-scores[cand], kind="stable")[:k]]
         out += [(float(scores[r]), int(r) + part.base) for r in cand.tolist()]
     out.sort(key=lambda si: (-si[0], si[1]))
-    if ties or len(out) <= k:
-        if ties and len(out) > k:
-            kth = out[k - 1][0]
-            return [si for si in out if si[0] >= kth]
+    if len(out) <= k:
         return out
+    if ties:
+        return [si for si in out if si[0] >= out[k - 1][0]]
     return out[:k]

@@ -160,14 +160,28 @@ def require_regular(path: Path) -> None:
         raise IndexFormatError(f"{path} is missing or not a regular file: the index is damaged; rebuild it")
 
 
+def open_unfollowed(path: Path) -> tuple[int, os.stat_result]:
+    """A file descriptor of ``path`` and its status, opened without following a link and without
+    blocking on a FIFO (so a FIFO or device is never waited on); reads block again when it is a
+    regular file. The caller refuses what is not one, and closes the descriptor."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, info
+
+
 def open_regular(path: Path) -> int:
     """A file descriptor of ``path``, opened without following a link and without blocking on a
     FIFO; OSError, or IndexFormatError when it is not a regular file."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    fd, info = open_unfollowed(path)
+    if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         raise IndexFormatError(f"{path} is not a regular file: the index is damaged; rebuild it")
-    os.set_blocking(fd, True)
     return fd
 
 

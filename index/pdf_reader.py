@@ -32,7 +32,7 @@ def read_pdf(data: bytes, max_chars: int | None = None, deadline: float | None =
                                                              f"first {number:,} of {count:,} pages"))
             if deadline is not None and time.monotonic() > deadline:
                 raise SkipDocument(f"reading took too long: {number:,} of {count:,} pages read in the time allowed "
-                                   f"per file (raise it with --read-seconds or POLYSEEK_READ_SECONDS)")
+                                   f"per file ({limits.hint('read_seconds')})")
             pages.append(text)
         title = (reader.metadata.title if reader.metadata else None) or ""
         author = (reader.metadata.author if reader.metadata else None) or ""

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import re
 
-#: C0 and C1 controls, DEL, line/paragraph separators, bidi embeddings/overrides/isolates and
-#: marks, and lone surrogates (which a terminal cannot encode).
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-#: What json.dumps(ensure_ascii=False) leaves raw: everything above except C0 controls.
-_JSON_UNSAFE = re.compile("[\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+#: What json.dumps(ensure_ascii=False) leaves raw: DEL and C1 controls, line/paragraph
+#: separators, bidi embeddings/overrides/isolates and marks.
+_RAW_IN_JSON = "\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+#: Those, C0 controls, and lone surrogates (which a terminal cannot encode).
+_UNSAFE = re.compile(f"[\x00-\x1f{_RAW_IN_JSON}\ud800-\udfff]")
+_JSON_UNSAFE = re.compile(f"[{_RAW_IN_JSON}]")
 
 
 _SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}

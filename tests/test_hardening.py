@@ -115,6 +115,20 @@ def test_a_pdf_that_spins_is_stopped_at_the_time_limit_and_the_next_file_is_read
         reader.close()
 
 
+def test_the_pdf_reader_checks_its_budgets_page_by_page():
+    # In the child the deadline and the character budget stop a PDF before its last page.
+    from index.pdf_reader import read_pdf
+
+    pdf = pdf_sharing_one_stream(3, b"BT /F1 10 Tf 50 750 Td (The treaty was extended on Monday.) Tj ET\n")
+    with pytest.raises(SkipDocument, match=r"1 of 3 pages read in the time allowed per file "
+                                           r"\(raise it with --read-seconds or POLYSEEK_READ_SECONDS\)"):
+        read_pdf(pdf, deadline=time.monotonic() - 1)
+    with pytest.raises(SkipDocument, match=r"too much text: more than 40 characters in the first 2 of 3 pages"):
+        read_pdf(pdf, max_chars=40)
+    assert read_pdf(pdf, max_chars=34 * 3, deadline=time.monotonic() + 60).pages == [
+        "The treaty was extended on Monday."] * 3
+
+
 def test_a_reader_over_its_memory_cap_is_a_skip_and_the_next_file_is_read():
     # pypdf decompresses the stream (60 MB of zeros) under a 64 MiB address-space cap.
     bomb = pdf_sharing_one_stream(1, b"0" * 60_000_000)
@@ -305,3 +319,13 @@ def test_the_search_cli_shows_escapes_in_names_titles_sources_and_urls(tmp_path,
     assert "\\x1b]0;pwned\\x07\\x1b[2J.txt" in subprocess.run(
         [sys.executable, "-m", "search", "missile shield talks", "--index", str(tmp_path / "i")],
         cwd=ROOT, capture_output=True, text=True, timeout=300, env=env).stdout
+
+
+def test_a_long_name_in_a_wide_script_is_cut_to_what_a_file_system_holds(tmp_path):
+    # 150 CJK characters are 450 bytes of UTF-8; most file systems hold 255 bytes of name.
+    from index.uploads import NAME_MAX_BYTES, safe_filename, save_uploads
+
+    name = safe_filename("新闻" * 75 + ".txt")
+    assert name.endswith(".txt") and len(name.encode("utf-8")) <= NAME_MAX_BYTES and set(name[:-4]) == {"新", "闻"}
+    result = save_uploads(tmp_path, [("新闻" * 75 + ".txt", "导弹防御条约延长了。".encode("utf-8"))])
+    assert result.saved == [name] and not result.rejected and (tmp_path / name).is_file()
