@@ -3,16 +3,26 @@ recall@10 against exact search, and the resident memory of a loaded searcher per
 
     .venv/bin/python benchmarks/scale.py --passages 100000 1000000
     .venv/bin/python benchmarks/scale.py --passages 100000 --exact-max 50000   # force IVF at 100k
+    .venv/bin/python benchmarks/scale.py --passages 1000000 --segments 10       # ten segments of 100k
+
 
 Vectors that look like real embeddings: the bundled model's embeddings of the 2,160 XQuAD
 paragraphs in 9 languages (benchmarks/xquad_data.py), each copy moved by Gaussian noise with
 the covariance of those embeddings (scaled by --noise) and normalized; every passage keeps its
 paragraph's text (in SQLite and BM25) and language. Queries: the model's embeddings of the
-paragraphs' first questions. The index is written by ``index.write_index`` — the product's own
-writer (store, FAISS with the automatic choice and tuning, BM25, manifest, checksums) — minus
-the encoder, whose cost the throughput benchmark measures. Memory is measured in a fresh process:
+paragraphs' first questions. The index is written by the product's own writer: ``--segments N``
+consecutive segments (``index.segment.write_segment``: store, FAISS with the automatic choice
+and tuning per segment, BM25, checksums) put in service as one version by ``index.commit``, as
+``index.write_index`` does for one — minus the encoder, whose cost the throughput benchmark
+measures, and minus the version's margins and stories (their exact cross-language neighbourhoods
+are n² work, hours at 1M passages on 2 cores): the version gets files of their real shapes and
+sizes with no links, so opening and memory count them as for a real version. Memory is measured in a fresh process:
 resident set size (RSS) after loading the model, then after opening the index and running the
-queries; the difference per passage is the searcher's cost.
+queries; the difference per passage is the searcher's cost. Opening is timed twice in that
+process (the first open checks every checksum and records the checked segments; the second is
+what a server restart costs). Each query kind is also run with the query side's previous
+algorithms (full BM25 scoring, one FAISS search per language: ``--compare``), on the same open
+index, and the two answers compared.
 """
 
 from __future__ import annotations
@@ -54,8 +64,61 @@ def synthetic(base: np.ndarray, n: int, noise: float, seed: int = 0) -> tuple[np
     return out, origin
 
 
-def build(n: int, noise: float, work: Path, exact_max: int | None) -> dict:
-    from index import write_index
+def write_segments(index_dir: Path, embedder, docs: list, passages: list, vectors: np.ndarray, segments: int,
+                   exact_max: int | None) -> Path:
+    """``index.write_index`` for ``segments`` consecutive segments of the passages (a version's
+    margins and stories stubbed: see the module's docstring)."""
+    from index import version_stories
+    from index.balance import language_means
+    from index.builder import _exact_max, _manifest, _tuning_queries
+    from index.catalog import write_catalog
+    from index.commit import commit
+    from index.manifest import SEGMENTS
+    from index.segment import write_segment
+    from index.versions import new_build_dir, remove_stale, writer_lock
+
+    started = time.perf_counter()
+    means = language_means(vectors, [p.lang for p in passages])
+    bounds = np.linspace(0, len(passages), segments + 1).astype(int)
+    real = version_stories.write_version_stories
+    version_stories.write_version_stories = _stub_stories
+    try:
+        with writer_lock(index_dir):
+            remove_stale(index_dir)
+            build_dir = new_build_dir(index_dir)
+            infos = []
+            for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+                seg_passages = passages[lo:hi]
+                seg_docs = docs[lo:hi]  # one document per passage
+                name = f"s-{build_dir.name.removeprefix('.build-')}-{i:02d}"
+                infos.append(write_segment(build_dir / SEGMENTS / name, int(lo), seg_docs, seg_passages, vectors[lo:hi],
+                                           means, exact_max=_exact_max() if exact_max is None else exact_max,
+                                           tuning_queries=lambda ps=seg_passages: _tuning_queries(embedder, ps)))
+            summary = {"documents_read": len(docs), "documents_indexed": len(docs), "skipped": []}
+            return commit(index_dir, build_dir, _manifest(embedder, Path(""), 200, {}, None, started, len(passages)),
+                          infos, {}, {}, lambda path: write_catalog(path, {}, {}, summary))
+    finally:
+        version_stories.write_version_stories = real
+
+
+def _stub_stories(build_dir: Path, pairs, deleted, previous) -> dict:
+    """margins.npy, neighbours.npy and stories.sqlite of their real shapes, with no links."""
+    from index.manifest import MARGINS, NEIGHBOURS, STORIES
+    from index.margins import MARGIN_K
+    from index.store import write_store
+    from index.vectors import save_embeddings
+
+    n = sum(info["passages"] for _, info in pairs)
+    langs = sorted({lang for _, info in pairs for lang in info["languages"]})
+    save_embeddings(build_dir / MARGINS, np.zeros((n, len(langs)), np.float32))
+    np.save(build_dir / NEIGHBOURS, np.full((n, len(langs), MARGIN_K), -1, np.int64), allow_pickle=False)
+    write_store(build_dir / STORIES, [], [], {})
+    return {"margin": "ratio", "k": MARGIN_K, "margin_languages": langs, "link_threshold": 1.0, "date_window_days": 3,
+            "links": 0, "stories": 0, "multi_document_stories": 0, "neighbour_lists_searched": 0,
+            "neighbour_lists": 0, "seconds": 0.0, "stub": "benchmarks/scale.py"}
+
+
+def build(n: int, noise: float, work: Path, exact_max: int | None, segments: int = 1) -> dict:
     from index.manifest import read_manifest
     from index.store import DocumentRow, PassageRow
     from index.versions import current_version
@@ -70,7 +133,7 @@ def build(n: int, noise: float, work: Path, exact_max: int | None) -> dict:
     docs = [DocumentRow(f"p{i}", f"Passage {i}", "txt", langs[o], f"h{i}", texts[o]) for i, o in enumerate(origin.tolist())]
     passages = [PassageRow(i, f"p{i}", 0, 0, len(texts[o]), langs[o], 0, texts[o]) for i, o in enumerate(origin.tolist())]
     started = time.perf_counter()
-    write_index(work / "index", embedder, docs, passages, vectors, corpus="synthetic", exact_max=exact_max)
+    write_segments(work / "index", embedder, docs, passages, vectors, segments, exact_max)
     seconds = time.perf_counter() - started
     del docs, passages
     folder = current_version(work / "index")
@@ -79,10 +142,9 @@ def build(n: int, noise: float, work: Path, exact_max: int | None) -> dict:
     # Exact top 10 of the queries, over the same (language-centred) vectors FAISS holds.
     import faiss
 
-    from index.store import PassageStore
-    store = PassageStore(folder / "store.sqlite")
-    means = store.language_means()
-    store.close()
+    from index.commit import load_means
+
+    means = load_means(folder, manifest)
     lang_arr = np.asarray(langs)[origin]
     for lang, mean in means.items():
         vectors[lang_arr == lang] -= mean
@@ -94,19 +156,19 @@ def build(n: int, noise: float, work: Path, exact_max: int | None) -> dict:
     np.save(work / "truth.npy", truth)
     np.save(work / "picks.npy", picks)
     disk = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-    return {"passages": n, "build_s": round(seconds, 1), "noise": noise, "mean_cos_to_source": round(cos_to_base, 3),
+    return {"passages": n, "segments": segments, "build_s": round(seconds, 1), "noise": noise, "mean_cos_to_source": round(cos_to_base, 3),
             "vector_index": manifest.vector_index, "vector_params": manifest.vector_params,
+            "segment_kinds": sorted({json.dumps(info["vector_params"], sort_keys=True) for info in manifest.segments}),
             "files_mb": {k: round(v / 1e6, 1) for k, v in manifest.files.items() if not k.startswith("bm25/")},
             "bm25_mb": round(sum(v for k, v in manifest.files.items() if k.startswith("bm25/")) / 1e6, 1),
             "disk_mb": round(disk / 1e6)}
 
 
-def measure(work: Path) -> dict:
+def measure(work: Path, compare: bool) -> dict:
     """Runs in a fresh process: memory and latency of a loaded searcher."""
     import psutil
 
     import faiss  # noqa: F401 - imported before the baseline, as a server would have it
-    import bm25s  # noqa: F401
 
     from polyseek.embedder import load_embedder
     from search import Searcher
@@ -143,9 +205,9 @@ def measure(work: Path) -> dict:
     from index.vectors import recall_at
 
     recall = recall_at(found, truth)
+    langs = data["langs"]
     dense = latencies_ms(lambda q: searcher.search_vector(q, 10), list(qvecs))
     text = latencies_ms(lambda i: searcher.search(questions[i], 10), list(picks[:200]))
-    langs = data["langs"]
     filtered = latencies_ms(lambda i: searcher.search_vector(data["queries"][i], 10, ["th"]), list(picks[:200]))
     gc.collect()
     mem_dense = proc.memory_info()
@@ -154,19 +216,62 @@ def measure(work: Path) -> dict:
     mem_hybrid = proc.memory_info()
     rss_after = mem_hybrid.rss
     n = searcher.manifest.passages
+    out = {"segments_open": len(searcher._segments.readers), "open_s": round(open_s, 2), "recall_at_10": round(recall, 4),
+           "search_vector_ms": pct(dense), "search_text_ms": pct(text), "hybrid_same_lang_ms": pct(hybrid),
+           "one_language_filter_ms": pct(filtered),
+           "rss_model_mb": round(rss0 / 1e6), "rss_open_mb": round(rss_open / 1e6), "rss_after_queries_mb": round(rss_after / 1e6),
+           "bytes_per_passage_open": round((rss_open - rss0) / n),
+           "bytes_per_passage_after_dense_queries": round((mem_dense.rss - rss0) / n),
+           "bytes_per_passage_after_hybrid_queries": round((rss_after - rss0) / n),
+           # mapped file pages (BM25 columns a query read) are page cache: shared, dropped under pressure
+           "anonymous_bytes_per_passage_after_all": round(((mem_hybrid.rss - mem_hybrid.shared) - (rss0 - shared0)) / n)}
+    if compare:
+        out.update(previous_algorithms(searcher, qvecs, questions, picks, langs))
+    searcher.close()
+    started = time.perf_counter()
+    Searcher.open(work / "index", embedder=embedder).close()
+    out["open_again_s"] = round(time.perf_counter() - started, 2)
+    return out
 
-    def pct(xs):
-        return {"p50": round(float(np.percentile(xs, 50)), 2), "p95": round(float(np.percentile(xs, 95)), 2)}
 
-    return {"open_s": round(open_s, 2), "recall_at_10": round(recall, 4),
-            "search_vector_ms": pct(dense), "search_text_ms": pct(text), "hybrid_same_lang_ms": pct(hybrid),
-            "one_language_filter_ms": pct(filtered),
-            "rss_model_mb": round(rss0 / 1e6), "rss_open_mb": round(rss_open / 1e6), "rss_after_queries_mb": round(rss_after / 1e6),
-            "bytes_per_passage_open": round((rss_open - rss0) / n),
-            "bytes_per_passage_after_dense_queries": round((mem_dense.rss - rss0) / n),
-            "bytes_per_passage_after_hybrid_queries": round((rss_after - rss0) / n),
-            # mapped file pages (BM25 columns a query read) are page cache: shared, dropped under pressure
-            "anonymous_bytes_per_passage_after_all": round(((mem_hybrid.rss - mem_hybrid.shared) - (rss0 - shared0)) / n)}
+def pct(xs) -> dict:
+    return {"p50": round(float(np.percentile(xs, 50)), 2), "p95": round(float(np.percentile(xs, 95)), 2)}
+
+
+def previous_algorithms(searcher, qvecs, questions, picks, langs) -> dict:
+    """Hybrid and dense searches with the previous algorithms (full BM25; one FAISS search per
+    language in an IVF segment), timed on the same open index; how many answers differ."""
+    from index import lexical
+    from search import segments
+
+    lexical_q = [(questions[i], str(langs[i])) for i in picks[:200]]
+    own = {lang: searcher._ids_by_lang.get(lang) for _, lang in lexical_q}
+
+    def bm25(item):
+        query, lang = item
+        return searcher._lexical.search(query, 100, own[lang], lang)
+
+    def dense(q):
+        return [h.passage_id for h in searcher.search_vector(q, 10)]
+
+    out = {}
+    now = {"bm25": [bm25(x) for x in lexical_q], "dense": [dense(q) for q in qvecs]}
+    t_bm25_new = latencies_ms(bm25, lexical_q)
+    t_dense_new = latencies_ms(dense, list(qvecs))
+    lexical.PRUNE, segments.SINGLE_SCAN = False, False
+    try:
+        before = {"bm25": [bm25(x) for x in lexical_q], "dense": [dense(q) for q in qvecs]}
+        t_bm25_old = latencies_ms(bm25, lexical_q)
+        t_dense_old = latencies_ms(dense, list(qvecs))
+        t_hybrid_old = latencies_ms(lambda i: searcher.search(questions[i], 10, [str(langs[i])], mode="hybrid"),
+                                    list(picks[:200]))
+    finally:
+        lexical.PRUNE, segments.SINGLE_SCAN = True, True
+    out["bm25_top100_ms"] = {"now": pct(t_bm25_new), "previous": pct(t_bm25_old)}
+    out["dense_ms"] = {"now": pct(t_dense_new), "previous": pct(t_dense_old)}
+    out["hybrid_previous_ms"] = pct(t_hybrid_old)
+    out["answers_differing"] = {k: sum(a != b for a, b in zip(now[k], before[k])) for k in now}
+    return out
 
 
 def main() -> None:
@@ -175,21 +280,33 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=0.5, help="scale of the noise added to each copy (default 0.5)")
     ap.add_argument("--exact-max", type=int, default=None, help="override the flat/IVF threshold")
     ap.add_argument("--work", type=Path, default=None, help="folder for the indexes (default: a temporary one)")
+    ap.add_argument("--segments", type=int, default=1, help="write the passages as this many segments (default 1)")
+    ap.add_argument("--compare", action="store_true",
+                    help="also time the previous query algorithms (full BM25, a FAISS search per language)")
+    ap.add_argument("--keep", action="store_true", help="keep the index (its folder is printed)")
+    ap.add_argument("--reuse", type=Path, help="measure an index kept by --keep instead of building one")
     ap.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.measure)))
+        print(json.dumps(measure(args.measure, args.compare)))
         return
-    for n in args.passages:
-        work = Path(tempfile.mkdtemp(prefix=f"polyseek-scale-{n}-", dir=args.work))
+    for n in ([None] if args.reuse else args.passages):
+        work = args.reuse or Path(tempfile.mkdtemp(prefix=f"polyseek-scale-{n}-", dir=args.work))
         try:
-            built = build(n, args.noise, work, args.exact_max)
-            out = subprocess.run([sys.executable, __file__, "--measure", str(work)], check=True,
-                                 capture_output=True, text=True, env=dict(os.environ, TOKENIZERS_PARALLELISM="false"))
+            built = {"reused": str(work)} if args.reuse else build(n, args.noise, work, args.exact_max, args.segments)
+            out = subprocess.run([sys.executable, __file__, "--measure", str(work), *(["--compare"] if args.compare else [])],
+                                 check=True, capture_output=True, text=True,
+                                 env=dict(os.environ, TOKENIZERS_PARALLELISM="false"))
             result = {**built, **json.loads(out.stdout.strip().splitlines()[-1])}
             print(json.dumps(result), flush=True)
+        except subprocess.CalledProcessError as exc:
+            print(exc.stderr[-3000:], file=sys.stderr)
+            raise
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            if args.keep or args.reuse:
+                print(f"index kept in {work}", file=sys.stderr)
+            else:
+                shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

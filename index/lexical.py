@@ -12,7 +12,9 @@ Tokens are made per run of one script, the same way for passages and queries:
   bigrams (a lone character stays a unigram).
 
 Each segment saves its BM25 postings with numpy (``allow_pickle=False``) and JSON in its
-``bm25/`` folder; corpus-wide statistics are combined at query time (:func:`search_segments`).
+``bm25/`` folder, with each token's largest term weight (its upper bound); corpus-wide statistics
+are combined at query time (:func:`search_segments`), which finds the exact top k without scoring
+every posting of a common token (MaxScore pruning, Turtle & Flood 1995).
 """
 
 from __future__ import annotations
@@ -35,7 +37,15 @@ STEMMERS = {"ar": "arabic", "hy": "armenian", "eu": "basque", "ca": "catalan", "
             "sr": "serbian", "es": "spanish", "sv": "swedish", "ta": "tamil", "tr": "turkish", "yi": "yiddish"}
 _local = threading.local()  # PyStemmer's stemmers must not be shared between threads
 FOLDER = "bm25"
-FILES = ("vocab.json", "indptr.npy", "rows.npy", "tfs.npy", "lengths.npy")
+FILES = ("vocab.json", "indptr.npy", "rows.npy", "tfs.npy", "lengths.npy", "bounds.npy")
+#: Segments written before the upper bounds were stored lack this file (their bound is the idf).
+BOUNDS = "bounds.npy"
+#: MaxScore pruning in :func:`search_segments`; False scores every posting (benchmarks/scale.py
+#: compares both; the answers are the same).
+PRUNE = True
+#: Relative slack of the pruning tests: partial sums are added in another order than the exact
+#: scores (float64 rounding ~1e-16), so a bound must beat the threshold by more than that.
+SLACK = 1e-9
 
 _SPACELESS = ("Han", "Hiragana", "Katakana", "Thai", "Lao", "Khmer", "Myanmar")
 _RUNS = None
@@ -128,11 +138,14 @@ class LexicalIndex:
     corpus split into segments scores exactly as one index of the same passages."""
 
     def __init__(self, vocab: dict[str, int], indptr: np.ndarray, rows: np.ndarray, tfs: np.ndarray,
-                 lengths: np.ndarray, stem: bool = True):
+                 lengths: np.ndarray, stem: bool = True, bounds: np.ndarray | None = None):
         self.vocab = vocab
         self.indptr, self.rows, self.tfs, self.lengths = indptr, rows, tfs, lengths
         self.n_passages = len(lengths)
         self.stem = stem  # queries are tokenized as the passages were
+        # Each token's largest term weight at this segment's own average length (:func:`term_bounds`).
+        self.bounds = bounds
+        self.total_length = int(np.asarray(lengths, np.int64).sum())
 
     @classmethod
     def build(cls, texts: Sequence[str], langs: Sequence[str] | None = None, stem: bool = True) -> "LexicalIndex":
@@ -158,7 +171,8 @@ class LexicalIndex:
         order = np.lexsort((np.asarray(rows, np.int64), cols_a))
         indptr = np.zeros(len(vocab) + 1, np.int64)
         np.cumsum(np.bincount(cols_a, minlength=len(vocab)), out=indptr[1:])
-        return cls(vocab, indptr, np.asarray(rows, np.int32)[order], np.asarray(tfs, np.float32)[order], lengths, stem)
+        rows_a, tfs_a = np.asarray(rows, np.int32)[order], np.asarray(tfs, np.float32)[order]
+        return cls(vocab, indptr, rows_a, tfs_a, lengths, stem, term_bounds(indptr, rows_a, tfs_a, lengths))
 
     def save(self, folder: Path) -> list[str]:
         """Write into ``folder/bm25`` (JSON and plain numpy arrays); the file names, relative to ``folder``."""
@@ -168,7 +182,9 @@ class LexicalIndex:
         out.mkdir(parents=True, exist_ok=True)
         tokens = sorted(self.vocab, key=self.vocab.__getitem__)
         (out / "vocab.json").write_text(json.dumps(tokens, ensure_ascii=False), encoding="utf-8")
-        for name, array in (("indptr", self.indptr), ("rows", self.rows), ("tfs", self.tfs), ("lengths", self.lengths)):
+        bounds = self.bounds if self.bounds is not None else term_bounds(self.indptr, self.rows, self.tfs, self.lengths)
+        for name, array in (("indptr", self.indptr), ("rows", self.rows), ("tfs", self.tfs), ("lengths", self.lengths),
+                            ("bounds", bounds)):
             np.save(out / f"{name}.npy", array, allow_pickle=False)
         return [f"{FOLDER}/{name}" for name in FILES]
 
@@ -184,11 +200,14 @@ class LexicalIndex:
         arrays = {name: np.load(base / f"{name}.npy", mmap_mode="r", allow_pickle=False)
                   for name in ("indptr", "rows", "tfs", "lengths")}
         indptr, lengths = arrays["indptr"], arrays["lengths"]
+        # read whole (8 bytes a token); older segments have none
+        bounds = np.load(base / BOUNDS, allow_pickle=False) if (base / BOUNDS).exists() else None
         if (not isinstance(tokens, list) or len(indptr) != len(tokens) + 1 or indptr.ndim != 1
                 or len(arrays["rows"]) != len(arrays["tfs"]) or (len(indptr) and int(indptr[-1]) != len(arrays["rows"]))
-                or (n_passages is not None and len(lengths) != n_passages)):
+                or (n_passages is not None and len(lengths) != n_passages)
+                or (bounds is not None and (bounds.shape != (len(tokens),) or bounds.dtype != np.float64))):
             raise IndexFormatError(f"the lexical index in {folder} is inconsistent: rebuild the index")
-        return cls({t: i for i, t in enumerate(tokens)}, indptr, arrays["rows"], arrays["tfs"], lengths)
+        return cls({t: i for i, t in enumerate(tokens)}, indptr, arrays["rows"], arrays["tfs"], lengths, bounds=bounds)
 
     def postings(self, token: str) -> tuple[np.ndarray, np.ndarray] | None:
         col = self.vocab.get(token)
@@ -201,22 +220,96 @@ class LexicalIndex:
                lang: str | None = None) -> list[tuple[int, float]]:
         """Up to ``k`` (row, bm25 score) with a score above zero, best first (ties by row); only
         ``allowed_ids`` (rows) when given; ``lang`` is the query's language (its stemmer)."""
-        found = search_segments([LexicalPart(self, None, allowed_ids, 0)], query, k, lang)
+        allowed = None if allowed_ids is None else np.unique(np.asarray(allowed_ids, np.int64))
+        found = search_segments([LexicalPart(self, None, allowed, 0)], query, k, lang)
         return [(pid, score) for score, pid in found][:k]
+
+
+def term_bounds(indptr: np.ndarray, rows: np.ndarray, tfs: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Each token's largest term weight ``tf / (tf + K1·(1 − B + B·len/avgdl))`` over its
+    postings, at the segment's own average length (float64, one per token).
+
+    With the corpus's average length ``a`` instead of the segment's ``s``, a weight grows by at
+    most ``max(1, a / s)`` (the length term is divided by ``a / s``), so
+    ``bound · max(1, a / s)`` bounds it in any corpus the segment is part of (deleting rows only
+    lowers the maximum)."""
+    n_tokens = len(indptr) - 1
+    out = np.zeros(max(n_tokens, 0), np.float64)
+    if n_tokens <= 0 or not len(rows):
+        return out
+    lengths = np.asarray(lengths, np.int64)
+    avgdl = max(float(lengths.sum()) / len(lengths), 1e-9)
+    step = 1 << 22  # postings weighed at a time (memory)
+    lo_col = 0
+    while lo_col < n_tokens:
+        hi_col = int(np.searchsorted(indptr, int(indptr[lo_col]) + step, side="right")) - 1
+        hi_col = min(n_tokens, max(hi_col, lo_col + 1))
+        lo, hi = int(indptr[lo_col]), int(indptr[hi_col])
+        tf = np.asarray(tfs[lo:hi], np.float64)
+        weight = tf / (K1 * ((1 - B) + B * lengths[np.asarray(rows[lo:hi], np.int64)] / avgdl) + tf)
+        starts = np.asarray(indptr[lo_col:hi_col], np.int64) - lo
+        nonempty = starts < np.asarray(indptr[lo_col + 1 : hi_col + 1], np.int64) - lo
+        if nonempty.any():
+            out[lo_col:hi_col][nonempty] = np.maximum.reduceat(weight, starts[nonempty])
+        lo_col = hi_col
+    return out
 
 
 class LexicalPart:
     """One segment in a corpus-wide BM25 search: its postings, its live rows (None: all), the
-    rows a search may return (None: all live ones) and the id of its row 0."""
+    rows a search may return (sorted; None: all live ones), the id of its row 0 and its
+    ``stats`` when known (:meth:`stats`; a reader computes them once)."""
 
-    def __init__(self, index: LexicalIndex, live: np.ndarray | None, allowed: np.ndarray | None, base: int):
+    def __init__(self, index: LexicalIndex, live: np.ndarray | None, allowed: np.ndarray | None, base: int,
+                 stats: tuple[int, int] | None = None):
         self.index, self.live, self.allowed, self.base = index, live, allowed, base
+        self._stats = stats
 
     def stats(self) -> tuple[int, int]:
         """(live passages, their total length in tokens)."""
+        if self._stats is None:
+            if self.live is None:
+                self._stats = self.index.n_passages, self.index.total_length
+            else:
+                self._stats = int(self.live.sum()), int(np.asarray(self.index.lengths, np.int64)[self.live].sum())
+        return self._stats
+
+    def span(self, token: str) -> tuple[int, int] | None:
+        """Where ``token``'s postings lie in :attr:`LexicalIndex.rows` (None: not in this segment)."""
+        col = self.index.vocab.get(token)
+        if col is None:
+            return None
+        return int(self.index.indptr[col]), int(self.index.indptr[col + 1])
+
+    def live_count(self, span: tuple[int, int]) -> int:
+        """How many of the postings in ``span`` are live rows."""
         if self.live is None:
-            return self.index.n_passages, int(np.asarray(self.index.lengths, np.int64).sum())
-        return int(self.live.sum()), int(np.asarray(self.index.lengths, np.int64)[self.live].sum())
+            return span[1] - span[0]
+        return int(self.live[np.asarray(self.index.rows[span[0] : span[1]], np.int64)].sum())
+
+    def usable(self, rows: np.ndarray) -> np.ndarray:
+        """Which of ``rows`` a search may return (live and allowed)."""
+        keep = np.ones(len(rows), bool) if self.live is None else self.live[rows]
+        if self.allowed is not None:
+            pos = np.minimum(np.searchsorted(self.allowed, rows), len(self.allowed) - 1)
+            keep &= self.allowed[pos] == rows
+        return keep
+
+    def weights(self, where: np.ndarray | slice, rows: np.ndarray, idf: float, avgdl: float) -> np.ndarray:
+        """BM25 weights ``idf · tf / (tf + K1·(1 − B + B·len/avgdl))`` of the postings at
+        ``where`` (rows ``rows``), by the very arithmetic of a full scoring."""
+        tfs = np.asarray(self.index.tfs[where], np.float64)
+        lengths = np.asarray(self.index.lengths[rows], np.float64)
+        return idf * (tfs / (K1 * ((1 - B) + B * lengths / avgdl) + tfs))
+
+    def lookup(self, span: tuple[int, int], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which of ``rows`` (sorted) hold the token of ``span``, and where their postings are."""
+        postings = self.index.rows[span[0] : span[1]]
+        want = np.asarray(rows, postings.dtype)  # searchsorted would otherwise convert the whole list
+        pos = np.searchsorted(postings, want)
+        hit = pos < len(postings)
+        hit[hit] = postings[pos[hit]] == want[hit]
+        return hit, pos[hit] + span[0]
 
 
 def search_segments(parts: Sequence[LexicalPart], query: str, k: int, lang: str | None = None,
@@ -224,7 +317,11 @@ def search_segments(parts: Sequence[LexicalPart], query: str, k: int, lang: str 
     """Corpus-wide BM25 (Lucene's idf, bm25s's term weight): the passage count, average length
     and document frequencies are those of all live rows of all ``parts``. Returns (score, id)
     best first, scores above zero; the ``k`` best (with ``ties``, also every row tied with the
-    k-th, so the caller can break ties by something independent of the segmentation)."""
+    k-th, so the caller can break ties by something independent of the segmentation).
+
+    With :data:`PRUNE`, only rows that can reach the top ``k`` are scored (:func:`_candidates`),
+    and each is scored afresh the way a full scoring adds it up, so the answer, scores and ties
+    included, is exactly that of scoring every posting (:func:`_full`)."""
     if not parts:
         return []
     stem = parts[0].index.stem
@@ -238,25 +335,125 @@ def search_segments(parts: Sequence[LexicalPart], query: str, k: int, lang: str 
     if n == 0:
         return []
     avgdl = total / n
-    postings = [[part.index.postings(t) for t in tokens] for part in parts]
-    df = {}
-    for t_i, token in enumerate(tokens):
-        count = 0
-        for part, lists in zip(parts, postings):
-            if lists[t_i] is not None:
-                rows = lists[t_i][0]
-                count += len(rows) if part.live is None else int(part.live[rows].sum())
-        df[token] = count
+    unique = sorted(set(tokens))
+    spans = [[part.span(t) for t in unique] for part in parts]
+    df = {t: sum(part.live_count(sp[j]) for part, sp in zip(parts, spans) if sp[j] is not None)
+          for j, t in enumerate(unique)}
+    if not PRUNE:
+        return _full(parts, tokens, df, n, avgdl, k, ties)
+    idf = {t: np.log(1.0 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
+    searched = [i for i, part in enumerate(parts) if part.allowed is None or len(part.allowed)]
+    column = {t: j for j, t in enumerate(unique)}
     out: list[tuple[float, int]] = []
-    for part, lists in zip(parts, postings):
+    for i, rows in _candidates(parts, searched, spans, unique, tokens, idf, avgdl, k).items():
+        part = parts[i]
+        scores = np.zeros(len(rows), np.float64)  # token by token in query order, as a full scoring adds
+        for token in tokens:
+            span = spans[i][column[token]]
+            if span is not None:
+                hit, where = part.lookup(span, rows)
+                scores[hit] += part.weights(where, rows[hit], idf[token], avgdl)
+        out += [(float(s), int(r) + part.base) for s, r in zip(scores.tolist(), rows.tolist()) if s > 0]
+    return _best(out, k, ties)
+
+
+def _best(out: list[tuple[float, int]], k: int, ties: bool) -> list[tuple[float, int]]:
+    out.sort(key=lambda si: (-si[0], si[1]))
+    if len(out) <= k:
+        return out
+    if ties:
+        return [si for si in out if si[0] >= out[k - 1][0]]
+    return out[:k]
+
+
+def _candidates(parts: Sequence[LexicalPart], searched: list[int], spans: list[list], unique: list[str],
+                tokens: list[str], idf: dict, avgdl: float, k: int) -> dict[int, np.ndarray]:
+    """Part → its rows (sorted) that may score at least the ``k``-th best score of all parts
+    (a superset: every row that does is there). MaxScore: tokens are taken by decreasing upper
+    bound (idf × the segment's stored largest weight, :func:`term_bounds`); every posting of a
+    token is added while rows it has not reached could still beat the ``k``-th best partial score
+    θ; once the bounds of the tokens left sum to less than θ, the rows reached so far are the only
+    candidates, looked up in the remaining (long) posting lists by binary search, and dropped as
+    soon as their partial score plus those bounds falls below θ."""
+    from collections import Counter
+
+    times = Counter(tokens)
+    bound = np.zeros((len(parts), len(unique)), np.float64)
+    for i in searched:
+        index = parts[i].index
+        own = index.total_length / max(index.n_passages, 1)
+        grow = max(1.0, avgdl / own) if own > 0 else 1.0
+        for j, token in enumerate(unique):
+            if spans[i][j] is not None:
+                weight = 1.0 if index.bounds is None else min(1.0, float(index.bounds[index.vocab[token]]) * grow)
+                bound[i, j] = idf[token] * times[token] * weight * (1 + SLACK)
+    order = np.argsort(-bound.max(axis=0), kind="stable").tolist()
+    left = bound.sum(axis=1)  # per part: the bounds of the tokens not added yet
+    scores = {i: np.zeros(parts[i].index.n_passages, np.float64) for i in searched}  # pages zeroed when touched
+    reached: dict[int, list[np.ndarray]] = {i: [] for i in searched}
+    top = {i: np.zeros(0, np.int64) for i in searched}  # rows at or above θ
+    theta, done = 0.0, 0
+    for j in order:
+        if theta > 0 and left.max() < theta * (1 - SLACK):
+            break
+        new = {}
+        for i in searched:
+            span = spans[i][j]
+            if span is None:
+                continue
+            part = parts[i]
+            rows = np.asarray(part.index.rows[span[0] : span[1]], np.int64)
+            keep = part.usable(rows)
+            rows = rows[keep]
+            scores[i][rows] += times[unique[j]] * part.weights(np.flatnonzero(keep) + span[0], rows, idf[unique[j]], avgdl)
+            reached[i].append(rows)
+            new[i] = rows
+        left -= bound[:, j]
+        done += 1
+        # θ: the k-th best partial score; every row reached but not in ``top`` is below it, so
+        # the new k-th best lies among ``top`` and the rows this token reached.
+        pool = {i: np.unique(np.concatenate([top[i], new[i]])) if i in new else top[i] for i in searched}
+        theta, top = _kth(pool, {i: scores[i][rows] for i, rows in pool.items()}, k)
+    cand = {i: np.unique(np.concatenate(reached[i])) if reached[i] else np.zeros(0, np.int64) for i in searched}
+    partial = {i: scores[i][rows] for i, rows in cand.items()}
+    del scores
+    for j in order[done:]:
+        for i in searched:
+            keep = partial[i] + left[i] >= theta * (1 - SLACK)
+            cand[i], partial[i] = cand[i][keep], partial[i][keep]
+            span = spans[i][j]
+            if span is not None and len(cand[i]):
+                hit, where = parts[i].lookup(span, cand[i])
+                partial[i][hit] += times[unique[j]] * parts[i].weights(where, cand[i][hit], idf[unique[j]], avgdl)
+        left -= bound[:, j]
+        theta = max(theta, _kth(cand, partial, k)[0])
+    return {i: rows[partial[i] >= theta * (1 - SLACK)] for i, rows in cand.items() if len(rows)}
+
+
+def _kth(rows: dict[int, np.ndarray], scores: dict[int, np.ndarray], k: int) -> tuple[float, dict[int, np.ndarray]]:
+    """The ``k``-th best of all ``scores`` (0 when fewer) and, per part, the rows at or above it."""
+    every = np.concatenate(list(scores.values())) if scores else np.zeros(0)
+    if len(every) < k:
+        return 0.0, rows
+    theta = float(-np.partition(-every, k - 1)[k - 1])
+    return theta, {i: r[scores[i] >= theta] for i, r in rows.items()}
+
+
+def _full(parts: Sequence[LexicalPart], tokens: list[str], df: dict, n: int, avgdl: float, k: int,
+          ties: bool) -> list[tuple[float, int]]:
+    """Every posting of every query token scored (what :func:`search_segments` did before pruning)."""
+    out: list[tuple[float, int]] = []
+    for part in parts:
         if part.allowed is not None and len(part.allowed) == 0:
             continue
         scores = np.zeros(part.index.n_passages, np.float64)
         lengths = None  # read once the segment holds a query token
-        for token, entry in zip(tokens, lists):
-            if entry is None:
+        for token in tokens:
+            span = part.span(token)
+            if span is None:
                 continue
-            rows, tfs = entry
+            rows = np.asarray(part.index.rows[span[0] : span[1]], np.int64)
+            tfs = np.asarray(part.index.tfs[span[0] : span[1]], np.float64)
             if lengths is None:
                 lengths = np.asarray(part.index.lengths, np.float64)
             d = df[token]
@@ -276,9 +473,4 @@ def search_segments(parts: Sequence[LexicalPart], query: str, k: int, lang: str 
             kth = np.partition(-scores[cand], k - 1)[k - 1]
             cand = cand[-scores[cand] <= kth] if ties else cand[np.argsort(-scores[cand], kind="stable")[:k]]
         out += [(float(scores[r]), int(r) + part.base) for r in cand.tolist()]
-    out.sort(key=lambda si: (-si[0], si[1]))
-    if len(out) <= k:
-        return out
-    if ties:
-        return [si for si in out if si[0] >= out[k - 1][0]]
-    return out[:k]
+    return _best(out, k, ties)

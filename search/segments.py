@@ -16,10 +16,13 @@ import numpy as np
 from index.lexical import FOLDER as LEXICAL_FOLDER, LexicalIndex, LexicalPart
 from index.manifest import EMBEDDINGS, STORE, VECTORS, require_regular
 from index.store import PassageStore
-from index.vectors import REFINE, ExactRows, load_vector_index, search_vectors
+from index.vectors import REFINE, ExactRows, faiss_threads, load_vector_index, search_vectors
 from polyseek.errors import IndexFormatError
 
 
+#: An IVF segment finds each language's best for an unfiltered search in one pass over its
+#: probed cells (False: one FAISS search per language; benchmarks/scale.py compares both).
+SINGLE_SCAN = True
 #: Scores closer than this are ties (float64 sums of the same terms in another order differ by ~1e-16).
 TIE = 1e-9
 
@@ -56,6 +59,7 @@ class SegmentReader:
             require_regular(folder / EMBEDDINGS)
             self.exact = ExactRows(folder / EMBEDDINGS)
         self.lexical = None
+        self._lexical_stats = None
         if lexical:
             try:
                 for path in (folder / LEXICAL_FOLDER).rglob("*"):
@@ -144,8 +148,11 @@ class SegmentReader:
     def dense_languages(self, qvec: np.ndarray, means: tuple[dict, dict], n: int,
                         groups: dict[str, np.ndarray | None], whole: bool) -> dict[str, list[tuple[float, int]]]:
         """:meth:`dense` for each language's rows (``groups``: language → local rows, sorted). A
-        flat segment scores all its rows in one product and takes each language's best."""
+        flat segment scores all its rows in one product and takes each language's best; an IVF
+        segment searched for whole languages scans its probed cells once (:meth:`_scan_languages`)."""
         if self.flat is None:
+            if whole and SINGLE_SCAN and self.exact is not None:
+                return self._scan_languages(qvec, means, n, groups)
             return {lang: self.dense(qvec, means, n, rows, whole=whole) for lang, rows in groups.items()}
         offsets32, offsets64 = means
         query = np.concatenate([np.asarray(qvec, np.float32),
@@ -168,6 +175,50 @@ class SegmentReader:
             out[lang] = [(float(exact[i]), int(rows[i]) + self.base) for i in keep.tolist()]
         return out
 
+    def _scan_languages(self, qvec: np.ndarray, means: tuple[dict, dict], n: int,
+                        groups: dict[str, np.ndarray | None]) -> dict[str, list[tuple[float, int]]]:
+        """:meth:`dense` of each whole language (``groups``: its live rows) from one pass over
+        the cells an unfiltered search probes: FAISS's range search with no radius returns every
+        vector there with its approximate score. (A search restricted to one language probes
+        the same cells: the coarse quantizer ignores ID selectors.) Each language then takes its
+        best by those scores, as its own search would have (equal scores: the first scanned),
+        and re-scores them exactly with the same fetch-more rule; a language with fewer
+        candidates in those cells than it needs is searched alone, which widens the cells."""
+        offsets32, offsets64 = means
+        query = np.ascontiguousarray(np.concatenate([np.asarray(qvec, np.float32), np.asarray(
+            [-offsets32.get(lang, 0.0) for lang in self.langs], np.float32)])[None, :])
+        with faiss_threads(1):
+            lims, approx, ids = self.vectors.range_search(query, float(np.finfo(np.float32).min))
+        ids, approx = ids[: lims[1]], approx[: lims[1]]
+        if self.live is not None:
+            keep = self.live[ids]
+            ids, approx = ids[keep], approx[keep]
+        codes = self.codes[ids]
+        out = {}
+        for lang, rows in groups.items():
+            if rows is None or not len(rows):
+                continue
+            mine = codes == self.langs.index(lang)
+            found, scored = ids[mine], approx[mine]
+            ranked_ids = found[np.argsort(-scored, kind="stable")]
+            available = len(rows)
+            want = fetch = min(n, available)
+            while True:
+                size = min(available, fetch * REFINE)
+                if len(ranked_ids) < size:  # its own search would look in more cells
+                    out[lang] = self.dense(qvec, means, n, rows, whole=True)
+                    break
+                cand = np.sort(ranked_ids[:size])
+                scores = self.scores(cand, qvec, offsets64)
+                ranked = np.sort(scores)[::-1]
+                cut = ranked[min(want, len(ranked)) - 1]
+                if fetch >= available or len(cand) < fetch or ranked[-1] < cut - TIE:
+                    keep = np.flatnonzero(scores >= cut - TIE)
+                    out[lang] = [(float(scores[i]), int(cand[i]) + self.base) for i in keep.tolist()]
+                    break
+                fetch = min(available, fetch * 2)
+        return out
+
     def raw(self, rows: np.ndarray) -> np.ndarray:
         """The model's vectors of ``rows``."""
         rows = np.asarray(rows, np.int64)
@@ -182,7 +233,11 @@ class SegmentReader:
         return self.raw(rows).astype(np.float64) @ q - offsets[self.codes[np.asarray(rows, np.int64)]]
 
     def lexical_part(self, allowed: np.ndarray | None) -> LexicalPart:
-        return LexicalPart(self.lexical, self.live, allowed, self.base)
+        """This segment in a BM25 search (``allowed``: local rows, sorted); its live passages'
+        count and length are computed once."""
+        part = LexicalPart(self.lexical, self.live, allowed, self.base, self._lexical_stats)
+        self._lexical_stats = part.stats()
+        return part
 
     def close(self) -> None:
         self.store.close()

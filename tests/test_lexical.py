@@ -87,3 +87,87 @@ def test_builds_store_bm25_and_rebuilds_keep_it_consistent(corpus, tmp_path, fak
 def test_passages_without_words_still_make_an_index():
     idx = LexicalIndex.build(["😀 🚀", "… —"])
     assert idx.search("rocket", 5) == [] and idx.search("😀", 5) == []
+
+
+def _zipf_texts(rng, n: int, vocabulary: int = 300) -> list[str]:
+    """Texts whose words follow Zipf's law (a few tokens in most texts, most in few), with the
+    first fifth repeated at the end (identical texts: tied scores)."""
+    words = [f"w{i}" for i in range(vocabulary)]
+    p = 1 / np.arange(1, vocabulary + 1) ** 1.1
+    p /= p.sum()
+    texts = [" ".join(rng.choice(words, int(rng.integers(3, 30)), p=p)) for _ in range(n)]
+    return texts + texts[: n // 5], words, p
+
+
+def test_pruned_bm25_is_exactly_full_bm25(monkeypatch):
+    """MaxScore pruning returns what scoring every posting returns: the same ids, bit-equal
+    scores, the same ties at the k-th place, over segments with deleted rows and filters."""
+    from index import lexical
+    from index.lexical import LexicalPart, search_segments
+
+    rng = np.random.default_rng(7)
+    texts, words, p = _zipf_texts(rng, 400)
+    weighed = {"pruned": 0, "full": 0}
+    for trial in range(150):
+        cuts = np.sort(rng.choice(np.arange(1, len(texts)), int(rng.integers(0, 4)), replace=False))
+        edges = [0, *cuts.tolist(), len(texts)]
+        parts = []
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            live = rng.random(hi - lo) > 0.2 if rng.random() < 0.5 else None
+            allowed = np.flatnonzero(rng.random(hi - lo) > 0.5) if rng.random() < 0.5 else None
+            parts.append(LexicalPart(LexicalIndex.build(texts[lo:hi]), live, allowed, lo))
+        query = " ".join(rng.choice(words, int(rng.integers(1, 8)), p=p))
+        k, ties = int(rng.integers(1, 60)), bool(trial % 2)
+        monkeypatch.setattr(lexical, "PRUNE", True)
+        pruned = search_segments(parts, query, k, ties=ties)
+        monkeypatch.setattr(lexical, "PRUNE", False)
+        full = search_segments(parts, query, k, ties=ties)
+        assert pruned == full, (trial, query, k, ties)
+        if ties and len(full) > k:
+            assert full[k][0] == full[k - 1][0]  # rows tied with the k-th come too
+        weighed["full"] += len(full)
+    assert weighed["full"] > 1000  # the searches found plenty
+
+
+def test_pruning_skips_most_postings_of_a_common_token(monkeypatch):
+    from index.lexical import LexicalPart, search_segments
+
+    texts = [f"common filler{i % 7}" for i in range(3000)] + ["common rare"] * 3
+    index = LexicalIndex.build(texts)
+    weighed = []
+    original = LexicalPart.weights
+    monkeypatch.setattr(LexicalPart, "weights", lambda self, where, rows, *a: weighed.append(len(rows)) or
+                        original(self, where, rows, *a))
+    found = search_segments([LexicalPart(index, None, None, 0)], "rare common", 3)
+    assert [pid for _, pid in found] == [3000, 3001, 3002]
+    assert 0 < sum(weighed) < 50  # the 3,003 postings of "common" were not all weighed
+
+
+def test_segments_without_stored_bounds_search_the_same(tmp_path):
+    """A segment written before the bounds were stored is searched with the idf as its bound."""
+    from index.lexical import BOUNDS
+
+    rng = np.random.default_rng(3)
+    texts, words, p = _zipf_texts(rng, 300)
+    LexicalIndex.build(texts).save(tmp_path)
+    with_bounds = LexicalIndex.load(tmp_path, len(texts))
+    assert with_bounds.bounds is not None
+    (tmp_path / FOLDER / BOUNDS).unlink()
+    without = LexicalIndex.load(tmp_path, len(texts))
+    assert without.bounds is None
+    for _ in range(40):
+        query = " ".join(rng.choice(words, 4, p=p))
+        assert with_bounds.search(query, 10) == without.search(query, 10)
+
+
+def test_stored_bounds_bound_every_weight():
+    from index.lexical import B, K1
+
+    rng = np.random.default_rng(5)
+    texts, _, _ = _zipf_texts(rng, 200)
+    index = LexicalIndex.build(texts)
+    avgdl = index.total_length / index.n_passages
+    for col in range(len(index.vocab)):
+        lo, hi = index.indptr[col], index.indptr[col + 1]
+        tf, dl = index.tfs[lo:hi].astype(np.float64), index.lengths[index.rows[lo:hi]]
+        assert index.bounds[col] == (tf / (K1 * ((1 - B) + B * dl / avgdl) + tf)).max()

@@ -149,3 +149,54 @@ def test_write_index_refuses_ids_out_of_order(tmp_path):
     docs, passages = passages_of(3)
     with pytest.raises(ValueError, match="0..n-1"):
         write_index(tmp_path / "x", fake, docs, passages[::-1], np.zeros((3, 64), np.float32))
+
+
+def test_one_scan_of_the_probed_cells_equals_a_search_per_language(two_indexes, monkeypatch):
+    """The language-balanced dense search of an IVF segment scans its probed cells once and
+    takes each language's best: exactly what one FAISS search per language finds (scores,
+    ties and all), with deleted rows and with languages that need more cells than one scan."""
+    from search import segments
+
+    root, fake, passages, _ = two_indexes
+    rng = np.random.default_rng(11)
+    queries = fake.embed([" ".join(p.text.split()[:4]) for p in passages[::53]], "query")
+    with Searcher.open(root / "ivf", embedder=fake) as searcher:
+        [reader] = searcher._segments.readers
+        assert reader.exact is not None  # an IVF segment
+        import faiss
+
+        faiss.extract_index_ivf(reader.vectors).nprobe = 4  # of 64 cells (the tuned nprobe here is all 64)
+        alone, fallbacks = [], {}
+        monkeypatch.setattr(reader, "dense", lambda *a, _d=reader.dense, **kw: alone.append(1) or _d(*a, **kw))
+        for deleted in (None, rng.random(reader.size) < 0.3):
+            reader.live = None if deleted is None else ~deleted
+            reader._selectors.clear()  # FAISS selectors of each language's live rows, made anew
+            groups = {lang: ids if reader.live is None else ids[reader.live[ids]]
+                      for lang, ids in searcher._ids_by_lang.items()}
+            for q in queries:
+                offsets = searcher._offsets(np.asarray(q, np.float32))
+                for n in (1, 20, 300):
+                    monkeypatch.setattr(segments, "SINGLE_SCAN", True)
+                    before = len(alone)
+                    scan = reader.dense_languages(q, offsets, n, groups, whole=True)
+                    fallbacks[n] = fallbacks.get(n, 0) + len(alone) - before
+                    monkeypatch.setattr(segments, "SINGLE_SCAN", False)
+                    each = reader.dense_languages(q, offsets, n, groups, whole=True)
+                    assert scan == each, n
+        reader.live = None
+    asked = 2 * len(queries) * len(searcher._ids_by_lang)  # languages searched at each depth
+    assert fallbacks[1] < asked / 2 and fallbacks[1] < fallbacks[300]  # mostly one scan; deeper searches widen
+
+
+def test_dense_search_is_the_same_with_one_scan_or_a_search_per_language(two_indexes, monkeypatch):
+    from search import segments
+
+    root, fake, passages, _ = two_indexes
+    queries = [" ".join(p.text.split()[:5]) for p in passages[::131]]
+    with Searcher.open(root / "ivf", embedder=fake) as searcher:
+        answers = {}
+        for scan in (True, False):
+            monkeypatch.setattr(segments, "SINGLE_SCAN", scan)
+            answers[scan] = [[(h.passage_id, h.score) for h in searcher.search(q, 10, mode=mode)]
+                             for q in queries for mode in ("dense", "hybrid")]
+    assert answers[True] == answers[False]
