@@ -197,7 +197,8 @@ class LexicalIndex:
 
         base = folder / FOLDER
         tokens = json.loads((base / "vocab.json").read_text(encoding="utf-8"))
-        arrays = {name: np.load(base / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+        # plain views of the mapped files (a query slices them often; memmap slices cost more)
+        arrays = {name: np.asarray(np.load(base / f"{name}.npy", mmap_mode="r", allow_pickle=False))
                   for name in ("indptr", "rows", "tfs", "lengths")}
         indptr, lengths = arrays["indptr"], arrays["lengths"]
         # read whole (8 bytes a token); older segments have none
@@ -303,7 +304,7 @@ class LexicalPart:
         return idf * (tfs / (K1 * ((1 - B) + B * lengths / avgdl) + tfs))
 
     def lookup(self, span: tuple[int, int], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Which of ``rows`` (sorted) hold the token of ``span``, and where their postings are."""
+        """Which of ``rows`` hold the token of ``span``, and where their postings are."""
         postings = self.index.rows[span[0] : span[1]]
         want = np.asarray(rows, postings.dtype)  # searchsorted would otherwise convert the whole list
         pos = np.searchsorted(postings, want)
@@ -368,7 +369,7 @@ def _best(out: list[tuple[float, int]], k: int, ties: bool) -> list[tuple[float,
 
 def _candidates(parts: Sequence[LexicalPart], searched: list[int], spans: list[list], unique: list[str],
                 tokens: list[str], idf: dict, avgdl: float, k: int) -> dict[int, np.ndarray]:
-    """Part → its rows (sorted) that may score at least the ``k``-th best score of all parts
+    """Part → its rows that may score at least the ``k``-th best score of all parts
     (a superset: every row that does is there). MaxScore: tokens are taken by decreasing upper
     bound (idf × the segment's stored largest weight, :func:`term_bounds`); every posting of a
     token is added while rows it has not reached could still beat the ``k``-th best partial score
@@ -389,14 +390,17 @@ def _candidates(parts: Sequence[LexicalPart], searched: list[int], spans: list[l
                 bound[i, j] = idf[token] * times[token] * weight * (1 + SLACK)
     order = np.argsort(-bound.max(axis=0), kind="stable").tolist()
     left = bound.sum(axis=1)  # per part: the bounds of the tokens not added yet
-    scores = {i: np.zeros(parts[i].index.n_passages, np.float64) for i in searched}  # pages zeroed when touched
-    reached: dict[int, list[np.ndarray]] = {i: [] for i in searched}
+    # Dense per part (np.zeros pages are zeroed by the system when first touched, so a query
+    # pays for the rows it reaches, not for the segment's size).
+    scores = {i: np.zeros(parts[i].index.n_passages, np.float64) for i in searched}
+    seen = {i: np.zeros(parts[i].index.n_passages, bool) for i in searched}
+    reached: dict[int, list[np.ndarray]] = {i: [] for i in searched}  # disjoint: each row once
     top = {i: np.zeros(0, np.int64) for i in searched}  # rows at or above θ
-    theta, done = 0.0, 0
+    theta, done, count = 0.0, 0, 0
     for j in order:
         if theta > 0 and left.max() < theta * (1 - SLACK):
             break
-        new = {}
+        pool = dict(top)
         for i in searched:
             span = spans[i][j]
             if span is None:
@@ -406,17 +410,24 @@ def _candidates(parts: Sequence[LexicalPart], searched: list[int], spans: list[l
             keep = part.usable(rows)
             rows = rows[keep]
             scores[i][rows] += times[unique[j]] * part.weights(np.flatnonzero(keep) + span[0], rows, idf[unique[j]], avgdl)
-            reached[i].append(rows)
-            new[i] = rows
+            fresh = rows[~seen[i][rows]]
+            seen[i][fresh] = True
+            reached[i].append(fresh)
+            count += len(fresh)
+            # θ's new k-th best lies among ``top`` (every other row reached is below θ) and
+            # the rows this token reached; each row once.
+            seen[i][top[i]] = False
+            pool[i] = np.concatenate([top[i], rows[seen[i][rows]]])
+            seen[i][top[i]] = True
         left -= bound[:, j]
         done += 1
-        # θ: the k-th best partial score; every row reached but not in ``top`` is below it, so
-        # the new k-th best lies among ``top`` and the rows this token reached.
-        pool = {i: np.unique(np.concatenate([top[i], new[i]])) if i in new else top[i] for i in searched}
-        theta, top = _kth(pool, {i: scores[i][rows] for i, rows in pool.items()}, k)
-    cand = {i: np.unique(np.concatenate(reached[i])) if reached[i] else np.zeros(0, np.int64) for i in searched}
+        if count >= k:
+            theta, top = _kth(pool, {i: scores[i][rows] for i, rows in pool.items()}, k)
+        else:
+            top = pool
+    cand = {i: np.concatenate(reached[i]) if reached[i] else np.zeros(0, np.int64) for i in searched}
     partial = {i: scores[i][rows] for i, rows in cand.items()}
-    del scores
+    del scores, seen
     for j in order[done:]:
         for i in searched:
             keep = partial[i] + left[i] >= theta * (1 - SLACK)

@@ -8,6 +8,8 @@
         embeddings.npy   the model's vectors, one row per passage (float32)
         vectors.faiss    FAISS over [vector, one-hot language] (ids: rows 0..n-1); its kind by size
         sums.npy         per language of the segment, the sum of its vectors (float64)
+        languages.npy    each passage's language, as its index in ``languages`` (int16; a
+                         reader groups the rows by language without a pass over SQLite)
         bm25/            BM25 postings (index.lexical)
 
 A segment is written once and never changed: versions share it (as hard links in each version
@@ -35,6 +37,7 @@ from polyseek.errors import IndexFormatError
 
 SEGMENT_MANIFEST = "segment.json"
 SUMS = "sums.npy"
+LANGUAGES = "languages.npy"
 
 
 def augment(vectors: np.ndarray, codes: np.ndarray, n_langs: int) -> np.ndarray:
@@ -60,7 +63,8 @@ def write_segment(folder: Path, base: int, documents: list[DocumentRow], passage
                   tuning_queries=None) -> dict:
     """Write a segment into ``folder`` (which must not exist) and return its description (what
     ``segment.json`` holds). Passage ids must be ``base`` .. ``base + n − 1`` in order; ``means``
-    are the corpus's language means, used only to tune an approximate index; ``tuning_queries``
+    are the corpus's language means, used only to make and tune an approximate index (its
+    centred cells, index.vectors.centred_centroids); ``tuning_queries``
     is a callable giving query vectors for that."""
     if len(passages) != len(vectors) or any(p.passage_id != base + i for i, p in enumerate(passages)):
         raise ValueError("a segment needs one vector per passage and passage ids base..base+n-1 in order")
@@ -74,17 +78,19 @@ def write_segment(folder: Path, base: int, documents: list[DocumentRow], passage
     sums = np.zeros((len(langs), vectors.shape[1]), np.float64)
     np.add.at(sums, codes, vectors.astype(np.float64))
     np.save(folder / SUMS, sums, allow_pickle=False)
+    np.save(folder / LANGUAGES, codes.astype(np.int16), allow_pickle=False)
     plan = plan_vector_index(len(passages), exact_max)
+    own_means = {lang: means.get(lang, np.zeros(vectors.shape[1], np.float32)) for lang in langs}
     queries = None
     if plan["kind"] != "flat" and tuning_queries is not None:
-        queries = query_rows(tuning_queries(), langs, {lang: means.get(lang, np.zeros(vectors.shape[1], np.float32))
-                                                       for lang in langs})
+        queries = query_rows(tuning_queries(), langs, own_means)
     index, plan = build_vector_index(np.arange(len(passages), dtype=np.int64), augment(vectors, codes, len(langs)),
-                                     plan, queries=queries)
+                                     plan, queries=queries,
+                                     language_means=np.stack([own_means[lang] for lang in langs]) if langs else None)
     save_vector_index(index, folder / VECTORS)
     del index
     lexical = LexicalIndex.build([p.text for p in passages], [p.lang for p in passages])
-    names = [STORE, EMBEDDINGS, SUMS, VECTORS, *lexical.save(folder)]
+    names = [STORE, EMBEDDINGS, SUMS, LANGUAGES, VECTORS, *lexical.save(folder)]
     counts: dict[str, int] = {}
     for p in passages:
         counts[p.lang] = counts.get(p.lang, 0) + 1

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from index.lexical import TOKENIZER as LEXICAL_TOKENIZER
-from index.manifest import DELETED, EMBEDDINGS, MARGINS, MEANS, SEGMENTS, STORIES, Manifest, read_manifest, require_regular
+from index.manifest import (CATALOG, DELETED, EMBEDDINGS, MARGINS, MEANS, NEIGHBOURS, SEGMENTS, STORIES, Manifest,
+                            read_manifest, require_regular)
 from index.margins import MARGIN_K, load_means as load_knn_means, margin_vectors, ratio_margin
 from index.versions import current_version
 from polyseek import settings
@@ -81,14 +82,16 @@ class Searcher:
         self._knn_means = knn_means
         self._margin_col = ({lang: i for i, lang in enumerate(manifest.stories["margin_languages"])}
                             if knn_means is not None else {})  # columns checked by load_knn_means
-        self._doc_langs = segments.document_languages()
+        self._doc_langs_read: dict[str, int] | None = None  # documents per language: on first use
         self._spread: dict[str, np.ndarray] | None = None  # _spread_rows, on first use
         by_lang: dict[str, list[np.ndarray]] = {}
         for reader in segments.readers:
             for lang, ids in reader.ids_by_lang.items():
                 by_lang.setdefault(lang, []).append(ids)
         self._ids_by_lang = {lang: np.concatenate(parts) for lang, parts in sorted(by_lang.items())}
-        self._all_ids = np.sort(np.concatenate(list(self._ids_by_lang.values()))) if self._ids_by_lang else np.zeros(0, np.int64)
+        # every live passage id, sorted (the segments are in id order)
+        self._all_ids = np.concatenate([np.arange(r.base, r.base + r.size) if r.live is None else np.flatnonzero(r.live) + r.base
+                                        for r in segments.readers] or [np.zeros(0, np.int64)])
         if len(self._all_ids) != manifest.passages:
             raise IndexFormatError(f"the index at {folder} is inconsistent: {len(self._all_ids)} live passages, "
                                    f"the manifest says {manifest.passages}: rebuild it")
@@ -130,12 +133,14 @@ class Searcher:
         if embedder.dim != manifest.dim:
             raise ModelMismatchError(f"model {embedder.name!r} gives {embedder.dim} dimensions, the index holds "
                                      f"{manifest.dim}: rebuild the index with this model, or open it with its own")
-        # searching never reads the model's vectors of a flat segment
+        # Searching never reads the model's vectors of a flat segment, the catalog or the margins'
+        # neighbour lists (updates read those two, and check them first): at 1M passages they
+        # are 300 MB that an open would otherwise hash every time.
         from index.verify import verify_version
 
         verify_version(folder.parent, folder, manifest,
-                       skip=tuple(f"{SEGMENTS}/{info['name']}/{EMBEDDINGS}" for info in manifest.segments
-                                  if info["vector_params"].get("kind") != "ivf-sq8"))
+                       skip=(CATALOG, NEIGHBOURS, *(f"{SEGMENTS}/{info['name']}/{EMBEDDINGS}" for info in manifest.segments
+                                                    if info["vector_params"].get("kind") != "ivf-sq8")))
         for name in (MEANS, DELETED, *[n for n in (MARGINS, STORIES) if n in manifest.files]):
             require_regular(folder / name)
         knn_means = (load_knn_means(folder / MARGINS, manifest.passages, manifest.stories.get("margin_languages"))
@@ -421,6 +426,14 @@ class Searcher:
                           links)
             for doc_id, lang, published, source, best, links, title, url in members)
         return StoryDetail(story_from_row(head, self._doc_langs), documents)
+
+    @property
+    def _doc_langs(self) -> dict[str, int]:
+        """Documents per language (read from every segment's store once, when first asked: a
+        pass over the documents that opening an index need not wait for)."""
+        if self._doc_langs_read is None:
+            self._doc_langs_read = self._segments.document_languages()
+        return self._doc_langs_read
 
     @property
     def document_languages(self) -> dict[str, int]:

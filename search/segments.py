@@ -15,8 +15,9 @@ import numpy as np
 
 from index.lexical import FOLDER as LEXICAL_FOLDER, LexicalIndex, LexicalPart
 from index.manifest import EMBEDDINGS, STORE, VECTORS, require_regular
+from index.segment import LANGUAGES
 from index.store import PassageStore
-from index.vectors import REFINE, ExactRows, faiss_threads, load_vector_index, search_vectors
+from index.vectors import REFINE, CentredCells, ExactRows, faiss_threads, load_vector_index, search_vectors
 from polyseek.errors import IndexFormatError
 
 
@@ -55,6 +56,8 @@ class SegmentReader:
             self.live[self.deleted] = False
         self._selectors: dict[str, object] = {}  # FAISS selectors of whole languages' live rows, made once
         self.exact = None
+        # an IVF segment written with centred cells ranks them by the query's model part
+        self.cells = CentredCells(self.vectors, self.dim) if info["vector_params"].get("cells") == "centred" else None
         if info["vector_params"].get("kind") == "ivf-sq8":
             require_regular(folder / EMBEDDINGS)
             self.exact = ExactRows(folder / EMBEDDINGS)
@@ -76,22 +79,39 @@ class SegmentReader:
             if self.store.count_passages() != self.size:
                 raise IndexFormatError(f"the passage store in {folder} holds {self.store.count_passages()} passages; "
                                        f"its segment says {self.size}: rebuild the index")
-            by_lang = self.store.ids_by_language()
+            self.codes = self._codes(folder, info)
         except Exception:
             self.store.close()
             raise
-        for lang, ids in by_lang.items():
+        self.ids_by_lang = {}
+        for code, lang in enumerate(self.langs):
+            rows = np.flatnonzero(self.codes == code)
+            live = rows if self.live is None else rows[self.live[rows]]
+            if len(live):
+                self.ids_by_lang[lang] = live + self.base
+
+    def _codes(self, folder: Path, info: dict) -> np.ndarray:
+        """Each row's language (its index in ``self.langs``): the segment's ``languages.npy``,
+        or for a segment written without one, the store's."""
+        if LANGUAGES in info["files"]:
+            require_regular(folder / LANGUAGES)
+            try:
+                codes = np.load(folder / LANGUAGES, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise IndexFormatError(f"{folder / LANGUAGES} is unreadable ({exc}): rebuild the index") from exc
+            counts = np.bincount(codes, minlength=len(self.langs)) if codes.dtype == np.int16 and len(codes) and codes.min() >= 0 else None
+            if (codes.shape != (self.size,) or (self.size and (counts is None or len(counts) != len(self.langs)
+                                                               or counts.tolist() != [info["counts"].get(lang) for lang in self.langs]))):
+                raise IndexFormatError(f"{folder / LANGUAGES} does not hold the languages its segment describes: "
+                                       "rebuild the index")
+            return codes
+        codes = np.full(self.size, -1, np.int16)
+        for lang, ids in self.store.ids_by_language().items():
             if lang not in self.langs or (len(ids) and (ids[0] < self.base or ids[-1] >= self.base + self.size)):
-                self.store.close()
                 raise IndexFormatError(f"the passage store in {folder} holds passages its segment does not "
                                        "describe: rebuild the index")
-        self.codes = np.zeros(self.size, np.int16)
-        self.ids_by_lang = {}
-        for lang, ids in by_lang.items():
-            self.codes[ids - self.base] = self.langs.index(lang)
-            live = ids if self.live is None else ids[self.live[ids - self.base]]
-            if len(live):
-                self.ids_by_lang[lang] = live
+            codes[ids - self.base] = self.langs.index(lang)
+        return codes
 
     def local(self, ids: np.ndarray | None) -> np.ndarray | None:
         """The rows of global ``ids`` (sorted) that lie in this segment (None: every live row)."""
@@ -131,7 +151,7 @@ class SegmentReader:
         fetch = want
         while True:
             _, ids = search_vectors(self.vectors, query, min(available, fetch * (1 if self.exact is None else REFINE)), rows,
-                                    widen=not whole, selector=selector)
+                                    widen=not whole, selector=selector, cells=self.cells)
             cand = np.sort(ids[0][ids[0] >= 0])
             if not len(cand):
                 return []
@@ -187,8 +207,12 @@ class SegmentReader:
         offsets32, offsets64 = means
         query = np.ascontiguousarray(np.concatenate([np.asarray(qvec, np.float32), np.asarray(
             [-offsets32.get(lang, 0.0) for lang in self.langs], np.float32)])[None, :])
+        everything = float(np.finfo(np.float32).min)
         with faiss_threads(1):
-            lims, approx, ids = self.vectors.range_search(query, float(np.finfo(np.float32).min))
+            if self.cells is None:
+                lims, approx, ids = self.vectors.range_search(query, everything)
+            else:
+                lims, approx, ids = self.cells.range_search(query, everything, self.cells.ivf.nprobe)
         ids, approx = ids[: lims[1]], approx[: lims[1]]
         if self.live is not None:
             keep = self.live[ids]

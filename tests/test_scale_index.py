@@ -162,7 +162,7 @@ def test_one_scan_of_the_probed_cells_equals_a_search_per_language(two_indexes, 
     queries = fake.embed([" ".join(p.text.split()[:4]) for p in passages[::53]], "query")
     with Searcher.open(root / "ivf", embedder=fake) as searcher:
         [reader] = searcher._segments.readers
-        assert reader.exact is not None  # an IVF segment
+        assert reader.exact is not None and reader.cells is not None  # an IVF segment, with centred cells
         import faiss
 
         faiss.extract_index_ivf(reader.vectors).nprobe = 4  # of 64 cells (the tuned nprobe here is all 64)
