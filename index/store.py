@@ -170,6 +170,10 @@ class PassageStore:
     def count_passages(self) -> int:
         return self._all("SELECT count(*) FROM passages")[0][0]
 
+    def id_range(self) -> tuple[int | None, int | None]:
+        """The smallest and largest passage id (rowids: read from the table's b-tree ends)."""
+        return tuple(self._all("SELECT min(passage_id), max(passage_id) FROM passages")[0])
+
     def count_documents(self) -> int:
         return self._all("SELECT count(*) FROM documents")[0][0]
 

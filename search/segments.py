@@ -79,6 +79,9 @@ class SegmentReader:
             if self.store.count_passages() != self.size:
                 raise IndexFormatError(f"the passage store in {folder} holds {self.store.count_passages()} passages; "
                                        f"its segment says {self.size}: rebuild the index")
+            if self.size and self.store.id_range() != (self.base, self.base + self.size - 1):
+                raise IndexFormatError(f"the passage store in {folder} holds passages its segment does not "
+                                       "describe: rebuild the index")
             self.codes = self._codes(folder, info)
         except Exception:
             self.store.close()

@@ -273,3 +273,33 @@ def test_segments_are_checked_once_and_again_after_any_write(corpus, tmp_path, m
     assert digest(path)  # readable, but not what the manifest says
     with pytest.raises(IndexFormatError, match="store.sqlite"):
         Searcher.open(tmp_path / "index", embedder=fake)
+
+
+def test_rows_are_grouped_by_language_from_the_segment_or_its_store(corpus, tmp_path):
+    """A segment's languages.npy groups its rows by language; one written without it (before it
+    existed) is grouped from its store, the same way; a languages.npy that disagrees with the
+    segment's counts is reported as damage."""
+    from index.manifest import read_manifest
+    from index.segment import LANGUAGES
+    from polyseek.errors import IndexFormatError
+    from search.segments import SegmentReader
+    from tests.conftest import segment_dir
+
+    fake = HashingEmbedder(64)
+    build_index(corpus, tmp_path / "index", embedder=fake, chunk_tokens=16)
+    folder = segment_dir(tmp_path / "index")
+    [info] = read_manifest(current_version(tmp_path / "index")).segments
+    assert LANGUAGES in info["files"] and len(info["languages"]) > 1
+    with_file = SegmentReader(folder, info, [], lexical=True)
+    old = dict(info, files={k: v for k, v in info["files"].items() if k != LANGUAGES})
+    from_store = SegmentReader(folder, old, [], lexical=True)
+    try:
+        assert np.array_equal(with_file.codes, from_store.codes)
+        assert with_file.ids_by_lang.keys() == from_store.ids_by_lang.keys()
+        assert all(np.array_equal(with_file.ids_by_lang[k], from_store.ids_by_lang[k]) for k in with_file.ids_by_lang)
+        with_file.store.close()
+        np.save(folder / LANGUAGES, np.zeros(info["passages"], np.int16), allow_pickle=False)  # every row one language
+        with pytest.raises(IndexFormatError, match=LANGUAGES):
+            SegmentReader(folder, info, [], lexical=True)
+    finally:
+        from_store.close()
