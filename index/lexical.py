@@ -258,13 +258,14 @@ def term_bounds(indptr: np.ndarray, rows: np.ndarray, tfs: np.ndarray, lengths: 
 
 class LexicalPart:
     """One segment in a corpus-wide BM25 search: its postings, its live rows (None: all), the
-    rows a search may return (sorted; None: all live ones), the id of its row 0 and its
+    rows a search may return (None: all live ones), the id of its row 0 and its
     ``stats`` when known (:meth:`stats`; a reader computes them once)."""
 
     def __init__(self, index: LexicalIndex, live: np.ndarray | None, allowed: np.ndarray | None, base: int,
                  stats: tuple[int, int] | None = None):
         self.index, self.live, self.allowed, self.base = index, live, allowed, base
         self._stats = stats
+        self._mask = None
 
     def stats(self) -> tuple[int, int]:
         """(live passages, their total length in tokens)."""
@@ -290,11 +291,16 @@ class LexicalPart:
 
     def usable(self, rows: np.ndarray) -> np.ndarray:
         """Which of ``rows`` a search may return (live and allowed)."""
-        keep = np.ones(len(rows), bool) if self.live is None else self.live[rows]
-        if self.allowed is not None:
-            pos = np.minimum(np.searchsorted(self.allowed, rows), len(self.allowed) - 1)
-            keep &= self.allowed[pos] == rows
-        return keep
+        if self.live is None and self.allowed is None:
+            return np.ones(len(rows), bool)
+        if self._mask is None:  # made once per search: a byte per row (zeroed by the system)
+            if self.allowed is None:
+                self._mask = self.live
+            else:
+                mask = np.zeros(self.index.n_passages, bool)
+                mask[self.allowed] = True
+                self._mask = mask if self.live is None else mask & self.live
+        return self._mask[rows]
 
     def weights(self, where: np.ndarray | slice, rows: np.ndarray, idf: float, avgdl: float) -> np.ndarray:
         """BM25 weights ``idf · tf / (tf + K1·(1 − B + B·len/avgdl))`` of the postings at

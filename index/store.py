@@ -239,6 +239,15 @@ class PassageStore:
             f"FROM passages p JOIN documents d ON d.doc_id = p.doc_id WHERE p.passage_id IN ({marks})", tuple(ids))
         return {r[0]: (PassageRow(*r[:8]), r[8]) for r in rows}
 
+    def places(self, ids: Iterable[int]) -> dict[int, tuple[str, int]]:
+        """(doc_id, ordinal) of passages by id (what ties are broken by; no text, no join)."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        return {r[0]: (r[1], r[2]) for r in self._all(
+            f"SELECT passage_id, doc_id, ordinal FROM passages WHERE passage_id IN ({marks})", tuple(ids))}
+
     def document(self, doc_id: str) -> DocumentRow | None:
         rows = self._all("SELECT doc_id, title, format, lang, content_hash, text, url, source, published, author, pages "
                          "FROM documents WHERE doc_id = ?", (doc_id,))

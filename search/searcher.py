@@ -92,6 +92,11 @@ class Searcher:
         # every live passage id, sorted (the segments are in id order)
         self._all_ids = np.concatenate([np.arange(r.base, r.base + r.size) if r.live is None else np.flatnonzero(r.live) + r.base
                                         for r in segments.readers] or [np.zeros(0, np.int64)])
+        # each passage id's language, as its place in _ids_by_lang (filters split by it in one pass)
+        self._lang_order = list(self._ids_by_lang)
+        self._lang_of = np.full(max((r.base + r.size for r in segments.readers), default=0), -1, np.int16)
+        for code, ids in enumerate(self._ids_by_lang.values()):
+            self._lang_of[ids] = code
         if len(self._all_ids) != manifest.passages:
             raise IndexFormatError(f"the index at {folder} is inconsistent: {len(self._all_ids)} live passages, "
                                    f"the manifest says {manifest.passages}: rebuild it")
@@ -242,7 +247,7 @@ class Searcher:
             query_lang = self.query_language(query)
             if lexical_same_language:
                 own = self._ids_by_lang.get(query_lang, np.zeros(0, np.int64))
-                lexical_allowed = own if allowed is None else np.intersect1d(own, allowed, assume_unique=True)
+                lexical_allowed = own if allowed is None else self._split(allowed).get(query_lang, own[:0])
         while True:
             if mode == "hybrid":
                 found = self._fused(qvec, query, query_lang, max(fetch, CANDIDATES), allowed, lexical_allowed,
@@ -288,11 +293,14 @@ class Searcher:
         return self._segments.order(merged, n)
 
     def _split(self, allowed: np.ndarray) -> dict[str, np.ndarray]:
-        """The allowed passage ids of each language, sorted."""
-        allowed = np.sort(np.asarray(allowed, np.int64))
+        """The allowed (live) passage ids of each language, sorted."""
+        allowed = np.asarray(allowed, np.int64)
+        if len(allowed) > 1 and not (allowed[1:] > allowed[:-1]).all():  # usually sorted already
+            allowed = np.sort(allowed)
+        codes = self._lang_of[allowed]
         out = {}
-        for lang, ids in self._ids_by_lang.items():
-            mine = np.intersect1d(ids, allowed, assume_unique=True)
+        for code, lang in enumerate(self._lang_order):
+            mine = allowed[codes == code]
             if len(mine):
                 out[lang] = mine
         return out

@@ -132,18 +132,22 @@ class SegmentReader:
         usual cells, index.balance)."""
         if rows is not None and len(rows) == 0:
             return []
-        selector = None
-        if whole and rows is not None:
-            lang = self.langs[int(self.codes[rows[0]])]
-            selector = self._selectors.get(lang)
-            if selector is None:  # two threads may both make one: the same, harmless
-                import faiss
-
-                selector = self._selectors[lang] = faiss.IDSelectorBatch(np.ascontiguousarray(rows, np.int64))
         if rows is None and self.live is not None:
             rows = np.flatnonzero(self.live)
         elif rows is not None and self.live is not None and not whole:
             rows = rows[self.live[rows]]
+        selector = None
+        if rows is not None and len(rows):
+            lang = self.langs[int(self.codes[rows[0]])]
+            mine = self.ids_by_lang.get(lang)
+            # all of one language's live rows (a language filter, or one language of an
+            # unfiltered search): its FAISS selector is made once
+            if whole or (mine is not None and len(mine) == len(rows)):
+                selector = self._selectors.get(lang)
+                if selector is None:  # two threads may both make one: the same, harmless
+                    import faiss
+
+                    selector = self._selectors[lang] = faiss.IDSelectorBatch(np.ascontiguousarray(rows, np.int64))
         available = self.size if rows is None else len(rows)
         if available == 0:
             return []
@@ -335,7 +339,9 @@ class Segments:
         tied = [found[i][1] for i in head if (i and keys[i - 1] == keys[i]) or (i + 1 < len(found) and keys[i + 1] == keys[i])]
         if not tied:
             return found[:n]
-        rows = {pid: (row.doc_id, row.ordinal) for pid, (row, _) in self.passages(tied).items()}
+        rows = {}
+        for reader, local in self.split(tied):
+            rows.update(reader.store.places((local + reader.base).tolist()))
         top = sorted((found[i] for i in head), key=lambda si: (-tie_key(si[0]), rows.get(si[1], ("", si[1]))))
         return top[:n]
 
@@ -466,7 +472,9 @@ class SegmentsLexical:
         from index.lexical import search_segments
 
         if allowed_ids is not None:
-            allowed_ids = np.sort(np.asarray(allowed_ids, np.int64))
+            allowed_ids = np.asarray(allowed_ids, np.int64)
+            if len(allowed_ids) > 1 and not (allowed_ids[1:] > allowed_ids[:-1]).all():  # usually sorted already
+                allowed_ids = np.sort(allowed_ids)
         parts = [r.lexical_part(r.local(allowed_ids)) for r in self.segments.readers]
         found = self.segments.order(search_segments(parts, query, k, lang, ties=True), k)
         return [(pid, score) for score, pid in found]
