@@ -172,7 +172,8 @@ class PassageStore:
 
     def id_range(self) -> tuple[int | None, int | None]:
         """The smallest and largest passage id (rowids: read from the table's b-tree ends)."""
-        return tuple(self._all("SELECT min(passage_id), max(passage_id) FROM passages")[0])
+        # two queries: SQLite reads a lone min() or max() of the key from one end, both at once by a scan
+        return (self._all("SELECT min(passage_id) FROM passages")[0][0], self._all("SELECT max(passage_id) FROM passages")[0][0])
 
     def count_documents(self) -> int:
         return self._all("SELECT count(*) FROM documents")[0][0]

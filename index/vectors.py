@@ -252,15 +252,17 @@ def load_vector_index(path: Path, params: dict | None = None):
 
     if not path.is_file():
         raise IndexFormatError(f"the vector file {path} is missing: rebuild the index")
+    ivf = bool(params) and params.get("kind") == "ivf-sq8"
     try:
-        index = faiss.read_index(str(path))
+        # An IVF's cells are mapped, not read: opening 1M passages took 0.7–1 s of reading 400 MB,
+        # mapped it takes 0.03 s; a search reads the cells it probes (the page cache keeps them).
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP if ivf else 0)
     except (RuntimeError, MemoryError) as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise IndexFormatError(f"the vector file {path} is unreadable ({first}): rebuild the index") from exc
-    if params and params.get("kind") == "ivf-sq8":
+    if ivf:
         try:
-            ivf = faiss.extract_index_ivf(index)
-            ivf.nprobe = int(params["nprobe"])
+            faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
         except (RuntimeError, KeyError, TypeError, ValueError, OverflowError) as exc:
             raise IndexFormatError(f"the vector file {path} is not the IVF index its manifest says "
                                    f"({type(exc).__name__}): rebuild the index") from exc

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from index.lexical import TOKENIZER as LEXICAL_TOKENIZER
-from index.manifest import (CATALOG, DELETED, EMBEDDINGS, MARGINS, MEANS, NEIGHBOURS, SEGMENTS, STORIES, Manifest,
-                            read_manifest, require_regular)
+from index.manifest import CATALOG, DELETED, EMBEDDINGS, MARGINS, MEANS, SEGMENTS, STORIES, Manifest, read_manifest, require_regular
+from index.manifest import NEIGHBOURS as NEIGHBOUR_LISTS  # (index.balance's NEIGHBOURS is a count)
 from index.margins import MARGIN_K, load_means as load_knn_means, margin_vectors, ratio_margin
 from index.versions import current_version
 from polyseek import settings
@@ -144,7 +144,7 @@ class Searcher:
         from index.verify import verify_version
 
         verify_version(folder.parent, folder, manifest,
-                       skip=(CATALOG, NEIGHBOURS, *(f"{SEGMENTS}/{info['name']}/{EMBEDDINGS}" for info in manifest.segments
+                       skip=(CATALOG, NEIGHBOUR_LISTS, *(f"{SEGMENTS}/{info['name']}/{EMBEDDINGS}" for info in manifest.segments
                                                     if info["vector_params"].get("kind") != "ivf-sq8")))
         for name in (MEANS, DELETED, *[n for n in (MARGINS, STORIES) if n in manifest.files]):
             require_regular(folder / name)

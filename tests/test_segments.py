@@ -303,3 +303,19 @@ def test_rows_are_grouped_by_language_from_the_segment_or_its_store(corpus, tmp_
             SegmentReader(folder, info, [], lexical=True)
     finally:
         from_store.close()
+
+
+def test_a_search_does_not_hash_files_it_never_reads(corpus, tmp_path, monkeypatch):
+    """Opening for search checks what a search reads; the catalog and the margins' neighbour
+    lists (read by updates, which check them) are not hashed (288 MB at 1M passages)."""
+    from index import manifest
+    from index.manifest import CATALOG, NEIGHBOURS
+
+    fake = HashingEmbedder(64)
+    build_index(corpus, tmp_path / "index", embedder=fake, chunk_tokens=16)
+    hashed = []
+    original = manifest.file_digest
+    monkeypatch.setattr(manifest, "file_digest", lambda path, *a, **kw: hashed.append(path.name) or original(path, *a, **kw))
+    Searcher.open(tmp_path / "index", embedder=fake).close()
+    assert "store.sqlite" in hashed and "margins.npy" in hashed  # (not settled yet: every segment file too)
+    assert CATALOG not in hashed and NEIGHBOURS not in hashed
