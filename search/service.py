@@ -21,6 +21,7 @@ from typing import Annotated, Literal
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
 from index.watches import DEFAULT_THRESHOLD, MAX_WATCH_QUERY, Match, Watch, WatchStore, language_codes
@@ -132,7 +133,9 @@ def create_app(index_dir=None, *, corpus_dir=None, token: str | None = None, cor
     watches = WatchStore(index_dir)
     jobs = _Jobs(index_dir, corpus_dir, embedder)
 
-    app = FastAPI(title="Polyseek", version="1", max_body_size=MAX_BODY_BYTES,
+    # /docs and /redoc serve Swagger UI's and ReDoc's files from the fastapi-offline package, not
+    # a CDN: the service works on machines without internet access.
+    app = FastAPIOffline(title="Polyseek", version="1", max_body_size=MAX_BODY_BYTES,
                   description="Multilingual semantic search over news: search, documents, watches (saved searches "
                               "that alert) and timelines.")
     app.state.follower = follower
