@@ -8,21 +8,23 @@ when it arrives (:class:`search.follow.IndexFollower`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import os
 import threading
 import time
+import typing
 import uuid
 from dataclasses import asdict
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Optional
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from index.watches import DEFAULT_THRESHOLD, MAX_WATCH_QUERY, Match, Watch, WatchStore, language_codes
 from polyseek import settings
@@ -40,23 +42,21 @@ MAX_JOBS = 100
 
 # --- response models ----------------------------------------------------------------------------
 
-class HitOut(BaseModel):
-    passage_id: int
-    doc_id: str
-    title: str
-    lang: str
-    text: str
-    score: float
-    start: int
-    end: int
-    cosine: float
-    url: str = ""
-    source: str = ""
-    date: str = ""
-    page: int | None = None
-    story_id: str = ""
-    also_reported_in: list["HitOut"] | None = None
-    story: dict | None = Field(default=None, description="the hit's story (with story=true): its languages, size, dates")
+def _hit_fields() -> dict:
+    """search.Hit's fields as pydantic field definitions: the API's hit is the library's hit (one
+    definition), with what only the API adds."""
+    hints = typing.get_type_hints(Hit)
+    return {f.name: (hints[f.name], ... if f.default is dataclasses.MISSING else f.default)
+            for f in dataclasses.fields(Hit)}
+
+
+HitOut = create_model(
+    "HitOut", **_hit_fields(),
+    also_reported_in=(Optional[list["HitOut"]], Field(default=None, description="with also=K: the same story's "
+                                                                               "passages in other languages")),
+    story=(Optional[dict], Field(default=None, description="the hit's story (with story=true): its languages, size, "
+                                                            "dates")))
+HitOut.model_rebuild()
 
 
 class SearchOut(BaseModel):
