@@ -46,6 +46,9 @@ PRUNE = True
 #: Relative slack of the pruning tests: partial sums are added in another order than the exact
 #: scores (float64 rounding ~1e-16), so a bound must beat the threshold by more than that.
 SLACK = 1e-9
+#: A token's postings are scanned rather than searched for each candidate when there are fewer
+#: than this many per candidate (a binary search costs ~log2(postings) random reads).
+SCAN = 32
 
 _SPACELESS = ("Han", "Hiragana", "Katakana", "Thai", "Lao", "Khmer", "Myanmar")
 _RUNS = None
@@ -396,55 +399,77 @@ def _candidates(parts: Sequence[LexicalPart], searched: list[int], spans: list[l
                 bound[i, j] = idf[token] * times[token] * weight * (1 + SLACK)
     order = np.argsort(-bound.max(axis=0), kind="stable").tolist()
     left = bound.sum(axis=1)  # per part: the bounds of the tokens not added yet
-    # Dense per part (np.zeros pages are zeroed by the system when first touched, so a query
-    # pays for the rows it reaches, not for the segment's size).
+    taken = np.zeros(len(parts), np.float64)  # and of those added
+    # Dense per part, as a full scoring (np.zeros pages are zeroed by the system when first
+    # touched); which rows may be returned is applied when candidates are taken, not per posting.
     scores = {i: np.zeros(parts[i].index.n_passages, np.float64) for i in searched}
-    seen = {i: np.zeros(parts[i].index.n_passages, bool) for i in searched}
-    reached: dict[int, list[np.ndarray]] = {i: [] for i in searched}  # disjoint: each row once
-    top = {i: np.zeros(0, np.int64) for i in searched}  # rows at or above θ
-    theta, done, count = 0.0, 0, 0
+    reached: dict[int, list[np.ndarray]] = {i: [] for i in searched}
+    theta, done, top = 0.0, 0, None  # top: per part, the usable rows at or above θ
     for j in order:
         if theta > 0 and left.max() < theta * (1 - SLACK):
             break
-        pool = dict(top)
+        new = {}
         for i in searched:
             span = spans[i][j]
-            if span is None:
-                continue
-            part = parts[i]
-            rows = np.asarray(part.index.rows[span[0] : span[1]], np.int64)
-            keep = part.usable(rows)
-            rows = rows[keep]
-            scores[i][rows] += times[unique[j]] * part.weights(np.flatnonzero(keep) + span[0], rows, idf[unique[j]], avgdl)
-            fresh = rows[~seen[i][rows]]
-            seen[i][fresh] = True
-            reached[i].append(fresh)
-            count += len(fresh)
-            # θ's new k-th best lies among ``top`` (every other row reached is below θ) and
-            # the rows this token reached; each row once.
-            seen[i][top[i]] = False
-            pool[i] = np.concatenate([top[i], rows[seen[i][rows]]])
-            seen[i][top[i]] = True
+            if span is not None:
+                part = parts[i]
+                rows = np.asarray(part.index.rows[span[0] : span[1]], np.int64)
+                scores[i][rows] += times[unique[j]] * part.weights(slice(*span), rows, idf[unique[j]], avgdl)
+                new[i] = rows
+                reached[i].append(rows)
         left -= bound[:, j]
+        taken += bound[:, j]
         done += 1
-        if count >= k:
-            theta, top = _kth(pool, {i: scores[i][rows] for i, rows in pool.items()}, k)
-        else:
-            top = pool
-    cand = {i: np.concatenate(reached[i]) if reached[i] else np.zeros(0, np.int64) for i in searched}
+        # θ can stop the scan only once a row may score more than the bounds left (a row's
+        # partial score is at most the bounds taken): until then it is not computed.
+        if taken.max() <= left.max() * (1 - SLACK):
+            continue
+        if top is None:  # the first θ: among every usable row reached
+            pool = {i: _reached(parts[i], reached[i]) for i in searched}
+        else:  # every other row reached is below θ: the new k-th best is among these
+            pool = dict(top)
+            for i, rows in new.items():
+                rows = rows[scores[i][rows] >= theta]  # (θ only grows)
+                rows = rows[parts[i].usable(rows)]
+                mark = np.zeros(parts[i].index.n_passages, bool)
+                mark[top[i]] = True
+                pool[i] = np.concatenate([top[i], rows[~mark[rows]]])
+        theta, top = _kth(pool, {i: scores[i][rows] for i, rows in pool.items()}, k)
+    cand = {i: _reached(parts[i], reached[i]) for i in searched}
     partial = {i: scores[i][rows] for i, rows in cand.items()}
-    del scores, seen
     for j in order[done:]:
         for i in searched:
             keep = partial[i] + left[i] >= theta * (1 - SLACK)
             cand[i], partial[i] = cand[i][keep], partial[i][keep]
             span = spans[i][j]
-            if span is not None and len(cand[i]):
-                hit, where = parts[i].lookup(span, cand[i])
-                partial[i][hit] += times[unique[j]] * parts[i].weights(where, cand[i][hit], idf[unique[j]], avgdl)
+            if span is None or not len(cand[i]):
+                continue
+            part = parts[i]
+            if span[1] - span[0] < SCAN * len(cand[i]):  # many candidates: add the whole list, read theirs
+                rows = np.asarray(part.index.rows[span[0] : span[1]], np.int64)
+                scores[i][rows] += times[unique[j]] * part.weights(slice(*span), rows, idf[unique[j]], avgdl)
+                partial[i] = scores[i][cand[i]]
+            else:  # few: binary search for each in the list
+                hit, where = part.lookup(span, cand[i])
+                scores[i][cand[i][hit]] += times[unique[j]] * part.weights(where, cand[i][hit], idf[unique[j]], avgdl)
+                partial[i] = scores[i][cand[i]]
         left -= bound[:, j]
         theta = max(theta, _kth(cand, partial, k)[0])
     return {i: rows[partial[i] >= theta * (1 - SLACK)] for i, rows in cand.items() if len(rows)}
+
+
+def _reached(part: LexicalPart, lists: list[np.ndarray]) -> np.ndarray:
+    """The usable rows of posting ``lists``, each once (in O(postings), not O(rows): a slot
+    per row, of which only the rows reached are written)."""
+    if not lists:
+        return np.zeros(0, np.int64)
+    rows = np.concatenate(lists)
+    if len(lists) > 1:
+        place = np.arange(len(rows))
+        slot = np.empty(part.index.n_passages, np.int64)  # not zeroed: only the rows reached are read
+        slot[rows] = place  # of repeated rows, one place is kept
+        rows = rows[slot[rows] == place]
+    return rows[part.usable(rows)]
 
 
 def _kth(rows: dict[int, np.ndarray], scores: dict[int, np.ndarray], k: int) -> tuple[float, dict[int, np.ndarray]]:
