@@ -318,6 +318,8 @@ def main() -> None:
     for n in ([None] if args.reuse else args.passages):
         work = args.reuse or Path(tempfile.mkdtemp(prefix=f"polyseek-scale-{n}-", dir=args.work))
         try:
+            if args.reuse:  # the first open checks every file again, as after a build
+                shutil.rmtree(work / "index" / ".verified", ignore_errors=True)
             built = {"reused": str(work)} if args.reuse else build(n, args.noise, work, args.exact_max, args.segments)
             out = subprocess.run([sys.executable, __file__, "--measure", str(work), *(["--compare"] if args.compare else [])],
                                  check=True, capture_output=True, text=True,
