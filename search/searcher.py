@@ -21,6 +21,7 @@ from polyseek.errors import IndexFormatError, ModelMismatchError, QueryError
 from index.balance import NEIGHBOURS, merge
 from index.store import PassageStore
 from search.fusion import rrf
+import search.segments as fanout
 from search.segments import SegmentReader, Segments, SegmentsLexical
 from search.stories import SORTS as STORY_SORTS, Story, StoryDetail, StoryDocument, story_from_row
 
@@ -284,9 +285,16 @@ class Searcher:
         q32 = np.asarray(qvec[0], np.float32)
         offsets = self._offsets(q32)
         found: dict[str, list[tuple[float, int]]] = {lang: [] for lang in groups}
+        scanned = []  # IVF segments searched for whole languages: their candidates are pooled
         for reader in self._segments.readers:
             local = {lang: reader.local(ids) for lang, ids in groups.items()}
+            if allowed is None and reader.exact is not None and fanout.SINGLE_SCAN:
+                scanned.append((reader, local))
+                continue
             for lang, pairs in reader.dense_languages(q32, offsets, m, local, whole=allowed is None).items():
+                found[lang] += pairs
+        if scanned:
+            for lang, pairs in fanout.scan_languages(scanned, q32, offsets, m).items():
                 found[lang] += pairs
         found = {lang: self._segments.order(pairs, m) for lang, pairs in found.items() if pairs}
         merged = merge(found, sum(len(pairs) for pairs in found.values()))

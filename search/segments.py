@@ -205,13 +205,12 @@ class SegmentReader:
     def _scan_languages(self, qvec: np.ndarray, means: tuple[dict, dict], n: int,
                         groups: dict[str, np.ndarray | None]) -> dict[str, list[tuple[float, int]]]:
         """:meth:`dense` of each whole language (``groups``: its live rows) from one pass over
-        the cells an unfiltered search probes: FAISS's range search with no radius returns every
-        vector there with its approximate score. (A search restricted to one language probes
-        the same cells: the coarse quantizer ignores ID selectors.) Each language then takes its
-        best by those scores, as its own search would have (equal scores: the first scanned),
-        and re-scores them exactly with the same fetch-more rule; a language with fewer
-        candidates in those cells than it needs is searched alone, which widens the cells."""
-        offsets32, offsets64 = means
+        the cells an unfiltered search probes (:func:`scan_languages` of this segment alone)."""
+        return scan_languages([(self, groups)], qvec, means, n)
+
+    def scan(self, qvec: np.ndarray, offsets32: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """Every live row in the cells an unfiltered search of this IVF segment probes, with its
+        approximate score (FAISS's range search with no radius, one pass)."""
         query = np.ascontiguousarray(np.concatenate([np.asarray(qvec, np.float32), np.asarray(
             [-offsets32.get(lang, 0.0) for lang in self.langs], np.float32)])[None, :])
         everything = float(np.finfo(np.float32).min)
@@ -224,31 +223,7 @@ class SegmentReader:
         if self.live is not None:
             keep = self.live[ids]
             ids, approx = ids[keep], approx[keep]
-        codes = self.codes[ids]
-        out = {}
-        for lang, rows in groups.items():
-            if rows is None or not len(rows):
-                continue
-            mine = codes == self.langs.index(lang)
-            found, scored = ids[mine], approx[mine]
-            ranked_ids = found[np.argsort(-scored, kind="stable")]
-            available = len(rows)
-            want = fetch = min(n, available)
-            while True:
-                size = min(available, fetch * REFINE)
-                if len(ranked_ids) < size:  # its own search would look in more cells
-                    out[lang] = self.dense(qvec, means, n, rows, whole=True)
-                    break
-                cand = np.sort(ranked_ids[:size])
-                scores = self.scores(cand, qvec, offsets64)
-                ranked = np.sort(scores)[::-1]
-                cut = ranked[min(want, len(ranked)) - 1]
-                if fetch >= available or len(cand) < fetch or ranked[-1] < cut - TIE:
-                    keep = np.flatnonzero(scores >= cut - TIE)
-                    out[lang] = [(float(scores[i]), int(cand[i]) + self.base) for i in keep.tolist()]
-                    break
-                fetch = min(available, fetch * 2)
-        return out
+        return ids, approx
 
     def raw(self, rows: np.ndarray) -> np.ndarray:
         """The model's vectors of ``rows``."""
@@ -274,6 +249,58 @@ class SegmentReader:
         self.store.close()
         if self.exact is not None:
             self.exact.close()
+
+
+def scan_languages(parts: list[tuple["SegmentReader", dict]], qvec: np.ndarray, means: tuple[dict, dict],
+                   n: int) -> dict[str, list[tuple[float, int]]]:
+    """Each whole language's best ``n`` (score, global id) over IVF segments (``parts``:
+    each reader with its groups, language → its live local rows), as :meth:`SegmentReader.dense`
+    scores them, from one scan of each segment's probed cells (:meth:`SegmentReader.scan`; a
+    search restricted to one language probes the same cells: the coarse step ignores ID
+    selectors). Each language takes its best candidates by approximate score over all the
+    segments (equal scores: the first scanned) and re-scores them exactly, with the same
+    fetch-more rule; a language with fewer candidates in those cells than it needs is searched
+    in each segment alone, which widens the cells. With one segment this is exactly one FAISS
+    search per language (tests/test_scale_index.py); over several, the candidates re-scored are
+    the best of all segments together rather than of each (a tenth of the exact reads at ten
+    segments; the recall is measured, BENCHMARKS.md)."""
+    offsets32, offsets64 = means
+    pooled: dict[str, list] = {}
+    for place, (reader, groups) in enumerate(parts):
+        ids, approx = reader.scan(qvec, offsets32)
+        codes = reader.codes[ids]
+        for lang, rows in groups.items():
+            if rows is not None and len(rows):
+                mine = codes == reader.langs.index(lang)
+                pooled.setdefault(lang, []).append((place, ids[mine], approx[mine], len(rows)))
+    out = {}
+    for lang, lists in pooled.items():
+        where = np.concatenate([np.full(len(ids), place, np.int64) for place, ids, _, _ in lists])
+        found = np.concatenate([ids for _, ids, _, _ in lists])
+        order = np.argsort(-np.concatenate([approx for _, _, approx, _ in lists]), kind="stable")
+        available = sum(size for *_, size in lists)
+        want = fetch = min(n, available)
+        while True:
+            size = min(available, fetch * REFINE)
+            if len(order) < size:  # its own searches would look in more cells
+                out[lang] = [pair for place, *_ in lists for pair in parts[place][0].dense(
+                    qvec, means, n, parts[place][1][lang], whole=True)]
+                break
+            cand_ids, scores = [], []
+            for place in np.unique(where[order[:size]]).tolist():
+                rows = np.sort(found[order[:size]][where[order[:size]] == place])
+                reader = parts[place][0]
+                cand_ids.append(rows + reader.base)
+                scores.append(reader.scores(rows, qvec, offsets64))
+            cand, scores = np.concatenate(cand_ids), np.concatenate(scores)
+            ranked = np.sort(scores)[::-1]
+            cut = ranked[min(want, len(ranked)) - 1]
+            if fetch >= available or len(cand) < fetch or ranked[-1] < cut - TIE:
+                keep = np.flatnonzero(scores >= cut - TIE)
+                out[lang] = [(float(scores[i]), int(cand[i])) for i in keep.tolist()]
+                break
+            fetch = min(available, fetch * 2)
+    return out
 
 
 def _flat_rows(vectors) -> np.ndarray | None:

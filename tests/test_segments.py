@@ -319,3 +319,40 @@ def test_a_search_does_not_hash_files_it_never_reads(corpus, tmp_path, monkeypat
     Searcher.open(tmp_path / "index", embedder=fake).close()
     assert "store.sqlite" in hashed and "margins.npy" in hashed  # (not settled yet: every segment file too)
     assert CATALOG not in hashed and NEIGHBOURS not in hashed
+
+
+def test_several_ivf_segments_pool_their_candidates_and_keep_the_recall(tmp_path, monkeypatch):
+    """An unfiltered search over several IVF segments re-scores the best candidates of all of
+    them together (not each segment's own): it finds what an exact index of the same passages
+    finds, as the search per segment and language does."""
+    from index import vectors
+    from index.vectors import TARGET_RECALL, recall_at
+    from search import segments
+
+    monkeypatch.setattr(vectors, "EXACT_MAX", 500)
+    fake = HashingEmbedder(64)
+    rng = random.Random(9)
+    topics = [[f"w{t}x{i}" for i in range(30)] for t in range(25)]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for batch in range(3):  # three segments of 800 documents: IVF each
+        for i in range(batch * 800, (batch + 1) * 800):
+            (corpus / f"d{i:05d}.txt").write_text(" ".join(rng.choice(topics[i % 25]) for _ in range(12)), encoding="utf-8")
+        if batch == 0:
+            build_index(corpus, tmp_path / "index", embedder=fake, chunk_tokens=64)
+        else:
+            update_index(corpus, tmp_path / "index", embedder=fake, merge=False)
+    monkeypatch.setattr(vectors, "EXACT_MAX", 10_000)
+    build_index(corpus, tmp_path / "flat", embedder=fake, chunk_tokens=64)
+    kinds = [info["vector_params"]["kind"] for info in read_manifest(current_version(tmp_path / "index")).segments]
+    assert kinds == ["ivf-sq8"] * 3
+    queries = [" ".join(rng.choice(topics[t]) for _ in range(4)) for t in range(25) for _ in range(3)]
+    key = lambda hits: np.array([int(h.doc_id[1:6]) for h in hits] + [-1] * (10 - len(hits)))  # noqa: E731
+    with Searcher.open(tmp_path / "index", embedder=fake) as approx, Searcher.open(tmp_path / "flat", embedder=fake) as exact:
+        truth = np.stack([key(exact.search(q, 10, mode="dense")) for q in queries])
+        found = {}
+        for pooled in (True, False):
+            monkeypatch.setattr(segments, "SINGLE_SCAN", pooled)
+            found[pooled] = np.stack([key(approx.search(q, 10, mode="dense")) for q in queries])
+    assert recall_at(found[True], truth) >= TARGET_RECALL - 0.03
+    assert recall_at(found[True], truth) >= recall_at(found[False], truth) - 0.01
