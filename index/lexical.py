@@ -261,12 +261,13 @@ def term_bounds(indptr: np.ndarray, rows: np.ndarray, tfs: np.ndarray, lengths: 
 
 class LexicalPart:
     """One segment in a corpus-wide BM25 search: its postings, its live rows (None: all), the
-    rows a search may return (None: all live ones), the id of its row 0 and its
-    ``stats`` when known (:meth:`stats`; a reader computes them once)."""
+    rows a search may return (None: all live ones), the id of its row 0 and, when known, its
+    ``stats`` (:meth:`stats`; a reader computes them once) and deleted rows."""
 
     def __init__(self, index: LexicalIndex, live: np.ndarray | None, allowed: np.ndarray | None, base: int,
-                 stats: tuple[int, int] | None = None):
+                 stats: tuple[int, int] | None = None, deleted: np.ndarray | None = None):
         self.index, self.live, self.allowed, self.base = index, live, allowed, base
+        self.deleted = deleted  # the rows not live, sorted (when known)
         self._stats = stats
         self._mask = None
 
@@ -287,9 +288,12 @@ class LexicalPart:
         return int(self.index.indptr[col]), int(self.index.indptr[col + 1])
 
     def live_count(self, span: tuple[int, int]) -> int:
-        """How many of the postings in ``span`` are live rows."""
+        """How many of the postings in ``span`` are live rows (the deleted rows are looked up in
+        the list when they are few against it)."""
         if self.live is None:
             return span[1] - span[0]
+        if self.deleted is not None and len(self.deleted) * SCAN < span[1] - span[0]:
+            return span[1] - span[0] - int(self.lookup(span, self.deleted)[0].sum())
         return int(self.live[np.asarray(self.index.rows[span[0] : span[1]], np.int64)].sum())
 
     def usable(self, rows: np.ndarray) -> np.ndarray:

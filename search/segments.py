@@ -241,7 +241,7 @@ class SegmentReader:
     def lexical_part(self, allowed: np.ndarray | None) -> LexicalPart:
         """This segment in a BM25 search (``allowed``: local rows, sorted); its live passages'
         count and length are computed once."""
-        part = LexicalPart(self.lexical, self.live, allowed, self.base, self._lexical_stats)
+        part = LexicalPart(self.lexical, self.live, allowed, self.base, self._lexical_stats, self.deleted)
         self._lexical_stats = part.stats()
         return part
 

@@ -1,6 +1,7 @@
 """Script-aware tokens and the BM25 index stored in each index version."""
 
 import numpy as np
+import pytest
 
 from index import build_index
 from index.lexical import FOLDER, TOKENIZER, LexicalIndex, normalize_arabic, tokenize
@@ -99,23 +100,26 @@ def _zipf_texts(rng, n: int, vocabulary: int = 300) -> list[str]:
     return texts + texts[: n // 5], words, p
 
 
-def test_pruned_bm25_is_exactly_full_bm25(monkeypatch):
+@pytest.mark.parametrize("scan", [0, 32, 10**9])  # lists searched by candidate / the default / always scanned
+def test_pruned_bm25_is_exactly_full_bm25(monkeypatch, scan):
     """MaxScore pruning returns what scoring every posting returns: the same ids, bit-equal
     scores, the same ties at the k-th place, over segments with deleted rows and filters."""
     from index import lexical
     from index.lexical import LexicalPart, search_segments
 
-    rng = np.random.default_rng(7)
+    monkeypatch.setattr(lexical, "SCAN", scan)
+    rng = np.random.default_rng(7 + scan % 1000)
     texts, words, p = _zipf_texts(rng, 400)
     weighed = {"pruned": 0, "full": 0}
-    for trial in range(150):
+    for trial in range(80):
         cuts = np.sort(rng.choice(np.arange(1, len(texts)), int(rng.integers(0, 4)), replace=False))
         edges = [0, *cuts.tolist(), len(texts)]
         parts = []
         for lo, hi in zip(edges[:-1], edges[1:]):
             live = rng.random(hi - lo) > 0.2 if rng.random() < 0.5 else None
             allowed = np.flatnonzero(rng.random(hi - lo) > 0.5) if rng.random() < 0.5 else None
-            parts.append(LexicalPart(LexicalIndex.build(texts[lo:hi]), live, allowed, lo))
+            deleted = np.flatnonzero(~live) if live is not None and trial % 3 else None  # known or not
+            parts.append(LexicalPart(LexicalIndex.build(texts[lo:hi]), live, allowed, lo, deleted=deleted))
         query = " ".join(rng.choice(words, int(rng.integers(1, 8)), p=p))
         k, ties = int(rng.integers(1, 60)), bool(trial % 2)
         monkeypatch.setattr(lexical, "PRUNE", True)
@@ -126,7 +130,7 @@ def test_pruned_bm25_is_exactly_full_bm25(monkeypatch):
         if ties and len(full) > k:
             assert full[k][0] == full[k - 1][0]  # rows tied with the k-th come too
         weighed["full"] += len(full)
-    assert weighed["full"] > 1000  # the searches found plenty
+    assert weighed["full"] > 500  # the searches found plenty
 
 
 def test_pruning_skips_most_postings_of_a_common_token(monkeypatch):
