@@ -57,7 +57,7 @@ def load_means(path, passages: int, columns) -> np.ndarray:
         raise IndexFormatError(f"the manifest beside {path} names no languages for its columns: rebuild the index")
     languages = len(columns)
     try:
-        means = np.load(path, allow_pickle=False)
+        means = np.load(path, mmap_mode="r", allow_pickle=False)  # read where used (36 B a passage at 9 languages)
     except (OSError, ValueError) as exc:
         raise IndexFormatError(f"{path} is unreadable ({exc}): rebuild the index") from exc
     if means.dtype != np.float32 or means.shape != (passages, languages):

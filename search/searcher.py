@@ -90,16 +90,15 @@ class Searcher:
             for lang, ids in reader.ids_by_lang.items():
                 by_lang.setdefault(lang, []).append(ids)
         self._ids_by_lang = {lang: np.concatenate(parts) for lang, parts in sorted(by_lang.items())}
-        # every live passage id, sorted (the segments are in id order)
-        self._all_ids = np.concatenate([np.arange(r.base, r.base + r.size) if r.live is None else np.flatnonzero(r.live) + r.base
-                                        for r in segments.readers] or [np.zeros(0, np.int64)])
+        self._all_ids_read: np.ndarray | None = None  # _all_ids, on first use
+        self._live_count = sum(len(ids) for ids in self._ids_by_lang.values())
         # each passage id's language, as its place in _ids_by_lang (filters split by it in one pass)
         self._lang_order = list(self._ids_by_lang)
         self._lang_of = np.full(max((r.base + r.size for r in segments.readers), default=0), -1, np.int16)
         for code, ids in enumerate(self._ids_by_lang.values()):
             self._lang_of[ids] = code
-        if len(self._all_ids) != manifest.passages:
-            raise IndexFormatError(f"the index at {folder} is inconsistent: {len(self._all_ids)} live passages, "
+        if self._live_count != manifest.passages:
+            raise IndexFormatError(f"the index at {folder} is inconsistent: {self._live_count} live passages, "
                                    f"the manifest says {manifest.passages}: rebuild it")
         if any(lang not in self._means or self._means[lang].shape != (manifest.dim,) for lang in self._ids_by_lang):
             raise IndexFormatError(f"the index at {folder} lacks a {manifest.dim}-dimension mean vector for "
@@ -241,7 +240,7 @@ class Searcher:
             base = self._all_ids if allowed is None else allowed
             allowed = np.setdiff1d(base, drop, assume_unique=True)
         qvec = np.ascontiguousarray(qvec, np.float32).reshape(1, -1)
-        total = len(self._all_ids) if allowed is None else len(allowed)
+        total = self._live_count if allowed is None else len(allowed)
         fetch = min(int(k) * 4, total) if per_document else int(k)
         lexical_allowed, query_lang = allowed, None
         if mode == "hybrid":
@@ -442,6 +441,16 @@ class Searcher:
                           links)
             for doc_id, lang, published, source, best, links, title, url in members)
         return StoryDetail(story_from_row(head, self._doc_langs), documents)
+
+    @property
+    def _all_ids(self) -> np.ndarray:
+        """Every live passage id, sorted (8 bytes a passage: made when first needed, not by a
+        search with no document excluded)."""
+        if self._all_ids_read is None:
+            self._all_ids_read = np.concatenate(
+                [np.arange(r.base, r.base + r.size) if r.live is None else np.flatnonzero(r.live) + r.base
+                 for r in self._segments.readers] or [np.zeros(0, np.int64)])
+        return self._all_ids_read
 
     @property
     def _doc_langs(self) -> dict[str, int]:
