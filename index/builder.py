@@ -332,7 +332,8 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
             "skipped": [[k.doc_id, k.reason] for k in skipped]}
     version = commit(index_dir, build_dir, manifest, segments, sources, deleted,
                      lambda path: write_catalog(path, files, docs, done, prev_folder / CATALOG if prev else None,
-                                                dirty | (set(old_files) - set(files))))
+                                                dirty | (set(old_files) - set(files))),
+                     previous=prev_folder)
     # Watches are evaluated on this version's new passages before a merge renumbers them.
     matched, watch_error = _evaluate_watches(index_dir, version, embedder, passages, held)
     written, merged = int(bool(passages)), 0
