@@ -43,11 +43,14 @@ import numpy as np
 from index.manifest import (EMBEDDINGS, LINKS, MARGIN_ROWS, MARGINS, NEIGHBOUR_COSINES, NEIGHBOURS, SEGMENTS, STORE,
                             STORIES, Manifest, read_manifest)
 from index.margins import LINK_THRESHOLD, MARGIN_K, cross_language_neighbours, knn_mean, margin_vectors, passage_links, ratio_margin
-from index.stories import DATE_WINDOW_DAYS, DocInfo, StoryMember, group_stories
+from index.stories import DATE_WINDOW_DAYS, DocInfo, StoryMember, group_stories, story_id_of
 from index.store import PassageStore, write_store
 from index.vectors import load_embeddings, save_embeddings
 
-ROW = np.dtype([("id", "<i8"), ("lang", "<i2"), ("doc", "<i8")])
+#: A live passage: its id, language column, document (its first passage id), the document's
+#: day (date ordinal; -1 when undated) and story (the first passage id of the story's document
+#: with the lowest id).
+ROW = np.dtype([("id", "<i8"), ("lang", "<i2"), ("doc", "<i8"), ("day", "<i4"), ("story", "<i8")])
 LINK = np.dtype([("a", "<i8"), ("b", "<i8"), ("margin", "<f4"), ("cosine", "<f4")])
 #: Parameters of a SQL ``IN (...)`` list (SQLite's default limit is 32766).
 SQL_BATCH = 900
@@ -85,6 +88,20 @@ def live_corpus(pairs: list[tuple[Path, dict]], deleted: dict[str, dict]):
     return documents, passages, (np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32))
 
 
+def live_passages(pairs: list[tuple[Path, dict]], deleted: dict[str, dict]) -> list:
+    """The live passages of the segments in id order (no vectors read)."""
+    passages = []
+    for folder, info in sorted(pairs, key=lambda pair: pair[1]["base"]):
+        dead_rows = set(deleted.get(info["name"], {"rows": []})["rows"])
+        store = PassageStore(folder / STORE)
+        try:
+            rows = store.all_passages()
+        finally:
+            store.close()
+        passages += [p for i, p in enumerate(rows) if i not in dead_rows]
+    return passages
+
+
 def write_version_stories(build_dir: Path, pairs: list[tuple[Path, dict]], deleted: dict[str, dict],
                           previous: Path | None, renumber: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Write the files above into ``build_dir``; return the manifest's ``stories`` entry.
@@ -96,7 +113,7 @@ def write_version_stories(build_dir: Path, pairs: list[tuple[Path, dict]], delet
         done = update_state(build_dir, pairs, deleted, previous, renumber)
     if done is None:
         done = full_state(build_dir, pairs, deleted)
-    state, searched, lists = done
+    state, searched, lists, work = done
     _save(build_dir, state)
     con = sqlite3.connect(f"file:{build_dir / STORIES}?mode=ro", uri=True)
     try:
@@ -107,12 +124,12 @@ def write_version_stories(build_dir: Path, pairs: list[tuple[Path, dict]], delet
     return {"margin": "ratio", "k": MARGIN_K, "margin_languages": list(state.columns), "link_threshold": LINK_THRESHOLD,
             "date_window_days": DATE_WINDOW_DAYS, "links": int(kept), "stories": int(stories),
             "multi_document_stories": int(multi), "neighbour_lists_searched": int(searched),
-            "neighbour_lists": int(lists), "seconds": round(time.perf_counter() - started, 3)}
+            "neighbour_lists": int(lists), **work, "seconds": round(time.perf_counter() - started, 3)}
 
 
 # --- a full computation (a build, or a change of the languages) ---
 
-def full_state(build_dir: Path, pairs, deleted) -> tuple[State, int, int]:
+def full_state(build_dir: Path, pairs, deleted) -> tuple[State, int, int, dict]:
     documents, passages, vectors = live_corpus(pairs, deleted)
     langs = [p.lang for p in passages]
     columns = tuple(sorted(set(langs)))
@@ -124,6 +141,8 @@ def full_state(build_dir: Path, pairs, deleted) -> tuple[State, int, int]:
     rows["id"] = [p.passage_id for p in passages]
     rows["lang"] = [code[lang] for lang in langs]
     rows["doc"] = [first[p.doc_id] for p in passages]
+    day = {d.doc_id: _day(d.published) for d in documents}
+    rows["day"] = [day[p.doc_id] for p in passages]
     found = cross_language_neighbours(vectors, langs)
     ids = np.where(found.ids >= 0, rows["id"][np.maximum(found.ids, 0)], -1)
     a, b, margin, cosine = passage_links(found, langs, LINK_THRESHOLD)
@@ -132,10 +151,31 @@ def full_state(build_dir: Path, pairs, deleted) -> tuple[State, int, int]:
     info = {first[d.doc_id]: DocInfo(d.doc_id, d.title, d.lang, d.published, d.source)
             for d in documents if d.doc_id in first}
     stories, members, kept = _group(info, links, state)
+    _set_stories(state.rows, members, {d.doc_id: key for key, d in info.items()})
     write_store(build_dir / STORIES, [], [], {}, stories, members,
                 (kept["a"], kept["b"], kept["margin"], kept["cosine"]))
     lists = len(passages) * max(0, len(columns) - 1)
-    return state, lists, lists
+    return state, lists, lists, {"stories_edited": 0, "documents_regrouped": len(documents)}
+
+
+def _day(published: str) -> int:
+    from index.stories import _day as day
+
+    found = day(published)
+    return found.toordinal() if found is not None else -1
+
+
+def _set_stories(rows: np.ndarray, members: list[StoryMember], key_of: dict[str, int]) -> None:
+    """Record in ``rows`` the story of the documents of ``members`` (doc_id → first passage id
+    in ``key_of``): the key of its document with the lowest id."""
+    lowest: dict[str, str] = {}
+    for m in members:
+        if m.story_id not in lowest or m.doc_id < lowest[m.story_id]:
+            lowest[m.story_id] = m.doc_id
+    docs = np.array(sorted(key_of[m.doc_id] for m in members), np.int64)
+    story = {key_of[m.doc_id]: key_of[lowest[m.story_id]] for m in members}
+    where = _member(rows["doc"], docs)
+    rows["story"][where] = [story[d] for d in rows["doc"][where].tolist()]
 
 
 def _group(info: dict[int, DocInfo], links: np.ndarray, state: State):
@@ -155,7 +195,7 @@ def _group(info: dict[int, DocInfo], links: np.ndarray, state: State):
 
 # --- an update: what changed ---
 
-def update_state(build_dir: Path, pairs, deleted, previous: Path, renumber=None) -> tuple[State, int, int] | None:
+def update_state(build_dir: Path, pairs, deleted, previous: Path, renumber=None) -> tuple[State, int, int, dict] | None:
     """The state of the new version from the one of ``previous``; None when that cannot be
     used (missing, unreadable, another set of languages): then the caller computes it in full."""
     old, prev_pairs = _load_state(previous)
@@ -187,7 +227,7 @@ def update_state(build_dir: Path, pairs, deleted, previous: Path, renumber=None)
     # 1. Which lists are searched in full: new passages, and those that lost a neighbour.
     lost = np.zeros(len(rows), bool)
     if len(dead):
-        lost = _member(ids, np.sort(dead["id"])).any(axis=(1, 2))
+        lost = _member(ids, dead["id"]).any(axis=(1, 2))
     query = np.flatnonzero(is_new | lost)
     changed = np.zeros(len(rows), bool)
     changed[query] = True
@@ -209,9 +249,10 @@ def update_state(build_dir: Path, pairs, deleted, previous: Path, renumber=None)
     known = np.concatenate([rows, dead])
     known = known[np.argsort(known["id"], kind="stable")]
     seed_docs = _lookup(known, seeds)["doc"] if len(seeds) else np.zeros(0, np.int64)
-    _edit_stories(build_dir, previous, prev_pairs, pairs, state, renumber, np.unique(seed_docs),
-                  np.unique(new_rows["doc"]), dead, known)
-    return state, len(query) * max(0, cols - 1), len(rows) * max(0, cols - 1)
+    edited, regrouped = _edit_stories(build_dir, previous, prev_pairs, pairs, state, renumber, np.unique(seed_docs),
+                                      np.unique(new_rows["doc"]), dead, known)
+    return state, len(query) * max(0, cols - 1), len(rows) * max(0, cols - 1), {
+        "stories_edited": edited, "documents_regrouped": regrouped}
 
 
 def _load_state(folder: Path):
@@ -251,7 +292,7 @@ def _renumber(state: State, old_ids: np.ndarray, new_ids: np.ndarray) -> State:
         return np.where(old_ids[at] == x, new_ids[at], x)
 
     rows = state.rows.copy()
-    rows["id"], rows["doc"] = remap(rows["id"]), remap(rows["doc"])
+    rows["id"], rows["doc"], rows["story"] = remap(rows["id"]), remap(rows["doc"]), remap(rows["story"])
     order = np.argsort(rows["id"], kind="stable")
     links = state.links.copy()
     a, b = remap(links["a"]), remap(links["b"])
@@ -285,18 +326,19 @@ def _passage_rows(pairs, ids: np.ndarray) -> tuple[np.ndarray, list[str]]:
     for folder, info, where in _segments_of(pairs, ids):
         con = sqlite3.connect(f"file:{folder / STORE}?mode=ro", uri=True)
         try:
-            found = con.execute("SELECT passage_id, doc_id, lang FROM passages WHERE passage_id BETWEEN ? AND ? "
-                                "ORDER BY passage_id", (int(ids[where[0]]), int(ids[where[-1]]))).fetchall()
+            found = con.execute("SELECT p.passage_id, p.doc_id, p.lang, d.published FROM passages p JOIN documents d "
+                                "ON d.doc_id = p.doc_id WHERE p.passage_id BETWEEN ? AND ? ORDER BY p.passage_id",
+                                (int(ids[where[0]]), int(ids[where[-1]]))).fetchall()
         finally:
             con.close()
         first: dict[str, int] = {}
         by_id = {}
-        for pid, doc, lang in found:
+        for pid, doc, lang, published in found:
             first.setdefault(doc, pid)
-            by_id[pid] = (doc, lang)
+            by_id[pid] = (doc, lang, published)
         for i in where.tolist():
-            doc, lang = by_id[int(ids[i])]
-            rows["doc"][i] = first[doc]
+            doc, lang, published = by_id[int(ids[i])]
+            rows["doc"][i], rows["day"][i], rows["story"][i] = first[doc], _day(published), -1
             langs[i] = lang
     return rows, langs
 
@@ -321,12 +363,13 @@ def _doc_info(pairs, keys) -> dict[int, DocInfo]:
     return out
 
 
-def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
-    """``values`` ∈ ``sorted_set``, elementwise (a search per value: fast for a small set)."""
-    if not len(sorted_set):
+def _member(values: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """``values`` ∈ ``of``, elementwise (a binary search per value: fast for a small set)."""
+    if not len(of):
         return np.zeros(np.shape(values), bool)
-    at = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
-    return sorted_set[at] == values
+    of = np.sort(of)
+    at = np.minimum(np.searchsorted(of, values), len(of) - 1)
+    return of[at] == values
 
 
 def _lookup(rows: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -407,7 +450,7 @@ def _derive_links(state: State, changed: np.ndarray) -> np.ndarray:
     cols, k = ids.shape[1], ids.shape[2]
     a = [np.repeat(rows, cols * k)]
     b, c = [ids[rows].ravel()], [cos[rows].ravel()]
-    listed = _member(ids, np.sort(pid[rows])) & ~changed[:, None, None]
+    listed = _member(ids, pid[rows]) & ~changed[:, None, None]
     if listed.any():
         a.append(np.nonzero(listed)[0])
         b.append(ids[listed])
@@ -442,31 +485,76 @@ def _sort_links(links: np.ndarray) -> np.ndarray:
 def _edit_stories(build_dir: Path, previous: Path, prev_pairs, pairs, state: State, renumber, seed_docs: np.ndarray,
                   new_docs: np.ndarray, dead: np.ndarray, known: np.ndarray) -> None:
     """The previous version's stories file, copied, with the stories of the touched documents
-    grouped again: those of components holding ``seed_docs`` or ``new_docs``, and the stories
-    that held a document now deleted."""
+    made again: those of the components (documents joined by links) holding ``seed_docs`` (whose
+    links changed) or ``new_docs``, and the stories that held a document now deleted.
+
+    A component whose dated documents all lie within the date window is one story whatever the
+    order of merging: its story is edited in place (members whose links changed, the story's
+    row); any other is grouped again in full (:func:`index.stories.group_stories`)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    links = state.links
-    da, db = _lookup(state.rows, links["a"])["doc"], _lookup(state.rows, links["b"])["doc"]
+    links, rows = state.links, state.rows
+    da, db = _lookup(rows, links["a"])["doc"], _lookup(rows, links["b"])["doc"]
     nodes = np.unique(np.concatenate([da, db]))
     label = np.zeros(0, np.int64)
     if len(nodes):
-        ia, ib = np.searchsorted(nodes, da), np.searchsorted(nodes, db)
-        graph = coo_matrix((np.ones(len(ia), np.int8), (ia, ib)), shape=(len(nodes), len(nodes)))
+        graph = coo_matrix((np.ones(len(da), np.int8), (np.searchsorted(nodes, da), np.searchsorted(nodes, db))),
+                           shape=(len(nodes), len(nodes)))
         label = connected_components(graph, directed=False)[1]
     dead_docs = np.unique(dead["doc"])
-    live_docs = np.setdiff1d(np.concatenate([seed_docs, new_docs]), dead_docs)
+    docs, first = np.unique(known["doc"], return_index=True)  # each document once, new and deleted ones too
+    doc_story, doc_day = known["story"][first], known["day"][first]
 
-    def component(docs: np.ndarray) -> np.ndarray:
-        inside = _member(docs, nodes)
-        where = np.searchsorted(nodes, docs[inside])
-        return np.union1d(docs, nodes[np.isin(label, label[where])]) if len(where) else docs
+    def label_of(ds: np.ndarray) -> np.ndarray:  # -1: in no link (or deleted)
+        out = np.full(len(ds), -1, np.int64)
+        inside = _member(ds, nodes) & ~_member(ds, dead_docs)
+        out[inside] = label[np.searchsorted(nodes, ds[inside])]
+        return out
 
-    touched = component(live_docs)
+    # The touched documents, closed: whole components, whole old stories.
+    touched = np.unique(np.concatenate([seed_docs, new_docs, dead_docs]))
+    while True:
+        labels = label_of(touched)
+        stories = doc_story[np.searchsorted(docs, touched)]
+        more = np.unique(np.concatenate([touched, nodes[np.isin(label, labels[labels >= 0])],
+                                         docs[np.isin(doc_story, stories[stories >= 0])]]))
+        if len(more) == len(touched):
+            break
+        touched = more
+    labels, stories = label_of(touched), doc_story[np.searchsorted(docs, touched)]
+    # Groups of touched documents joined by a component or an old story.
+    index = np.arange(len(touched))
+    src, dst = [index], [index]
+    for key in (labels, stories):
+        has = key >= 0
+        _, first_of, inverse = np.unique(key[has], return_index=True, return_inverse=True)
+        src.append(index[has])
+        dst.append(index[has][first_of][inverse])
+    src, dst = np.concatenate(src), np.concatenate(dst)
+    group = connected_components(coo_matrix((np.ones(len(src), np.int8), (src, dst)),
+                                            shape=(len(touched), len(touched))), directed=False)[1]
+    alive = ~_member(touched, dead_docs)
+    refresh = np.unique(np.concatenate([seed_docs, new_docs]))
+    fast, slow = [], []
+    order = np.argsort(group, kind="stable")
+    for members in np.split(order, np.flatnonzero(np.diff(group[order])) + 1):
+        live = members[alive[members]]
+        parts = len(np.unique(labels[live][labels[live] >= 0])) + int((labels[live] < 0).sum())
+        days = doc_day[np.searchsorted(docs, touched[live])]
+        days = days[days >= 0]
+        if parts == 1 and (not len(days) or days.max() - days.min() <= DATE_WINDOW_DAYS):
+            fast.append((touched[live], touched[members[~alive[members]]], np.unique(stories[members][stories[members] >= 0])))
+        else:
+            slow.append(members)
+    slow = np.concatenate(slow) if slow else np.zeros(0, np.int64)
+    slow_live = touched[slow][alive[slow]]
+    keys = np.unique(np.concatenate([stories[stories >= 0], slow_live, touched[alive & _member(touched, refresh)]]))
+    info = _doc_info(pairs, keys[~_member(keys, dead_docs)])
+    info.update({key: value for key, value in _doc_info(prev_pairs, keys[_member(keys, dead_docs)]).items()
+                 if key not in info})
+    gone = _doc_info(prev_pairs, dead_docs)
     shutil.copyfile(previous / STORIES, build_dir / STORIES)
-    info = _doc_info(pairs, touched)
-    gone_info = _doc_info(prev_pairs, dead_docs)
     con = sqlite3.connect(build_dir / STORIES)
     try:
         with con:
@@ -479,45 +567,103 @@ def _edit_stories(build_dir: Path, previous: Path, prev_pairs, pairs, state: Sta
                 for col in ("a", "b"):
                     con.execute(f"UPDATE passage_links SET {col} = (SELECT new FROM renumber WHERE old = {col}) "
                                 f"WHERE {col} IN (SELECT old FROM renumber)")
-            # The old stories of the touched documents (and any document they held) go.
-            names = {info[key].doc_id for key in touched if key in info} | {x.doc_id for x in gone_info.values()}
-            stories: set[str] = set()
-            members: dict[str, int] = {}
-            while True:
-                ask = sorted(names - set(members))
-                if not ask:
-                    break
-                found = _select(con, "SELECT DISTINCT story_id FROM story_documents WHERE doc_id IN ({})", ask)
-                fresh = {s for (s,) in found} - stories
-                stories |= fresh
-                members.update({d: -1 for d in ask})
-                for doc_id, best in _select(con, "SELECT doc_id, best_passage FROM story_documents WHERE story_id IN ({})",
-                                            sorted(fresh)):
-                    if doc_id not in names:  # not expected (a story lies inside one component): its component too
-                        extra = component(np.asarray([_lookup(known, np.asarray([best]))["doc"][0]], np.int64))
-                        extra = np.setdiff1d(extra, touched)
-                        touched = np.union1d(touched, extra)
-                        info.update(_doc_info(pairs, extra))
-                        names |= {doc_id} | {info[key].doc_id for key in extra if key in info}
-            old_docs = np.unique(np.concatenate([touched, dead_docs]))
-            passages = known["id"][_member(known["doc"], old_docs)].tolist()
-            _execute(con, "DELETE FROM passage_links WHERE a IN ({})", passages)
-            _execute(con, "DELETE FROM story_documents WHERE story_id IN ({})", sorted(stories))
-            _execute(con, "DELETE FROM stories WHERE story_id IN ({})", sorted(stories))
-            chosen = {key: info[key] for key in touched.tolist() if key in info}
-            mine = _member(da, np.asarray(sorted(chosen), np.int64))
-            rows, members_out, kept = _group(chosen, links[mine], state)
-            con.executemany("INSERT INTO stories VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            ((s.story_id, s.title, s.size, _json(s.languages), s.first_date, s.last_date, s.first_lang,
-                              s.representative) for s in rows))
-            con.executemany("INSERT INTO story_documents VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            ((m.doc_id, m.story_id, m.lang, m.published, m.source, m.best_passage, m.links)
-                             for m in members_out))
-            con.executemany("INSERT INTO passage_links VALUES (?, ?, ?, ?)",
-                            (row for x, y, m, c in kept[["a", "b", "margin", "cosine"]].tolist()
-                             for row in ((x, y, m, c), (y, x, m, c))))
+            # All old stories go (or are marked) before any is written: story ids are documents' names.
+            plans = [_clear_story(con, state, info, gone, live, gone_docs, old_stories, refresh, known, f"~{i}")
+                     for i, (live, gone_docs, old_stories) in enumerate(fast)]
+            if len(slow):  # the others: their old stories go, their documents are grouped again
+                old_ids = sorted({story_id_of(info[key].doc_id) for key in np.unique(stories[slow]).tolist() if key >= 0})
+                passages = known["id"][_member(known["doc"], touched[slow])].tolist()
+                _execute(con, "DELETE FROM passage_links WHERE a IN ({})", passages)
+                _execute(con, "DELETE FROM story_documents WHERE story_id IN ({})", old_ids)
+                _execute(con, "DELETE FROM stories WHERE story_id IN ({})", old_ids)
+            for plan in plans:
+                _write_story(con, state, pairs, info, plan, da, db)
+            if len(slow):
+                chosen = {key: info[key] for key in slow_live.tolist()}
+                mine = _member(da, np.asarray(sorted(chosen), np.int64))
+                made, members_out, kept = _group(chosen, links[mine], state)
+                _set_stories(rows, members_out, {d.doc_id: key for key, d in chosen.items()})
+                _insert(con, made, members_out, kept)
     finally:
         con.close()
+    return len(fast), len(slow_live)
+
+
+def _clear_story(con, state: State, info, gone, live, gone_docs, old_stories, refresh, known, mark: str) -> dict:
+    """First half of editing one story in place: the component ``live`` (documents) is one story
+    whatever the grouping's order, replacing the ``old_stories`` (keys), which held only its
+    documents and the deleted ``gone_docs``. The members whose links changed (``refresh``) and
+    their links are removed, the others are marked ``mark`` (story ids are names of documents:
+    an edited document may name a story of another group, so all groups clear before any writes)."""
+    old_ids = sorted({story_id_of(info[key].doc_id) for key in old_stories.tolist()})
+    redo = live[_member(live, refresh)]
+    dropped = [gone[key].doc_id for key in gone_docs.tolist()]
+    lowest = [info[key].doc_id for key in redo.tolist()]  # the other members are in the old stories
+    if old_ids:
+        lowest += [x for (x,) in _select(con, "SELECT min(doc_id) FROM story_documents WHERE story_id IN ({})"
+                                         f" AND doc_id NOT IN ({','.join('?' * len(dropped))})", old_ids,
+                                         tail=dropped) if x is not None]
+    at = {info[key].doc_id: key for key in redo.tolist()}
+    key_of_story = at.get(min(lowest))
+    if key_of_story is None:
+        best = con.execute("SELECT best_passage FROM story_documents WHERE doc_id = ?", (min(lowest),)).fetchone()[0]
+        key_of_story = int(_lookup(state.rows, np.asarray([best]))["doc"][0])
+    old = known["id"][_member(known["doc"], np.concatenate([redo, gone_docs]))].tolist()
+    found = _select(con, "SELECT a, b FROM passage_links WHERE a IN ({})", old)
+    con.executemany("DELETE FROM passage_links WHERE a = ? AND b = ?", [p for a, b in found for p in ((a, b), (b, a))])
+    _execute(con, "DELETE FROM story_documents WHERE doc_id IN ({})", sorted(set(dropped) | set(at)))
+    _execute(con, f"UPDATE story_documents SET story_id = '{mark}' WHERE story_id IN ({{}})", old_ids)
+    _execute(con, "DELETE FROM stories WHERE story_id IN ({})", old_ids)
+    return {"live": live, "redo": redo, "story": story_id_of(min(lowest)), "key": key_of_story, "mark": mark}
+
+
+def _write_story(con, state: State, pairs, info, plan: dict, da, db) -> None:
+    """Second half: the marked members join the story, the refreshed ones are written with their
+    links, and the story's row is made from its members."""
+    story, redo = plan["story"], plan["redo"]
+    con.execute("UPDATE story_documents SET story_id = ? WHERE story_id = ?", (story, plan["mark"]))
+    mine = np.flatnonzero(_member(da, redo) | _member(db, redo))
+    count: dict[int, int] = {}
+    best: dict[int, tuple[float, int]] = {}
+    for x, y, m, dx, dy in zip(state.links["a"][mine].tolist(), state.links["b"][mine].tolist(),
+                               state.links["margin"][mine].tolist(), da[mine].tolist(), db[mine].tolist()):
+        for p, d in ((x, dx), (y, dy)):  # as index.stories counts them
+            count[d] = count.get(d, 0) + 1
+            if m > best.get(d, (-1.0, -1))[0]:
+                best[d] = (m, p)
+    con.executemany("INSERT INTO story_documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    ((info[key].doc_id, story, info[key].lang, info[key].published, info[key].source,
+                      best.get(key, (0, key))[1], count.get(key, 0)) for key in redo.tolist()))
+    kept = state.links[mine]
+    con.executemany("INSERT INTO passage_links VALUES (?, ?, ?, ?)",
+                    (row for x, y, m, c in kept[["a", "b", "margin", "cosine"]].tolist() for row in ((x, y, m, c), (y, x, m, c))))
+    # The story's row, as index.stories makes it, from its members.
+    size = con.execute("SELECT count(*) FROM story_documents WHERE story_id = ?", (story,)).fetchone()[0]
+    langs = dict(con.execute("SELECT lang, count(*) FROM story_documents WHERE story_id = ? GROUP BY lang "
+                             "ORDER BY count(*) DESC, lang", (story,)).fetchall())
+    first_date, last_date, first_stamp = con.execute(
+        "SELECT min(substr(published, 1, 10)), max(substr(published, 1, 10)), min(published) FROM story_documents "
+        "WHERE story_id = ? AND published != ''", (story,)).fetchone()
+    first_langs = [x for (x,) in con.execute("SELECT DISTINCT lang FROM story_documents WHERE story_id = ? AND "
+                                              "published = ? ORDER BY lang", (story, first_stamp or "\0"))]
+    rep, rep_passage = con.execute("SELECT doc_id, best_passage FROM story_documents WHERE story_id = ? ORDER BY "
+                                   "links DESC, published = '', substr(published, 1, 10), doc_id LIMIT 1", (story,)).fetchone()
+    rep_key = int(_lookup(state.rows, np.asarray([rep_passage]))["doc"][0])
+    title = (info.get(rep_key) or _doc_info(pairs, [rep_key])[rep_key]).title
+    con.execute("INSERT INTO stories VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (story, title, size, _json(langs), first_date or "", last_date or "", ",".join(first_langs), rep))
+    state.rows["story"][_member(state.rows["doc"], plan["live"])] = plan["key"]
+
+
+def _insert(con, stories, members, kept) -> None:
+    con.executemany("INSERT INTO stories VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    ((s.story_id, s.title, s.size, _json(s.languages), s.first_date, s.last_date, s.first_lang,
+                      s.representative) for s in stories))
+    con.executemany("INSERT INTO story_documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    ((m.doc_id, m.story_id, m.lang, m.published, m.source, m.best_passage, m.links) for m in members))
+    con.executemany("INSERT INTO passage_links VALUES (?, ?, ?, ?)",
+                    (row for x, y, m, c in kept[["a", "b", "margin", "cosine"]].tolist()
+                     for row in ((x, y, m, c), (y, x, m, c))))
 
 
 def _json(value) -> str:
@@ -526,11 +672,11 @@ def _json(value) -> str:
     return json.dumps(value)
 
 
-def _select(con, sql: str, values: list) -> list[tuple]:
+def _select(con, sql: str, values: list, tail: list = ()) -> list[tuple]:
     out = []
     for start in range(0, len(values), SQL_BATCH):
         part = values[start : start + SQL_BATCH]
-        out += con.execute(sql.format(",".join("?" * len(part))), part).fetchall()
+        out += con.execute(sql.format(",".join("?" * len(part))), [*part, *tail]).fetchall()
     return out
 
 

@@ -350,10 +350,10 @@ def story_details(searcher):
     return out
 
 
-@pytest.mark.parametrize("seed", [5, 6, 7])
+@pytest.mark.parametrize("seed", [6, 8, 10])
 def test_updated_margins_links_and_stories_equal_a_full_build(tmp_path, monkeypatch, seed):
     """Random adds, edits, deletes and merges of reports of a few events in four languages (the
-    texts link across languages, some a month apart): after each update the margins, the
+    texts link across languages; some undated, some a month apart): after each update the margins, the
     neighbourhoods, every link and every story equal those of a full build of the corpus."""
     import random
 
@@ -368,9 +368,12 @@ def test_updated_margins_links_and_stories_equal_a_full_build(tmp_path, monkeypa
     def report(name):
         event, lang = rng.choice(sorted(EVENTS)), rng.choice(langs)
         extra = " ".join(rng.sample(EVENTS[rng.choice(sorted(EVENTS))].split(), 3))
-        month = rng.choice(["03", "04"])
-        return {"id": name, "title": f"{event} {name}", "text": f"{text(event, lang)} {extra}", "lang": lang,
-                "date": f"2024-{month}-{rng.randint(1, 28):02d}", "source": rng.choice(["Wire", "Post"])}
+        out = {"id": name, "title": f"{event} {name}", "text": f"{text(event, lang)} {extra}", "lang": lang,
+               "source": rng.choice(["Wire", "Post"])}
+        when = rng.random()  # undated, within a week, or a month later (the window splits those)
+        if when > 0.6:
+            out["date"] = f"2024-03-0{rng.randint(1, 7)}" if when < 0.93 else f"2024-04-{rng.randint(10, 28)}"
+        return out
 
     files: dict[str, list] = {}
     for f in range(4):
@@ -385,7 +388,7 @@ def test_updated_margins_links_and_stories_equal_a_full_build(tmp_path, monkeypa
 
     write()
     build_index(corpus, index_dir, embedder=fake)
-    incremental = merged = 0
+    incremental = merged = edited = regrouped = 0
     for step in range(8):
         for _ in range(rng.randint(1, 3)):
             op = rng.choice(["add", "add", "edit", "delete", "file", "unfile"])
@@ -405,6 +408,8 @@ def test_updated_margins_links_and_stories_equal_a_full_build(tmp_path, monkeypa
         summary = update_index(corpus, index_dir, embedder=fake)
         info = read_manifest(current_version(index_dir)).stories
         incremental += info["neighbour_lists_searched"] < info["neighbour_lists"]
+        edited += info["stories_edited"]
+        regrouped += info["documents_regrouped"]
         merged += summary.segments_merged
         full = tmp_path / f"full-{step}"
         build_index(corpus, full, embedder=fake)
@@ -418,6 +423,7 @@ def test_updated_margins_links_and_stories_equal_a_full_build(tmp_path, monkeypa
             assert u.manifest.stories["links"] == f.manifest.stories["links"]
             assert u.manifest.stories["multi_document_stories"] == f.manifest.stories["multi_document_stories"]
     assert incremental >= 5 and merged  # updates (and merges) did start from the previous version
+    assert edited and regrouped  # stories were edited in place, and grouped again where dates are far apart
     with Searcher.open(index_dir, embedder=fake) as u:
         assert any(s.size > 1 for s in u.stories())  # the corpus did link across languages
 
