@@ -538,18 +538,21 @@ def _edit_stories(build_dir: Path, previous: Path, prev_pairs, pairs, state: Sta
     refresh = np.unique(np.concatenate([seed_docs, new_docs]))
     fast, slow = [], []
     order = np.argsort(group, kind="stable")
+    moved = []  # documents of a fast group outside its largest component: written again
     for members in np.split(order, np.flatnonzero(np.diff(group[order])) + 1):
         live = members[alive[members]]
-        parts = len(np.unique(labels[live][labels[live] >= 0])) + int((labels[live] < 0).sum())
-        days = doc_day[np.searchsorted(docs, touched[live])]
-        days = days[days >= 0]
-        if parts == 1 and (not len(days) or days.max() - days.min() <= DATE_WINDOW_DAYS):
-            fast.append((touched[live], touched[members[~alive[members]]], np.unique(stories[members][stories[members] >= 0])))
+        part = np.where(labels[live] >= 0, labels[live], -2 - live)  # a document in no link: its own part
+        parts = [live[part == x] for x in np.unique(part)]
+        spans = [doc_day[np.searchsorted(docs, touched[p])] for p in parts]
+        if all(not (d >= 0).any() or d[d >= 0].max() - d[d >= 0].min() <= DATE_WINDOW_DAYS for d in spans):
+            parts = [touched[p] for p in sorted(parts, key=lambda p: (-len(p), touched[p].min()))]
+            fast.append((parts, touched[members[~alive[members]]], np.unique(stories[members][stories[members] >= 0])))
+            moved += parts[1:]
         else:
             slow.append(members)
     slow = np.concatenate(slow) if slow else np.zeros(0, np.int64)
     slow_live = touched[slow][alive[slow]]
-    keys = np.unique(np.concatenate([stories[stories >= 0], slow_live, touched[alive & _member(touched, refresh)]]))
+    keys = np.unique(np.concatenate([stories[stories >= 0], slow_live, touched[alive & _member(touched, refresh)], *moved]))
     info = _doc_info(pairs, keys[~_member(keys, dead_docs)])
     info.update({key: value for key, value in _doc_info(prev_pairs, keys[_member(keys, dead_docs)]).items()
                  if key not in info})
@@ -568,8 +571,8 @@ def _edit_stories(build_dir: Path, previous: Path, prev_pairs, pairs, state: Sta
                     con.execute(f"UPDATE passage_links SET {col} = (SELECT new FROM renumber WHERE old = {col}) "
                                 f"WHERE {col} IN (SELECT old FROM renumber)")
             # All old stories go (or are marked) before any is written: story ids are documents' names.
-            plans = [_clear_story(con, state, info, gone, live, gone_docs, old_stories, refresh, known, f"~{i}")
-                     for i, (live, gone_docs, old_stories) in enumerate(fast)]
+            plans = [plan for i, (parts, gone_docs, old_stories) in enumerate(fast)
+                     for plan in _clear_stories(con, state, info, gone, parts, gone_docs, old_stories, refresh, known, f"~{i}")]
             if len(slow):  # the others: their old stories go, their documents are grouped again
                 old_ids = sorted({story_id_of(info[key].doc_id) for key in np.unique(stories[slow]).tolist() if key >= 0})
                 passages = known["id"][_member(known["doc"], touched[slow])].tolist()
@@ -589,39 +592,44 @@ def _edit_stories(build_dir: Path, previous: Path, prev_pairs, pairs, state: Sta
     return len(fast), len(slow_live)
 
 
-def _clear_story(con, state: State, info, gone, live, gone_docs, old_stories, refresh, known, mark: str) -> dict:
-    """First half of editing one story in place: the component ``live`` (documents) is one story
-    whatever the grouping's order, replacing the ``old_stories`` (keys), which held only its
-    documents and the deleted ``gone_docs``. The members whose links changed (``refresh``) and
-    their links are removed, the others are marked ``mark`` (story ids are names of documents:
-    an edited document may name a story of another group, so all groups clear before any writes)."""
+def _clear_stories(con, state: State, info, gone, parts, gone_docs, old_stories, refresh, known, mark: str) -> list:
+    """First half of editing stories in place: each of the components ``parts`` (documents,
+    largest first) lies within the date window, so it is one story whatever the grouping's
+    order; they replace the ``old_stories`` (keys), which held only their documents and the
+    deleted ``gone_docs``. The members whose links changed (``refresh``), those of the smaller
+    parts and their links are removed; the others (of the largest part) are marked ``mark``
+    (story ids are names of documents: an edited document may name a story of another group, so
+    all groups clear before any writes). Returns a plan per part for :func:`_write_story`."""
     old_ids = sorted({story_id_of(info[key].doc_id) for key in old_stories.tolist()})
-    redo = live[_member(live, refresh)]
+    redo = [parts[0][_member(parts[0], refresh)], *parts[1:]] if parts else []
     dropped = [gone[key].doc_id for key in gone_docs.tolist()]
-    lowest = [info[key].doc_id for key in redo.tolist()]  # the other members are in the old stories
-    if old_ids:
-        lowest += [x for (x,) in _select(con, "SELECT min(doc_id) FROM story_documents WHERE story_id IN ({})"
-                                         f" AND doc_id NOT IN ({','.join('?' * len(dropped))})", old_ids,
-                                         tail=dropped) if x is not None]
-    at = {info[key].doc_id: key for key in redo.tolist()}
-    key_of_story = at.get(min(lowest))
-    if key_of_story is None:
-        best = con.execute("SELECT best_passage FROM story_documents WHERE doc_id = ?", (min(lowest),)).fetchone()[0]
-        key_of_story = int(_lookup(state.rows, np.asarray([best]))["doc"][0])
-    old = known["id"][_member(known["doc"], np.concatenate([redo, gone_docs]))].tolist()
+    old = known["id"][_member(known["doc"], np.concatenate([*redo, gone_docs]).astype(np.int64))].tolist()
     found = _select(con, "SELECT a, b FROM passage_links WHERE a IN ({})", old)
     con.executemany("DELETE FROM passage_links WHERE a = ? AND b = ?", [p for a, b in found for p in ((a, b), (b, a))])
-    _execute(con, "DELETE FROM story_documents WHERE doc_id IN ({})", sorted(set(dropped) | set(at)))
+    _execute(con, "DELETE FROM story_documents WHERE doc_id IN ({})",
+             sorted(set(dropped) | {info[key].doc_id for part in redo for key in part.tolist()}))
     _execute(con, f"UPDATE story_documents SET story_id = '{mark}' WHERE story_id IN ({{}})", old_ids)
     _execute(con, "DELETE FROM stories WHERE story_id IN ({})", old_ids)
-    return {"live": live, "redo": redo, "story": story_id_of(min(lowest)), "key": key_of_story, "mark": mark}
+    plans = []
+    for i, (part, again) in enumerate(zip(parts, redo)):
+        lowest = min(info[key].doc_id for key in again.tolist()) if len(again) else None
+        key = {info[k].doc_id: k for k in again.tolist()}.get(lowest)
+        if i == 0:
+            kept, best = con.execute("SELECT min(doc_id), best_passage FROM story_documents WHERE story_id = ?",
+                                     (mark,)).fetchone()
+            if kept is not None and (lowest is None or kept < lowest):
+                lowest, key = kept, int(_lookup(state.rows, np.asarray([best]))["doc"][0])
+        plans.append({"live": part, "redo": again, "story": story_id_of(lowest), "key": key,
+                      "mark": mark if i == 0 else None})
+    return plans
 
 
 def _write_story(con, state: State, pairs, info, plan: dict, da, db) -> None:
     """Second half: the marked members join the story, the refreshed ones are written with their
     links, and the story's row is made from its members."""
     story, redo = plan["story"], plan["redo"]
-    con.execute("UPDATE story_documents SET story_id = ? WHERE story_id = ?", (story, plan["mark"]))
+    if plan["mark"] is not None:
+        con.execute("UPDATE story_documents SET story_id = ? WHERE story_id = ?", (story, plan["mark"]))
     mine = np.flatnonzero(_member(da, redo) | _member(db, redo))
     count: dict[int, int] = {}
     best: dict[int, tuple[float, int]] = {}

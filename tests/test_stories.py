@@ -350,7 +350,7 @@ def story_details(searcher):
     return out
 
 
-@pytest.mark.parametrize("seed", [6, 8, 10])
+@pytest.mark.parametrize("seed", [5, 6, 8])
 def test_updated_margins_links_and_stories_equal_a_full_build(tmp_path, monkeypatch, seed):
     """Random adds, edits, deletes and merges of reports of a few events in four languages (the
     texts link across languages; some undated, some a month apart): after each update the margins, the
