@@ -20,9 +20,10 @@ the one a full computation of the same passages gives:
 Files of the version (all rows in passage-id order of the live passages):
 
 - ``margins.npy``: each passage's k-NN means per language (read by queries);
-- ``neighbours.npy`` / ``neighbour_cosines.npy``: the k nearest passage ids per language and their
-  cosines (-1 / -inf where none);
-- ``margin_rows.npy``: each passage's id, language column and document (its first passage id);
+- ``neighbours.npy`` / ``neighbour_cosines.npy``: the k nearest passage ids per language (int32 while
+  ids fit) and their cosines (-1 / -inf where none);
+- ``margin_rows.npy``: each passage's id, language column, document (its first passage id), the
+  document's day and story;
 - ``links.npy``: every link (a < b, margin, cosine), before grouping (the date window may keep a
   link out of the stories);
 - ``stories.sqlite``: the store's story tables (stories, members, the links kept inside stories).
@@ -52,6 +53,8 @@ from index.vectors import load_embeddings, save_embeddings
 #: with the lowest id).
 ROW = np.dtype([("id", "<i8"), ("lang", "<i2"), ("doc", "<i8"), ("day", "<i4"), ("story", "<i8")])
 LINK = np.dtype([("a", "<i8"), ("b", "<i8"), ("margin", "<f4"), ("cosine", "<f4")])
+#: Largest id for which set membership is a table lookup (a table of this many bytes).
+TABLE_MAX = 1 << 28
 #: Parameters of a SQL ``IN (...)`` list (SQLite's default limit is 32766).
 SQL_BATCH = 900
 
@@ -273,12 +276,12 @@ def _load_state(folder: Path):
     except (PolyseekError, OSError, ValueError):
         return None, None
     n = len(rows)
-    if (not isinstance(columns, list) or rows.dtype != ROW or links.dtype != LINK or ids.dtype != np.int64
+    if (not isinstance(columns, list) or rows.dtype != ROW or links.dtype != LINK or ids.dtype not in (np.int32, np.int64)
             or ids.shape != (n, len(columns), MARGIN_K) or cos.dtype != np.float32 or cos.shape != ids.shape
             or means.dtype != np.float32 or means.shape != (n, len(columns)) or n != manifest.passages):
         return None, None
     pairs = [(folder / SEGMENTS / info["name"], info) for info in manifest.segments]
-    return State(tuple(columns), rows, ids, cos, means, links), pairs
+    return State(tuple(columns), rows, ids.astype(np.int64), cos, means, links), pairs
 
 
 def _renumber(state: State, old_ids: np.ndarray, new_ids: np.ndarray) -> State:
@@ -364,9 +367,16 @@ def _doc_info(pairs, keys) -> dict[int, DocInfo]:
 
 
 def _member(values: np.ndarray, of: np.ndarray) -> np.ndarray:
-    """``values`` ∈ ``of``, elementwise (a binary search per value: fast for a small set)."""
-    if not len(of):
-        return np.zeros(np.shape(values), bool)
+    """``values`` ∈ ``of`` (ids, -1 for none), elementwise: a table lookup when the ids are not
+    too far apart (one pass over ``values``), else a binary search per value."""
+    values = np.asarray(values)
+    if not len(of) or not values.size:
+        return np.zeros(values.shape, bool)
+    top = max(int(values.max()), int(of.max()))
+    if 0 <= min(int(values.min()), int(of.min())) + 1 and top < TABLE_MAX:
+        table = np.zeros(top + 2, bool)
+        table[np.asarray(of, np.int64) + 1] = True
+        return table[values + 1]
     of = np.sort(of)
     at = np.minimum(np.searchsorted(of, values), len(of) - 1)
     return of[at] == values
@@ -696,7 +706,8 @@ def _execute(con, sql: str, values: list) -> None:
 
 def _save(build_dir: Path, state: State) -> None:
     save_embeddings(build_dir / MARGINS, np.ascontiguousarray(state.means, np.float32))
-    np.save(build_dir / NEIGHBOURS, np.ascontiguousarray(state.ids, np.int64), allow_pickle=False)
+    small = not state.ids.size or int(state.ids.max()) < np.iinfo(np.int32).max  # half the bytes to write and check
+    np.save(build_dir / NEIGHBOURS, np.ascontiguousarray(state.ids, np.int32 if small else np.int64), allow_pickle=False)
     np.save(build_dir / NEIGHBOUR_COSINES, np.ascontiguousarray(state.cosines, np.float32), allow_pickle=False)
     np.save(build_dir / MARGIN_ROWS, state.rows, allow_pickle=False)
     np.save(build_dir / LINKS, state.links, allow_pickle=False)
