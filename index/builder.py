@@ -15,7 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-from index.catalog import OK, READ_SKIP, Entry, FileState, fingerprint, read_docs, read_files, read_summary, write_catalog
+from index.catalog import (OK, READ_SKIP, Entry, FileState, docs_sharing, fingerprint, read_docs, read_files, read_summary,
+                           write_catalog)
 from index.chunking import DEFAULT_CHUNK_TOKENS, chunk_text
 from index.commit import commit, read_deleted
 from index import watches
@@ -231,13 +232,18 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
                             reused=prev.passages, segments=len(prev.segments), notice=notice,
                             stories=prev.stories.get("multi_document_stories", 0), links=prev.stories.get("links", 0),
                             watch_error=_watch_state_error(index_dir))
-    old_docs = read_docs(prev_folder / CATALOG) if prev is not None else {}
     deleted = read_deleted(prev_folder, prev) if prev is not None else {}
+    catalog = prev_folder / CATALOG if prev is not None else None
+    removed = set(old_files) - {rel for rel, _ in order}
+    # Only the entries of the files read again (or gone) are read from the catalog.
+    old_docs = read_docs(catalog, [rel for rel, _ in order if rel not in unchanged] + sorted(removed)) if catalog else {}
+    renewed: set[bytes] = set(removed)  # files whose documents changed: the decisions to make again start there
     for rel, rel_str in order:
-        old, entries = old_files.get(rel), old_docs.get(rel)
-        if rel in unchanged and entries is not None:
-            files[rel], docs[rel] = old, entries
+        old = old_files.get(rel)
+        if rel in unchanged:
+            files[rel] = old
             continue
+        entries = old_docs.get(rel)
         dirty.add(rel)
         size, mtime = stats[rel]
         data, skip = _read_file(Path(top) / rel_str, real_root, limits)
@@ -250,24 +256,45 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
                 changed.add(rel)
             continue
         changed.add(rel)
+        renewed.add(rel)
         docs[rel] = _entries(rel, scrub(rel_str), data, skip, fields, limits, embedder, chunk_tokens, fresh,
                              progress, chunked, entries)
 
-    # 2. What a full build would index: the same rules, in the same order.
-    documents_read, target, skipped = _decide([(rel, docs[rel]) for rel, _ in order])
-    if not target:
+    # 2. What a full build would index: the same rules, in the same order, made again only for the
+    # documents that share an id or a text with those of the renewed files (the others keep theirs).
+    position = {rel: i for i, (rel, _) in enumerate(order)}
+    before = {rel: old_docs.get(rel, []) for rel in renewed}  # their entries in the previous version
+    after = {rel: docs[rel] for rel in renewed if rel in docs}
+    if catalog is None:
+        around: dict[bytes, list[Entry]] = {}
+    else:
+        around = _sharing(catalog, [e for entries in [*before.values(), *after.values()] for e in entries], renewed)
+    deciding = {**around, **after}
+    _, target, part_skipped = _decide(sorted(deciding.items(), key=lambda kv: position[kv[0]]))
+    current = {e.doc_id: e.fingerprint for entries in [*around.values(), *before.values()] for e in entries
+               if e.indexed}
+    done_before = read_summary(catalog) if catalog else {"documents_read": 0, "documents_indexed": 0, "skipped": [],
+                                                          "skipped_at": []}
+    documents_read = done_before["documents_read"] - sum(map(len, before.values())) + sum(map(len, after.values()))
+    documents_indexed = done_before["documents_indexed"] - len(current) + len(target)
+    skipped_at = _skipped_at(done_before, deciding, before, part_skipped, position)
+    skipped = [Skipped(doc_id, reason) for _, _, _, doc_id, reason in skipped_at]
+    if not documents_indexed:
         reasons = "; ".join(f"{s.doc_id}: {s.reason}" for s in skipped[:5]) or "no files"
         raise CorpusError(f"nothing to index in {corpus_dir}: {reasons}")
-    current = {e.doc_id: e.fingerprint for entries in old_docs.values() for e in entries if e.indexed}
     to_delete = [d for d, fp in current.items() if target.get(d, ("", 0, None))[2] != fp]
     to_add = [d for d, (_, _, fp) in target.items() if current.get(d) != fp]
-    for rel, entries in docs.items():
-        marked = [target.get(e.doc_id, (None, None))[:2] == (rel, e.rec) for e in entries]
-        if any(e.indexed != m for e, m in zip(entries, marked)):
-            docs[rel] = [e._replace(indexed=m) for e, m in zip(entries, marked)]
-            dirty.add(rel)
+    flips = {rel for rel, entries in deciding.items()
+             if any(e.indexed != (target.get(e.doc_id, (None, None))[:2] == (rel, e.rec)) for e in entries)}
+    for rel, entries in read_docs(catalog, flips - set(docs)).items() if catalog and flips - set(docs) else ():
+        docs[rel] = entries  # all of a file's rows are written again
+    for rel in flips:
+        again = {e.rec for e in deciding[rel]}  # the file's other documents keep theirs
+        docs[rel] = [e._replace(indexed=target.get(e.doc_id, (None, None))[:2] == (rel, e.rec)) if e.rec in again else e
+                     for e in docs[rel]]
+        dirty.add(rel)
     summary = lambda version, manifest, embedded=0, written=0: BuildSummary(  # noqa: E731
-        str(index_dir), version.name, embedder.name, documents_read, len(target), manifest.passages,
+        str(index_dir), version.name, embedder.name, documents_read, documents_indexed, manifest.passages,
         dict(manifest.languages), time.perf_counter() - started, embed_seconds, skipped, embedded=embedded,
         reused=manifest.passages - embedded, segments_written=written, segments=len(manifest.segments), notice=notice,
         stories=manifest.stories.get("multi_document_stories", 0), links=manifest.stories.get("links", 0))
@@ -328,8 +355,9 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
         held = watches.previous_texts(index_dir)  # None: no watch saved
     except (PolyseekError, sqlite3.Error) as exc:  # the update goes on; the summary says why
         held = f"not evaluated ({exc})"
-    done = {"documents_read": documents_read, "documents_indexed": len(target),
-            "skipped": [[k.doc_id, k.reason] for k in skipped]}
+    done = {"documents_read": documents_read, "documents_indexed": documents_indexed,
+            "skipped": [[k.doc_id, k.reason] for k in skipped],
+            "skipped_at": [[kind, rel.hex(), rec] for kind, rel, rec, _, _ in skipped_at]}
     version = commit(index_dir, build_dir, manifest, segments, sources, deleted,
                      lambda path: write_catalog(path, files, docs, done, prev_folder / CATALOG if prev else None,
                                                 dirty | (set(old_files) - set(files))),
@@ -351,11 +379,13 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
     return out
 
 
-def _decide(files: list[tuple[bytes, list[Entry]]]) -> tuple[int, dict[str, tuple[bytes, int, str]], list[Skipped]]:
+def _decide(files: list[tuple[bytes, list[Entry]]]) -> tuple[int, dict[str, tuple[bytes, int, str]], list[tuple[int, bytes, int, Skipped]]]:
     """The documents a full build of the corpus indexes, from the catalog entries of its files in
-    corpus order: (documents read, doc_id → (file, place, fingerprint), skipped with reasons).
-    Ids and texts count once, in corpus order: a later document with the same id or the same
-    text is skipped, whichever file changed."""
+    corpus order: (documents read, doc_id → (file, place, fingerprint), skipped with reasons, each
+    as (0 read or 1 chunked, file, place, Skipped)). Ids and texts count once, in corpus order: a
+    later document with the same id or the same text is skipped, whichever file changed. Given
+    the entries of only some documents, the decisions are those of a whole corpus for all of them
+    that share no id or text with the rest."""
     read_skips, chunk_skips, target = [], [], {}
     ids: set[str] = set()
     first_with: dict[str, str] = {}
@@ -364,20 +394,57 @@ def _decide(files: list[tuple[bytes, list[Entry]]]) -> tuple[int, dict[str, tupl
         for e in entries:
             documents_read += 1
             if e.outcome == READ_SKIP:
-                read_skips.append(Skipped(e.doc_id, e.reason))
+                read_skips.append((0, rel, e.rec, Skipped(e.doc_id, e.reason)))
             elif e.doc_id in ids:
-                chunk_skips.append(Skipped(e.doc_id, "another document has the same id: rename the file or the record"))
+                chunk_skips.append((1, rel, e.rec, Skipped(e.doc_id, "another document has the same id: rename the file "
+                                                                      "or the record")))
             else:
                 ids.add(e.doc_id)
                 if e.content_hash in first_with:
-                    chunk_skips.append(Skipped(e.doc_id, f"duplicate of {first_with[e.content_hash]} (same text)"))
+                    chunk_skips.append((1, rel, e.rec, Skipped(e.doc_id, f"duplicate of {first_with[e.content_hash]} "
+                                                                         "(same text)")))
                     continue
                 first_with[e.content_hash] = e.doc_id
                 if e.outcome != OK:
-                    chunk_skips.append(Skipped(e.doc_id, e.reason))
+                    chunk_skips.append((1, rel, e.rec, Skipped(e.doc_id, e.reason)))
                 else:
                     target[e.doc_id] = (rel, e.rec, e.fingerprint)
     return documents_read, target, read_skips + chunk_skips
+
+
+def _sharing(catalog: Path, seeds: list[Entry], renewed: set[bytes]) -> dict[bytes, list[Entry]]:
+    """The catalog's entries (outside the ``renewed`` files) that share an id or a text with the
+    ``seeds``, or with an entry that does, and so on: those whose decision the seeds' can change."""
+    ids = {e.doc_id for e in seeds if e.outcome != READ_SKIP}
+    texts = {e.content_hash for e in seeds if e.outcome != READ_SKIP}
+    found: dict[bytes, list[Entry]] = {}
+    asked_ids: set[str] = set()
+    asked_texts: set[str] = set()
+    while ids - asked_ids or texts - asked_texts:
+        more = docs_sharing(catalog, ids - asked_ids, texts - asked_texts)
+        asked_ids |= ids
+        asked_texts |= texts
+        for rel, entries in more.items():
+            if rel in renewed:
+                continue
+            have = {e.rec for e in found.get(rel, [])}
+            found[rel] = sorted([*found.get(rel, []), *(e for e in entries if e.rec not in have)], key=lambda e: e.rec)
+            ids |= {e.doc_id for e in entries if e.outcome != READ_SKIP}
+            texts |= {e.content_hash for e in entries if e.outcome != READ_SKIP}
+    return found
+
+
+def _skipped_at(done: dict, deciding: dict, before: dict, decided: list, position: dict) -> list:
+    """The skipped documents of the whole corpus, in the order a full build lists them (those
+    skipped while reading, then those skipped when chunked, each in corpus order): the previous
+    version's, less those decided again or gone, plus the new decisions."""
+    again = {(rel, e.rec) for rel, entries in deciding.items() for e in entries}
+    gone = set(before)
+    kept = [(kind, rel, rec, doc_id, reason)
+            for (doc_id, reason), (kind, rel_hex, rec) in zip(done["skipped"], done.get("skipped_at", []))
+            for rel in [bytes.fromhex(rel_hex)] if rel not in gone and (rel, rec) not in again]
+    kept += [(kind, rel, rec, s.doc_id, s.reason) for kind, rel, rec, s in decided]
+    return sorted(kept, key=lambda k: (k[0], position[k[1]], k[2]))
 
 
 def _watch_state_error(index_dir: Path) -> str:
