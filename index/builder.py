@@ -631,7 +631,7 @@ def _embed(passages: list[PassageRow], embedder: Embedder, batch_size: int, prog
            known: Known | None = None, executor=None) -> tuple[np.ndarray, int]:
     """Vectors of all passages: ``known`` ones (by text) reused, the others embedded in batches
     of similar length (less padding), reporting progress per batch — here, or by ``executor``'s
-    workers (``executor.embed(texts, batch_size, progress)``). Also: how many were embedded."""
+    workers (``executor.embed(texts, embedder, batch_size, progress)``). Also: how many were embedded."""
     row_of, source = known or ({}, None)
     vectors = np.empty((len(passages), embedder.dim), np.float32)
     todo, reused, rows = [], [], []
@@ -647,7 +647,7 @@ def _embed(passages: list[PassageRow], embedder: Embedder, batch_size: int, prog
         vectors[np.asarray(reused)[order]] = source[np.asarray(rows)[order]]
     order = sorted(todo, key=lambda i: passages[i].n_tokens)
     if executor is not None and order:
-        vectors[order] = executor.embed([passages[i].text for i in order], batch_size, progress)
+        vectors[order] = executor.embed([passages[i].text for i in order], embedder, batch_size, progress)
         return vectors, len(order)
     progress("embedding", 0, len(order))
     step = max(batch_size, PROGRESS_EVERY)
