@@ -141,9 +141,11 @@ class RayExecutor:
             ray.shutdown()
             self.started = False
 
-    def _embed_blocks(self, n: int) -> int:
-        """Blocks of texts for the actors: a few per actor at least, so each gets work."""
-        return max(1, min(n, max(4 * self.actors, -(-n // EMBED_ROWS))))
+    def _embed_rows(self, n: int) -> int:
+        """Texts per actor call: at most :data:`EMBED_ROWS`, and few enough that each actor gets
+        several calls (Ray Data bundles blocks up to the batch size: one batch of everything
+        would keep all but one actor idle)."""
+        return max(1, min(EMBED_ROWS, -(-n // (4 * self.actors))))
 
     def _blocks(self, n: int) -> int:
         return max(1, min(n, 4 * max(int(self.cluster_cpus), 1)))
@@ -205,12 +207,13 @@ class RayExecutor:
         out = np.empty((len(texts), 0), np.float32)
         done = 0
         progress("embedding", 0, len(texts))
+        rows = self._embed_rows(len(texts))
         ds = ray.data.from_items([{"row": i, "text": t} for i, t in enumerate(texts)],
-                                 override_num_blocks=self._embed_blocks(len(texts)))
+                                 override_num_blocks=-(-len(texts) // rows))
         ds = ds.map_batches(EmbedActor, fn_constructor_kwargs={
             "model": embedder.name, "fingerprint": embedder.fingerprint, "batch_size": batch_size,
             "threads": max(1, round(self.cpus_per_actor))},
-            compute=ray.data.ActorPoolStrategy(size=self.actors), batch_size=EMBED_ROWS, batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=self.actors), batch_size=rows, batch_format="numpy",
             num_cpus=self.cpus_per_actor, num_gpus=self.gpus_per_actor or None)
         try:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
