@@ -170,7 +170,7 @@ def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedde
     started = time.perf_counter()
     corpus_dir, index_dir = Path(corpus_dir), settings.index_dir(index_dir)
     if fields is None:
-        from index.record_reader import parse_field_map
+        from index.readers.records import parse_field_map
 
         fields = parse_field_map(os.environ.get(settings.ENV_FIELDS))
     limits = (limits or Limits.resolve()).with_(max_bytes=max_bytes)

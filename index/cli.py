@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             summary = update_index(args.corpus, args.index, batch_size=args.batch_size, progress=progress,
                                    limits=limits, executor=executor)
         else:
-            from index.record_reader import parse_field_map
+            from index.readers.records import parse_field_map
 
             fields = parse_field_map(args.fields) if args.fields is not None else None
             summary = build_index(args.corpus, args.index, args.model, chunk_tokens=args.chunk_tokens,
