@@ -105,6 +105,7 @@ class RayExecutor:
         self.actors, self.cpus_per_actor, self.gpus_per_actor = actors, cpus_per_actor, gpus_per_actor
         self.segment_passages, self.max_retries = segment_passages, max_retries
         self.started = False
+        self.cluster_cpus = 0.0  # known once started
 
     def __enter__(self) -> "RayExecutor":
         self.start()
@@ -141,6 +142,10 @@ class RayExecutor:
             ray.shutdown()
             self.started = False
 
+    def _ready(self) -> None:
+        if not self.cluster_cpus:
+            self.start()
+
     def _embed_rows(self, n: int) -> int:
         """Texts per actor call: at most :data:`EMBED_ROWS`, and few enough that each actor gets
         several calls (Ray Data bundles blocks up to the batch size: one batch of everything
@@ -160,6 +165,7 @@ class RayExecutor:
 
         if not jobs:
             return
+        self._ready()
         context = {"top": top, "real_root": real_root, "fields": dict(fields or {}), "limits": asdict(limits),
                    "model": embedder.name, "fingerprint": embedder.fingerprint, "chunk_tokens": chunk_tokens}
         items = [{"job": i, "spec": json.dumps([job.rel_str, job.old_digest, [list(e) for e in job.before or []]
@@ -204,6 +210,7 @@ class RayExecutor:
         texts of similar length), embedded by the actor pool; progress per batch that comes back."""
         import ray.data
 
+        self._ready()
         out = np.empty((len(texts), 0), np.float32)
         done = 0
         progress("embedding", 0, len(texts))
@@ -239,6 +246,7 @@ class RayExecutor:
 
         from index import vectors as vector_module
 
+        self._ready()
         means = language_means(vectors, [p.lang for p in passages])
         groups = split_segments(documents, passages, self.segment_passages)
         stamp = build_dir.name.removeprefix(".build-")
