@@ -217,6 +217,10 @@ class RayExecutor:
         rows = self._embed_rows(len(texts))
         ds = ray.data.from_items([{"row": i, "text": t} for i, t in enumerate(texts)],
                                  override_num_blocks=-(-len(texts) // rows))
+        # The driver's own default batch (1 for ONNX on a CPU driver) is not a GPU actor's: each
+        # actor then uses its model's preferred size (256 on a GPU); a size the user chose is kept.
+        if batch_size == embedder.preferred_batch_size:
+            batch_size = None
         ds = ds.map_batches(EmbedActor, fn_constructor_kwargs={
             "model": embedder.name, "fingerprint": embedder.fingerprint, "batch_size": batch_size,
             "threads": max(1, round(self.cpus_per_actor))},
