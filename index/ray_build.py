@@ -79,6 +79,9 @@ def connect(address: str = "local", **init_kwargs) -> bool:
         return False
     init_kwargs.setdefault("include_dashboard", False)
     init_kwargs.setdefault("logging_level", logging.WARNING)
+    # Workers' own output stays in Ray's logs (/tmp/ray/session_latest/logs); a worker's error
+    # reaches the driver as the build's error all the same.
+    init_kwargs.setdefault("log_to_driver", False)
     try:
         ray.init(address=address, **init_kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -122,7 +125,7 @@ class RayExecutor:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the driver reports progress (index.cli's bars)
         context.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
         resources = ray.cluster_resources()
         self.cluster_cpus = float(resources.get("CPU", 1.0))
         self.cluster_gpus = float(resources.get("GPU", 0.0))
