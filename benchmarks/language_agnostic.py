@@ -44,7 +44,8 @@ def load(xquad: Path, cache: Path):
     from index.store import PassageStore
     from index.versions import current_version
     from polyseek.embedder import load_embedder
-    from search.eval import _build, read_squad
+    from search.eval import read_squad
+    from search.eval_index import build_eval_index
     from search.vector_cache import CachedEmbedder
 
     embedder = CachedEmbedder(load_embedder(), cache)
@@ -54,7 +55,7 @@ def load(xquad: Path, cache: Path):
         (work / "corpus" / s.lang).mkdir(parents=True)
         for i, text in enumerate(s.paragraphs):
             (work / "corpus" / s.lang / f"{i:04d}.txt").write_text(text, encoding="utf-8")
-    _build(work / "corpus", work / "index", embedder, progress=True)
+    build_eval_index(work / "corpus", work / "index", embedder, progress=True)
     folder = current_version(work / "index")
     store = PassageStore(folder / STORE)
     rows = store.passage_languages()  # (doc_id, detected language)

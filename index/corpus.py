@@ -1,8 +1,8 @@
 """Reading a corpus folder into documents.
 
 Every file under the root is either a :class:`Document` or a :class:`Skipped` with its reason,
-so a build can account for all of them. Formats are small functions registered in ``READERS``
-by file extension; adding a format is adding one function.
+so a build can account for all of them. The formats are read by :mod:`index.readers` (one
+module per format, dispatched by extension); this module turns what they find into Documents.
 
 Hidden files and folders (``.name``) are not part of a corpus, and neither are the paths
 matched by the patterns of a ``.polyseekignore`` file at the root (one glob per line).
@@ -23,10 +23,12 @@ import stat
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from index.limits import DEFAULT, Limits, over
 from index.manifest import open_unfollowed
+from index.readers import EXTENSIONS, READERS, RECORD_READERS, Parsed, SkipDocument, decode
+from index.readers.text import first_line
 from polyseek.errors import CorpusError
 
 DEFAULT_MAX_BYTES = DEFAULT.max_bytes
@@ -50,29 +52,10 @@ class Document:
     pages: tuple[int, ...] = ()  # PDF: character offset where each page starts
 
 
-@dataclass
-class Parsed:
-    """What a reader found in a file (or a record): text and whatever metadata it has. ``pages``,
-    when given, replaces ``text``: the pages are cleaned and joined, and their offsets kept."""
-
-    title: str = ""
-    text: str = ""
-    url: str = ""
-    source: str = ""
-    date: str = ""
-    author: str = ""
-    lang: str = ""
-    pages: list[str] | None = None
-
-
 @dataclass(frozen=True)
 class Skipped:
     doc_id: str
     reason: str
-
-
-class SkipDocument(Exception):
-    """Raised by a reader for a file that cannot be indexed; the message is the reason."""
 
 
 def read_corpus(root: str | os.PathLike, max_bytes: int | None = None,
@@ -224,7 +207,7 @@ def make_document(found: Parsed, doc_id: str, fmt: str, fallback_title: str, lim
     if not has_visible_text(text):
         raise SkipDocument("empty: no visible text")
     meta = lambda value: scrub(clean_text(str(value or "")))  # noqa: E731
-    title = shorten(meta(found.title)) or shorten(_first_line(text)) or scrub(fallback_title)
+    title = shorten(meta(found.title)) or shorten(first_line(text)) or scrub(fallback_title)
     return Document(scrub(doc_id), title, text, fmt, hashlib.sha256(text.encode("utf-8")).hexdigest(),
                     url=meta(found.url).strip()[:URL_MAX_CHARS], source=shorten(meta(found.source)),
                     date=iso_date(meta(found.date)), author=shorten(meta(found.author)), lang=lang, pages=pages)
@@ -253,7 +236,7 @@ def documents_from_records(data: bytes, doc_id: str, fields: dict[str, str] | No
     """One Document or Skipped per record of an export. A record's id is ``file#id`` (``file#N``,
     its number, when it has none); a record whose id another record of the file already has is
     skipped with the reason, so ids stay unique."""
-    from index.record_reader import RECORD_FIELDS, read_export
+    from index.readers.records import RECORD_FIELDS, read_export
 
     limits = limits or Limits.resolve()
     names = {**RECORD_FIELDS, **(fields or {})}
@@ -284,28 +267,6 @@ def documents_from_records(data: bytes, doc_id: str, fields: dict[str, str] | No
             yield Skipped(record_id, str(skip))
 
 
-def decode(data: bytes) -> str:
-    """Bytes → text: UTF-8 (BOM or not), UTF-16 with a BOM, else the encoding charset-normalizer
-    finds. Binary data and bytes no encoding explains raise SkipDocument."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError:
-            raise SkipDocument("undecodable: starts with a UTF-16 mark but is not UTF-16") from None
-    if b"\x00" in data[:8192]:
-        raise SkipDocument("binary: contains NUL bytes")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data).best()
-    if best is None:
-        raise SkipDocument("undecodable: not UTF-8, and no other text encoding fits")
-    return str(best)
-
-
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -327,46 +288,6 @@ def shorten(line: str, limit: int = TITLE_MAX_CHARS) -> str:
         return line
     cut = line[:limit].rsplit(" ", 1)[0]
     return (cut if len(cut) > limit // 2 else line[:limit]) + "…"
-
-
-def _first_line(text: str) -> str:
-    return next((line for line in text.splitlines() if line.strip()), "")
-
-
-def read_txt(data: bytes, limits: Limits = DEFAULT) -> tuple[str, str]:
-    text = decode(data)
-    return _first_line(text), text
-
-
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
-
-
-def read_md(data: bytes, limits: Limits = DEFAULT) -> tuple[str, str]:
-    text = decode(data)
-    heading = _HEADING.search(text)
-    return (heading.group(1) if heading else _first_line(text)), text
-
-
-def read_html(data: bytes, limits: Limits = DEFAULT) -> Parsed:
-    from index.reader_process import shared
-
-    return shared().read("html", data, limits)
-
-
-def read_pdf(data: bytes, limits: Limits = DEFAULT) -> Parsed:
-    from index.reader_process import shared
-
-    return shared().read("pdf", data, limits)
-
-
-#: Format readers: ``reader(data, limits)`` → Parsed (or (title, text)), SkipDocument with the reason.
-READERS: dict[str, Callable[[bytes, Limits], "tuple[str, str] | Parsed"]] = {
-    ".txt": read_txt, ".md": read_md, ".html": read_html, ".htm": read_html, ".pdf": read_pdf,
-}
-#: Exports holding one article per record (index/record_reader.py).
-RECORD_READERS = (".jsonl", ".csv")
-#: Every extension the corpus reads.
-EXTENSIONS = tuple(sorted({*READERS, *RECORD_READERS}))
 
 
 def _ignore_patterns(root: Path, real_root: str) -> list[str]:

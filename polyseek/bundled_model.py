@@ -60,7 +60,7 @@ def convert(source: Path, out_dir: Path) -> None:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
-    from polyseek.embedder import quiet_progress_bars
+    from polyseek.model_traits import quiet_progress_bars
 
     quiet_progress_bars()
 

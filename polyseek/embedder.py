@@ -16,7 +16,6 @@ embedder.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import threading
@@ -28,10 +27,10 @@ import numpy as np
 
 from polyseek import settings
 from polyseek.errors import ModelLoadError
+from polyseek.model_traits import fingerprint, prompts_for, quiet_progress_bars
 
 log = logging.getLogger(__name__)
 Kind = Literal["query", "passage"]
-E5_PROMPTS = {"query": "query: ", "passage": "passage: "}
 
 
 @runtime_checkable
@@ -51,13 +50,6 @@ class Embedder(Protocol):
 
     def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         """For each text, the character span of each of its tokens (no prompt, no specials)."""
-
-
-def quiet_progress_bars() -> None:
-    """transformers' "Loading weights" / "Writing model shards" bars are noise in a CLI or a page."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
 
 
 def text_token_limit(embedder: Embedder, kind: Kind = "passage") -> int:
@@ -94,8 +86,8 @@ class SentenceTransformerEmbedder:
         self.name = name
         self.dim = int(self.model.get_embedding_dimension())
         self.max_tokens = int(self.model.max_seq_length or 512)
-        self.prompts = _prompts_for(name, self.model.prompts)
-        self.fingerprint = _fingerprint(self.model)
+        self.prompts = prompts_for(name, self.model.prompts)
+        self.fingerprint = fingerprint(self.model)
         self.tokenizer = self.model.tokenizer
         on_gpu = str(self.model.device) != "cpu"
         self.half = on_gpu if half is None else bool(half)
@@ -219,26 +211,3 @@ def gpu_present() -> bool:
     """Whether an NVIDIA GPU is visible (without importing torch, which takes seconds)."""
     gpus = Path("/proc/driver/nvidia/gpus")
     return gpus.is_dir() and any(gpus.iterdir())
-
-
-def _prompts_for(name: str, model_prompts: dict[str, str] | None) -> dict[str, str]:
-    """The model's own query/passage prompts; E5's when it has none and its name says E5."""
-    p = {k: v for k, v in (model_prompts or {}).items() if v}
-    if "query" in p and ("passage" in p or "document" in p):
-        return {"query": p["query"], "passage": p.get("passage") or p["document"]}
-    if "e5" in name.lower():
-        return dict(E5_PROMPTS)
-    return {"query": "", "passage": ""}
-
-
-def _fingerprint(model) -> str:
-    """A short hash of the weights (shape and a sample of values of every tensor) and the
-    tokenizer's vocabulary size: cheap to compute, and different for any other model."""
-    h = hashlib.sha256()
-    for key, tensor in model.state_dict().items():
-        flat = tensor.detach().reshape(-1)
-        h.update(f"{key}:{tuple(tensor.shape)}".encode())
-        h.update(flat[:256].float().cpu().numpy().tobytes())
-        h.update(flat[-256:].float().cpu().numpy().tobytes())
-    h.update(str(len(model.tokenizer)).encode())
-    return h.hexdigest()[:16]

@@ -60,7 +60,7 @@ def export(source: Path, out_dir: Path) -> None:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
-    from polyseek.embedder import _fingerprint, quiet_progress_bars
+    from polyseek.model_traits import fingerprint, quiet_progress_bars
 
     quiet_progress_bars()
     model = SentenceTransformer(str(source), device="cpu")
@@ -100,7 +100,7 @@ def export(source: Path, out_dir: Path) -> None:
     tokenizer.save_pretrained(str(out_dir))
     meta = {
         "source": str(source), "export_version": EXPORT_VERSION, "pooling": pooling,
-        "fingerprint": _fingerprint(model), "dim": int(model.get_embedding_dimension()),
+        "fingerprint": fingerprint(model), "dim": int(model.get_embedding_dimension()),
         "max_tokens": int(model.max_seq_length or 512), "prompts": dict(model.prompts or {}),
     }
     # Trust it only if it gives the torch model's vectors.
@@ -156,7 +156,7 @@ class OnnxEmbedder:
     def __init__(self, name: str, folder: Path, threads: int | None = None, meta: dict | None = None):
         from transformers import AutoTokenizer
 
-        from polyseek.embedder import quiet_progress_bars
+        from polyseek.model_traits import quiet_progress_bars
 
         quiet_progress_bars()
         meta = meta or json.loads((folder / META_FILE).read_text(encoding="utf-8"))
@@ -166,9 +166,9 @@ class OnnxEmbedder:
         self.dim = int(meta["dim"])
         self.max_tokens = int(meta["max_tokens"])
         self._pooling = meta["pooling"]
-        from polyseek.embedder import _prompts_for
+        from polyseek.model_traits import prompts_for
 
-        self.prompts = _prompts_for(name, meta.get("prompts"))
+        self.prompts = prompts_for(name, meta.get("prompts"))
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self._sessions: dict[int, object] = {}
         self.threads = threads or cpu_threads()

@@ -16,7 +16,7 @@ ENV_CORPUS = "POLYSEEK_CORPUS"
 #: How the model runs: "auto" (ONNX Runtime on a CPU, torch with a GPU), "torch" or "onnx".
 ENV_BACKEND = "POLYSEEK_BACKEND"
 BACKENDS = ("auto", "torch", "onnx")
-#: JSONL/CSV field names of other exports: "text=body,title=headline" (see index/record_reader.py).
+#: JSONL/CSV field names of other exports: "text=body,title=headline" (see index/readers/records.py).
 ENV_FIELDS = "POLYSEEK_FIELDS"
 
 

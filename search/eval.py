@@ -33,6 +33,7 @@ import numpy as np
 
 from polyseek import settings
 from polyseek.errors import PolyseekError
+from search.eval_index import build_eval_index, embed_texts
 from search.metrics import rank_of, summarize
 
 SYSTEMS = ("dense", "hybrid", "hybrid-all", "bare")
@@ -111,7 +112,7 @@ def evaluate_xquad(sets: list[Parallel], embedder, systems=SYSTEMS, work: Path |
     qvecs = {lang: embed_texts([q for _, q in queries[lang]], embedder, "query", f"queries {lang}", progress) for lang in langs}
     if pipeline and {"filtered", "mixed"} & set(tasks):
         started = time.perf_counter()
-        summary = _build(corpus, work / "index", embedder, progress, chunk_tokens=chunk_tokens or DEFAULT_CHUNK_TOKENS)
+        summary = build_eval_index(corpus, work / "index", embedder, progress, chunk_tokens=chunk_tokens or DEFAULT_CHUNK_TOKENS)
         results["build"] = {"passages": summary.passages, "languages": summary.languages,
                             "seconds": round(time.perf_counter() - started, 1)}
         with Searcher.open(work / "index", embedder=embedder) as searcher:
@@ -179,7 +180,7 @@ def evaluate_tatoeba(pairs: list[tuple[Path, Path]], embedder, systems=SYSTEMS, 
                     corpus.mkdir(parents=True, exist_ok=True)
                     for i, line in enumerate(sides[dst]):
                         (corpus / f"{i:05d}.txt").write_text(line or ".", encoding="utf-8")
-                    _build(corpus, folder / "index", embedder, progress)
+                    build_eval_index(corpus, folder / "index", embedder, progress)
                 with Searcher.open(folder / "index", embedder=embedder) as searcher:
                     correct = 0
                     for i, (text, qvec) in enumerate(zip(sides[src], vecs[src])):
@@ -201,30 +202,6 @@ def _misdetected(searcher, langs: list[str]) -> int:
     """Passages whose detected language is not the language of their file: the language
     filter hides them, so they cost recall."""
     return sum(1 for doc_id, lang in searcher.passage_languages() if lang != doc_id.split("/")[0])
-
-
-def embed_texts(texts: list[str], embedder, kind: str, desc: str, progress: bool, batch: int = 64) -> np.ndarray:
-    from tqdm import tqdm
-
-    out = np.empty((len(texts), embedder.dim), np.float32)
-    with tqdm(total=len(texts), desc=desc, unit="text", file=sys.stderr, disable=not progress, leave=False) as bar:
-        for start in range(0, len(texts), batch):
-            out[start : start + batch] = embedder.embed(texts[start : start + batch], kind)  # its own batch size
-            bar.update(min(batch, len(texts) - start))
-    return out
-
-
-def _build(corpus: Path, index_dir: Path, embedder, progress: bool, **options):
-    """``build_index`` with the CLI's progress bars (closed when it ends)."""
-    from index import build_index
-    from index.cli import TqdmProgress
-
-    bars = TqdmProgress() if progress else None
-    try:
-        return build_index(corpus, index_dir, embedder=embedder, progress=bars, **options)
-    finally:
-        if bars:
-            bars.close()
 
 
 # --- reporting ------------------------------------------------------------------------------

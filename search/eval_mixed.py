@@ -137,7 +137,7 @@ def _relevant_sentences(langs, answer_key):
 def xquad_r(sets, embedder, systems, work: Path, queries: dict, qvecs: dict, search_options: dict,
             progress: bool = True) -> dict:
     """LAReQA's XQuAD-R for each system: ``{system: summary}`` (see :func:`summarize_pool`)."""
-    from search.eval import _build, embed_texts
+    from search.eval_index import build_eval_index, embed_texts
     from search.searcher import Searcher
 
     langs = [s.lang for s in sets]
@@ -157,7 +157,7 @@ def xquad_r(sets, embedder, systems, work: Path, queries: dict, qvecs: dict, sea
             lines = [json.dumps({"id": key.split("/")[1], "text": text, "lang": lang}, ensure_ascii=False)
                      for key, text in items]
             (corpus / f"{lang}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        _build(corpus, work / "sentence-index", embedder, progress)
+        build_eval_index(corpus, work / "sentence-index", embedder, progress)
         with Searcher.open(work / "sentence-index", embedder=embedder) as searcher:
             for mode in pipeline:
                 rows = []

@@ -8,20 +8,23 @@ when it arrives (:class:`search.follow.IndexFollower`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import os
 import threading
 import time
+import typing
 import uuid
 from dataclasses import asdict
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Optional
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, Field, create_model
 
 from index.watches import DEFAULT_THRESHOLD, MAX_WATCH_QUERY, Match, Watch, WatchStore, language_codes
 from polyseek import settings
@@ -39,23 +42,21 @@ MAX_JOBS = 100
 
 # --- response models ----------------------------------------------------------------------------
 
-class HitOut(BaseModel):
-    passage_id: int
-    doc_id: str
-    title: str
-    lang: str
-    text: str
-    score: float
-    start: int
-    end: int
-    cosine: float
-    url: str = ""
-    source: str = ""
-    date: str = ""
-    page: int | None = None
-    story_id: str = ""
-    also_reported_in: list["HitOut"] | None = None
-    story: dict | None = Field(default=None, description="the hit's story (with story=true): its languages, size, dates")
+def _hit_fields() -> dict:
+    """search.Hit's fields as pydantic field definitions: the API's hit is the library's hit (one
+    definition), with what only the API adds."""
+    hints = typing.get_type_hints(Hit)
+    return {f.name: (hints[f.name], ... if f.default is dataclasses.MISSING else f.default)
+            for f in dataclasses.fields(Hit)}
+
+
+HitOut = create_model(
+    "HitOut", **_hit_fields(),
+    also_reported_in=(Optional[list["HitOut"]], Field(default=None, description="with also=K: the same story's "
+                                                                               "passages in other languages")),
+    story=(Optional[dict], Field(default=None, description="the hit's story (with story=true): its languages, size, "
+                                                            "dates")))
+HitOut.model_rebuild()
 
 
 class SearchOut(BaseModel):
@@ -132,7 +133,9 @@ def create_app(index_dir=None, *, corpus_dir=None, token: str | None = None, cor
     watches = WatchStore(index_dir)
     jobs = _Jobs(index_dir, corpus_dir, embedder)
 
-    app = FastAPI(title="Polyseek", version="1", max_body_size=MAX_BODY_BYTES,
+    # /docs and /redoc serve Swagger UI's and ReDoc's files from the fastapi-offline package, not
+    # a CDN: the service works on machines without internet access.
+    app = FastAPIOffline(title="Polyseek", version="1", max_body_size=MAX_BODY_BYTES,
                   description="Multilingual semantic search over news: search, documents, watches (saved searches "
                               "that alert) and timelines.")
     app.state.follower = follower

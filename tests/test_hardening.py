@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from index import build_index
 from index.corpus import Document, SkipDocument, Skipped, documents_from_bytes, read_regular_file
 from index.limits import Limits
-from index.reader_process import ReaderProcess
+from index.readers.process import ReaderProcess
 from polyseek.errors import CorpusError, QueryError
 from polyseek.languages import normalize_tag
 from polyseek.terminal import safe_json, visible
@@ -117,7 +117,7 @@ def test_a_pdf_that_spins_is_stopped_at_the_time_limit_and_the_next_file_is_read
 
 def test_the_pdf_reader_checks_its_budgets_page_by_page():
     # In the child the deadline and the character budget stop a PDF before its last page.
-    from index.pdf_reader import read_pdf
+    from index.readers.pdf import read_pdf
 
     pdf = pdf_sharing_one_stream(3, b"BT /F1 10 Tf 50 750 Td (The treaty was extended on Monday.) Tj ET\n")
     with pytest.raises(SkipDocument, match=r"1 of 3 pages read in the time allowed per file "

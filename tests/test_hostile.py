@@ -30,7 +30,7 @@ BUILD = """
 import json, resource, sys, time
 from index import build_index
 from index.limits import Limits
-from index.reader_process import shared
+from index.readers.process import shared
 limits = Limits(**json.loads(sys.argv[3])) if sys.argv[3] != "defaults" else None
 started = time.perf_counter()
 s = build_index(sys.argv[1], sys.argv[2], "fake:64", limits=limits, chunk_tokens=64)

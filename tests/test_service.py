@@ -301,3 +301,19 @@ def test_watch_responses_are_the_dataclasses_schema_included(client):
     created = client.post("/watches", json={"query": "x"}, headers=AUTH).json()
     assert set(created) == {f.name for f in fields(Watch)}
     assert set(client.get(f"/watches/{created['watch_id']}/matches").json()) == {"watch", "matches"}
+
+
+def test_the_api_documentation_pages_load_nothing_from_the_internet(client):
+    """/docs and /redoc work on a machine without internet access: every script and style sheet
+    they name is served by the service itself."""
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = client.get(page)
+        assert html.status_code == 200, page
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+        assert assets and not [a for a in assets if a.startswith(("http:", "https:", "//"))], assets
+        for asset in assets:
+            got = client.get(asset)
+            assert got.status_code == 200 and len(got.content) > 100, asset
+    assert client.get("/openapi.json").json()["info"]["title"] == "Polyseek"

@@ -12,7 +12,7 @@ import io
 import json
 from typing import Iterator
 
-from index.corpus import SkipDocument, decode
+from index.readers.base import SkipDocument, decode
 from index.limits import DEFAULT, Limits
 
 FIELDS = ("id", "title", "text", "url", "date", "source", "lang")

@@ -1,6 +1,6 @@
 """PDF files: the text layer of every page, read by pypdf. A PDF without one (a scan) is
 skipped with that reason: Polyseek does no OCR. Runs in the reader process
-(index/reader_process.py), which bounds its time and memory; the character budget is checked
+(index/readers/process.py), which bounds its time and memory; the character budget is checked
 page by page, so a small file that expands into millions of characters stops early."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import time
 
-from index.corpus import Parsed, SkipDocument
+from index.readers.base import Parsed, SkipDocument
 from index.limits import DEFAULT, Limits, over
 
 

@@ -3,7 +3,7 @@
 pypdf and trafilatura are pure parsers of untrusted bytes: a 70 KB PDF whose pages share one
 huge content stream, or a 50 MB HTML page, can keep them busy for minutes and use gigabytes.
 They cannot be interrupted from inside (lxml parses in C), so they run in a child process
-(``python -m index.reader_process``) whose address space is capped and which is killed when a
+(``python -m index.readers.process``) whose address space is capped and which is killed when a
 file takes longer than the limit; the next file gets a fresh child. The file is then skipped with
 a reason naming the limit (:mod:`index.limits`).
 
@@ -25,7 +25,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from index.corpus import Parsed, SkipDocument
+from index.readers.base import Parsed, SkipDocument
 from index.limits import Limits, over
 
 #: Formats read in the child process.
@@ -72,12 +72,12 @@ class ReaderProcess:
 
     def _start(self) -> subprocess.Popen:
         if self._proc is None or self._proc.poll() is not None:
-            root = str(Path(__file__).resolve().parents[1])
+            root = str(Path(__file__).resolve().parents[2])
             env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
                        # One thread each: the numeric libraries imported with the package reserve
                        # address space per thread, which the reader's cap must not be spent on.
                        OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-            self._proc = subprocess.Popen([sys.executable, "-m", "index.reader_process"], stdin=subprocess.PIPE,
+            self._proc = subprocess.Popen([sys.executable, "-m", "index.readers.process"], stdin=subprocess.PIPE,
                                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0, env=env,
                                           close_fds=True)
             # It says when its readers are imported: the reading time of a file starts after that.
@@ -143,10 +143,10 @@ def shared() -> ReaderProcess:
 def read_here(fmt: str, data: bytes, max_chars: int, deadline: float | None) -> Parsed:
     """Run the ``fmt`` reader in this process (what the child does)."""
     if fmt == "pdf":
-        from index.pdf_reader import read_pdf
+        from index.readers.pdf import read_pdf
 
         return read_pdf(data, max_chars=max_chars, deadline=deadline)
-    from index.html_reader import read_html
+    from index.readers.html import read_html
 
     return read_html(data, max_chars=max_chars)
 

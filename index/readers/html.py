@@ -1,10 +1,10 @@
 """HTML pages: the article's text and title, extracted by trafilatura; menus, footers,
 "Related posts" and counters are left out. Runs in the reader process
-(index/reader_process.py), which bounds its time and memory."""
+(index/readers/process.py), which bounds its time and memory."""
 
 from __future__ import annotations
 
-from index.corpus import Parsed, SkipDocument
+from index.readers.base import Parsed, SkipDocument
 from index.limits import DEFAULT, Limits, over
 
 
