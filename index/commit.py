@@ -30,6 +30,7 @@ from index.manifest import (CATALOG, DELETED, EMBEDDINGS, MARGINS, MEANS, SEGMEN
 from index.segment import SEGMENT_MANIFEST, SUMS
 from index.balance import LANGUAGE_PRIOR
 from index.vectors import load_embeddings
+from index.version_stories import write_version_stories
 from index.versions import new_build_dir, publish
 from polyseek.errors import IndexFormatError
 
@@ -147,8 +148,6 @@ def commit(index_dir: Path, build_dir: Path | None, manifest: Manifest, segments
         save_means(build_dir / MEANS, means, manifest.dim)
         (build_dir / DELETED).write_text(json.dumps(deleted, ensure_ascii=False), encoding="utf-8")
         write_catalog(build_dir / CATALOG)
-        from index.version_stories import write_version_stories
-
         story_info = write_version_stories(build_dir, pairs, deleted, previous, renumber)
         files, checksums = {}, {}
         for info in segments:

@@ -43,8 +43,9 @@ import numpy as np
 
 from index.manifest import (EMBEDDINGS, LINKS, MARGIN_ROWS, MARGINS, NEIGHBOUR_COSINES, NEIGHBOURS, SEGMENTS, STORE,
                             STORIES, Manifest, read_manifest)
-from index.margins import LINK_THRESHOLD, MARGIN_K, cross_language_neighbours, knn_mean, margin_vectors, passage_links, ratio_margin
-from index.stories import DATE_WINDOW_DAYS, DocInfo, StoryMember, group_stories, story_id_of
+from index.margins import (LINK_THRESHOLD, MARGIN_K, cross_language_neighbours, knn_mean, margin_vectors, passage_links,
+                           ratio_margin)
+from index.stories import DATE_WINDOW_DAYS, DocInfo, StoryMember, _day as story_day, group_stories, story_id_of
 from index.store import PassageStore, write_store
 from index.vectors import load_embeddings, save_embeddings
 
@@ -162,9 +163,7 @@ def full_state(build_dir: Path, pairs, deleted) -> tuple[State, int, int, dict]:
 
 
 def _day(published: str) -> int:
-    from index.stories import _day as day
-
-    found = day(published)
+    found = story_day(published)
     return found.toordinal() if found is not None else -1
 
 
