@@ -20,7 +20,7 @@ from index.catalog import (OK, READ_SKIP, Entry, FileState, docs_sharing, finger
 from index.chunking import DEFAULT_CHUNK_TOKENS, chunk_text
 from index.commit import commit, read_deleted
 from index import watches
-from index.corpus import (Document, Skipped, SkipDocument, _ignore_patterns, corpus_paths, documents_from_bytes,
+from index.corpus import (Document, Skipped, SkipDocument, _ignore_patterns, corpus_stats, documents_from_bytes,
                           read_regular_file, scrub)
 from index.limits import Limits, over
 from index.language import detect
@@ -206,29 +206,25 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
 
     # 1. Which files changed: size and time, then the digest of those whose size or time changed.
     real_root = os.path.realpath(corpus_dir)
-    rels = corpus_paths(corpus_dir, _ignore_patterns(corpus_dir, real_root))
+    listing = corpus_stats(corpus_dir, _ignore_patterns(corpus_dir, real_root))
     files: dict[bytes, FileState] = {}
     docs: dict[bytes, list[Entry]] = {}
     fresh: dict[tuple[bytes, int], tuple[DocumentRow, list]] = {}
     order: list[tuple[bytes, str]] = []
     top = os.fspath(corpus_dir)
-    changed = set(old_files) - {os.fsencode(rel) for rel in rels}
     stats, unchanged = {}, set()
     dirty: set[bytes] = set()  # files whose catalog rows this version rewrites
-    for i, rel_str in enumerate(rels, 1):
+    for i, (rel_str, size, mtime) in enumerate(listing, 1):
         rel = os.fsencode(rel_str)
         order.append((rel, rel_str))
-        if i % 256 == 0 or i == len(rels):
-            progress("reading", i, len(rels))
-        try:
-            info = os.stat(os.path.join(top, rel_str))
-            stats[rel] = (info.st_size, info.st_mtime_ns)
-        except OSError:
-            stats[rel] = (-1, -1)
+        if i % 256 == 0 or i == len(listing):
+            progress("reading", i, len(listing))
+        stats[rel] = (size, mtime)
         old = old_files.get(rel)
-        if old is not None and (old.size, old.mtime_ns) == stats[rel] and stats[rel][1] < racy and not old.retry:
+        if old is not None and old.size == size and old.mtime_ns == mtime and mtime < racy and not old.retry:
             unchanged.add(rel)
-    if prev is not None and not changed and len(unchanged) == len(rels):  # nothing changed: the version stays
+    changed = set(old_files) - set(stats)
+    if prev is not None and not changed and len(unchanged) == len(listing):  # nothing changed: the version stays
         done = read_summary(prev_folder / CATALOG)
         return BuildSummary(str(index_dir), prev_folder.name, embedder.name, done["documents_read"],
                             done["documents_indexed"], prev.passages, dict(prev.languages),

@@ -218,14 +218,16 @@ def update_state(build_dir: Path, pairs, deleted, previous: Path, renumber=None)
     code = {lang: i for i, lang in enumerate(columns)}
     new_rows["lang"] = [code[lang] for lang in new_langs]
     n_old, n_new, cols = int(carried.sum()), len(added), len(columns)
-    rows = np.concatenate([old.rows[carried], new_rows])
-    ids = np.concatenate([old.ids[carried], np.full((n_new, cols, k), -1, np.int64)])
-    cos = np.concatenate([old.cosines[carried], np.full((n_new, cols, k), -np.inf, np.float32)])
-    means = np.concatenate([old.means[carried], np.full((n_new, cols), np.nan, np.float32)])
+    every = carried.all()  # (no copy of the old rows then, but for the one that appends the new)
+    kind = old.ids.dtype if int(live[-1]) < np.iinfo(np.int32).max else np.int64
+    rows = np.concatenate([old.rows if every else old.rows[carried], new_rows])
+    ids = np.concatenate([old.ids if every else old.ids[carried], np.full((n_new, cols, k), -1, kind)]).astype(kind, copy=False)
+    cos = np.concatenate([old.cosines if every else old.cosines[carried], np.full((n_new, cols, k), -np.inf, np.float32)])
+    means = np.concatenate([old.means if every else old.means[carried], np.full((n_new, cols), np.nan, np.float32)])
     order = np.argsort(rows["id"], kind="stable")
     if not np.array_equal(order, np.arange(len(order))):
         rows, ids, cos, means = rows[order], ids[order], cos[order], means[order]
-    is_new = ~np.isin(rows["id"], old.rows["id"][carried], assume_unique=True) if n_new else np.zeros(len(rows), bool)
+    is_new = _member(rows["id"], added) if n_new else np.zeros(len(rows), bool)
     # 1. Which lists are searched in full: new passages, and those that lost a neighbour.
     lost = np.zeros(len(rows), bool)
     if len(dead):
@@ -280,7 +282,7 @@ def _load_state(folder: Path):
             or means.dtype != np.float32 or means.shape != (n, len(columns)) or n != manifest.passages):
         return None, None
     pairs = [(folder / SEGMENTS / info["name"], info) for info in manifest.segments]
-    return State(tuple(columns), rows, ids.astype(np.int64), cos, means, links), pairs
+    return State(tuple(columns), rows, ids, cos, means, links), pairs
 
 
 def _renumber(state: State, old_ids: np.ndarray, new_ids: np.ndarray) -> State:
