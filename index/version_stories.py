@@ -502,17 +502,12 @@ def _edit_stories(build_dir: Path, previous: Path, prev_pairs, pairs, state: Sta
     A component whose dated documents all lie within the date window is one story whatever the
     order of merging: its story is edited in place (members whose links changed, the story's
     row); any other is grouped again in full (:func:`index.stories.group_stories`)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     links, rows = state.links, state.rows
     da, db = _lookup(rows, links["a"])["doc"], _lookup(rows, links["b"])["doc"]
     nodes = np.unique(np.concatenate([da, db]))
     label = np.zeros(0, np.int64)
     if len(nodes):
-        graph = coo_matrix((np.ones(len(da), np.int8), (np.searchsorted(nodes, da), np.searchsorted(nodes, db))),
-                           shape=(len(nodes), len(nodes)))
-        label = connected_components(graph, directed=False)[1]
+        label = _components(len(nodes), np.searchsorted(nodes, da), np.searchsorted(nodes, db))
     dead_docs = np.unique(dead["doc"])
     docs, first = np.unique(known["doc"], return_index=True)  # each document once, new and deleted ones too
     doc_story, doc_day = known["story"][first], known["day"][first]
@@ -543,8 +538,7 @@ def _edit_stories(build_dir: Path, previous: Path, prev_pairs, pairs, state: Sta
         src.append(index[has])
         dst.append(index[has][first_of][inverse])
     src, dst = np.concatenate(src), np.concatenate(dst)
-    group = connected_components(coo_matrix((np.ones(len(src), np.int8), (src, dst)),
-                                            shape=(len(touched), len(touched))), directed=False)[1]
+    group = _components(len(touched), src, dst)
     alive = ~_member(touched, dead_docs)
     refresh = np.unique(np.concatenate([seed_docs, new_docs]))
     fast, slow = [], []
@@ -601,6 +595,25 @@ def _edit_stories(build_dir: Path, previous: Path, prev_pairs, pairs, state: Sta
     finally:
         con.close()
     return len(fast), len(slow_live)
+
+
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The connected component of each of ``n`` nodes joined by the edges ``a``–``b``: its lowest
+    node (label propagation with pointer jumping, a few passes over the edges)."""
+    label = np.arange(n, dtype=np.int64)
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    while True:
+        la, lb = label[a], label[b]
+        if np.array_equal(la, lb):
+            return label
+        low = np.minimum(la, lb)
+        np.minimum.at(label, la, low)  # each root hooks under the lowest root it touches
+        np.minimum.at(label, lb, low)
+        while True:  # then every node points at its root
+            up = label[label]
+            if np.array_equal(up, label):
+                break
+            label = up
 
 
 def _clear_stories(con, state: State, info, gone, parts, gone_docs, old_stories, refresh, known, mark: str) -> list:
