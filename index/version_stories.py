@@ -199,7 +199,8 @@ def _group(info: dict[int, DocInfo], links: np.ndarray, state: State):
 
 def update_state(build_dir: Path, pairs, deleted, previous: Path, renumber=None) -> tuple[State, int, int, dict] | None:
     """The state of the new version from the one of ``previous``; None when that cannot be
-    used (missing, unreadable, another set of languages): then the caller computes it in full."""
+    used (missing or unreadable): then the caller computes it in full. A language that comes
+    (or goes) adds (or drops) a column."""
     old, prev_pairs = _load_state(previous)
     if old is None:
         return None
@@ -213,8 +214,10 @@ def update_state(build_dir: Path, pairs, deleted, previous: Path, renumber=None)
     added = np.setdiff1d(live, old.rows["id"], assume_unique=True)
     new_rows, new_langs = _passage_rows(pairs, added)
     columns = tuple(sorted({old.columns[c] for c in np.unique(old.rows["lang"][carried]).tolist()} | set(new_langs)))
-    if columns != old.columns or not len(live):
+    if not len(live):
         return None
+    if columns != old.columns:  # a language came or went: a column for it (filled below), or none
+        old = _recolumn(old, columns)
     code = {lang: i for i, lang in enumerate(columns)}
     new_rows["lang"] = [code[lang] for lang in new_langs]
     n_old, n_new, cols = int(carried.sum()), len(added), len(columns)
@@ -303,6 +306,24 @@ def _renumber(state: State, old_ids: np.ndarray, new_ids: np.ndarray) -> State:
     links["a"], links["b"] = np.minimum(a, b), np.maximum(a, b)
     return State(state.columns, rows[order], remap(state.ids)[order], state.cosines[order], state.means[order],
                  _sort_links(links))
+
+
+def _recolumn(state: State, columns: tuple[str, ...]) -> State:
+    """``state`` with one column per language of ``columns``: a new language's column is empty
+    (every passage's list in it is then filled with the new passages, which are all of that
+    language's), a language gone loses its column (its passages are all deleted)."""
+    n, _, k = state.ids.shape
+    ids = np.full((n, len(columns), k), -1, state.ids.dtype)
+    cos = np.full((n, len(columns), k), -np.inf, np.float32)
+    means = np.full((n, len(columns)), np.nan, np.float32)
+    code = np.full(len(state.columns), -1, np.int16)
+    for j, lang in enumerate(columns):
+        if lang in state.columns:
+            i = state.columns.index(lang)
+            ids[:, j], cos[:, j], means[:, j], code[i] = state.ids[:, i], state.cosines[:, i], state.means[:, i], j
+    rows = state.rows.copy()
+    rows["lang"] = code[rows["lang"]]
+    return State(columns, rows, ids, cos, means, state.links)
 
 
 def _live_ids(pairs, deleted) -> np.ndarray:
