@@ -431,3 +431,20 @@ def test_updated_margins_links_and_stories_equal_a_full_build(tmp_path, monkeypa
 def write_jsonl_file(path, records) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+
+
+def test_a_language_that_goes_drops_its_column_and_equals_a_full_build(tmp_path):
+    fake = Jittered(1024)
+    records = [record(e, lang) for e in ("summit", "floods", "rates") for lang in ("en", "ro", "de")]
+    write_jsonl(tmp_path / "c", records)
+    build_index(tmp_path / "c", tmp_path / "i", embedder=fake)
+    write_jsonl(tmp_path / "c", [r for r in records if r["lang"] != "de"])  # every German report deleted
+    update_index(tmp_path / "c", tmp_path / "i", embedder=fake)
+    build_index(tmp_path / "c", tmp_path / "full", embedder=fake)
+    (mu, nu, lu), (mf, nf, lf) = state_by_passage(tmp_path / "i", fake), state_by_passage(tmp_path / "full", fake)
+    assert nu == nf and sorted(lu) == sorted(lf) and lf
+    np.testing.assert_allclose(np.stack([mu[k] for k in sorted(mu)]), np.stack([mf[k] for k in sorted(mf)]), atol=1e-5)
+    with Searcher.open(tmp_path / "i", embedder=fake) as u, Searcher.open(tmp_path / "full", embedder=fake) as f:
+        assert u.manifest.stories["margin_languages"] == ["en", "ro"]
+        assert u.manifest.stories["neighbour_lists_searched"] < u.manifest.stories["neighbour_lists"]
+        assert story_details(u) == story_details(f)
