@@ -8,11 +8,21 @@ INDEX  ?= .polyseek/index
 PORT   ?= 8501
 API_PORT ?= 8000
 STAMP  := $(VENV)/.installed
+RAY_STAMP := $(VENV)/.installed-ray
+EXTRAS ?=
 
 .PHONY: install browser run serve index test bench clean
 # The virtual environment with the package (editable) and the test tools; redone when pyproject.toml
-# or constraints.txt change.
+# or constraints.txt change. `make install EXTRAS=ray` (comma-separated extras) adds those too.
 install: $(STAMP)
+ifneq ($(strip $(EXTRAS)),)
+	$(PIP) install --quiet -c constraints.txt -e '.[test,$(strip $(EXTRAS))]'
+endif
+
+# The ray extra (builds on a Ray cluster), which the test suite exercises on a local Ray instance.
+$(RAY_STAMP): $(STAMP)
+	$(PIP) install --quiet -c constraints.txt -e '.[test,ray]'
+	touch $(RAY_STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,7 +45,7 @@ index: install
 	$(PY) -m index build $(CORPUS) --index $(INDEX)
 
 # The whole suite (PYTEST_ARGS='-m "not browser"' or a file to run less).
-test: install browser
+test: install $(RAY_STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The end-to-end test drives Debian's Chromium (Playwright downloads no browser here). Installed

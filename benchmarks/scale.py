@@ -68,7 +68,7 @@ def write_segments(index_dir: Path, embedder, docs: list, passages: list, vector
                    exact_max: int | None) -> Path:
     """``index.write_index`` for ``segments`` consecutive segments of the passages (a version's
     margins and stories stubbed: see the module's docstring)."""
-    from index import version_stories
+    from index import commit as commit_module
     from index.balance import language_means
     from index.builder import _exact_max, _manifest, _tuning_queries
     from index.catalog import write_catalog
@@ -80,8 +80,8 @@ def write_segments(index_dir: Path, embedder, docs: list, passages: list, vector
     started = time.perf_counter()
     means = language_means(vectors, [p.lang for p in passages])
     bounds = np.linspace(0, len(passages), segments + 1).astype(int)
-    real = version_stories.write_version_stories
-    version_stories.write_version_stories = _stub_stories
+    real = commit_module.write_version_stories
+    commit_module.write_version_stories = _stub_stories
     try:
         with writer_lock(index_dir):
             remove_stale(index_dir)
@@ -98,12 +98,12 @@ def write_segments(index_dir: Path, embedder, docs: list, passages: list, vector
             return commit(index_dir, build_dir, _manifest(embedder, Path(""), 200, {}, None, started, len(passages)),
                           infos, {}, {}, lambda path: write_catalog(path, {}, {}, summary))
     finally:
-        version_stories.write_version_stories = real
+        commit_module.write_version_stories = real
 
 
-def _stub_stories(build_dir: Path, pairs, deleted, previous) -> dict:
-    """margins.npy, neighbours.npy and stories.sqlite of their real shapes, with no links."""
-    from index.manifest import MARGINS, NEIGHBOURS, STORIES
+def _stub_stories(build_dir: Path, pairs, deleted, previous, renumber=None) -> dict:
+    """The version's margins, writer state and stories of their real shapes, with no links."""
+    from index.manifest import LINKS, MARGIN_ROWS, MARGINS, NEIGHBOUR_COSINES, NEIGHBOURS, STORIES
     from index.margins import MARGIN_K
     from index.store import write_store
     from index.vectors import save_embeddings
@@ -111,7 +111,10 @@ def _stub_stories(build_dir: Path, pairs, deleted, previous) -> dict:
     n = sum(info["passages"] for _, info in pairs)
     langs = sorted({lang for _, info in pairs for lang in info["languages"]})
     save_embeddings(build_dir / MARGINS, np.zeros((n, len(langs)), np.float32))
-    np.save(build_dir / NEIGHBOURS, np.full((n, len(langs), MARGIN_K), -1, np.int64), allow_pickle=False)
+    np.save(build_dir / NEIGHBOURS, np.full((n, len(langs), MARGIN_K), -1, np.int32), allow_pickle=False)
+    np.save(build_dir / NEIGHBOUR_COSINES, np.zeros((n, len(langs), MARGIN_K), np.float32), allow_pickle=False)
+    np.save(build_dir / MARGIN_ROWS, np.zeros((n, 3), np.int64), allow_pickle=False)
+    np.save(build_dir / LINKS, np.zeros((0, 4), np.float64), allow_pickle=False)
     write_store(build_dir / STORIES, [], [], {})
     return {"margin": "ratio", "k": MARGIN_K, "margin_languages": langs, "link_threshold": 1.0, "date_window_days": 3,
             "links": 0, "stories": 0, "multi_document_stories": 0, "neighbour_lists_searched": 0,

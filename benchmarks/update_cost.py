@@ -34,6 +34,8 @@ def main() -> None:
     parser.add_argument("--open-only", action="store_true",
                         help="only time opening the existing index of each size twice (full check, then recorded)")
     parser.add_argument("--repeat", type=int, default=3, help="updates with nothing changed (median) and of 10 documents")
+    parser.add_argument("--keep-index", action="store_true",
+                        help="time the updates on the index of this size and label if there is one (no build)")
     args = parser.parse_args()
     sys.path.insert(0, args.code)
     sys.path.insert(1, str(ROOT))
@@ -49,18 +51,19 @@ def main() -> None:
         if args.open_only:
             open_cost(args, size, index_dir, embedder)
             continue
-        shutil.rmtree(index_dir, ignore_errors=True)
         n_docs = make_corpus(corpus, paras, size, embedder)
-        t = time.perf_counter()
-        built = build_index(corpus, index_dir, embedder=embedder)
-        report(args, size, "full build", time.perf_counter() - t, built)
+        if not (args.keep_index and (index_dir / "CURRENT").is_file()):
+            shutil.rmtree(index_dir, ignore_errors=True)
+            t = time.perf_counter()
+            built = build_index(corpus, index_dir, embedder=embedder)
+            report(args, size, "full build", time.perf_counter() - t, built)
         nothing = []
         for _ in range(args.repeat):
             t = time.perf_counter()
             summary = update_index(corpus, index_dir, embedder=embedder)
             nothing.append(time.perf_counter() - t)
         report(args, size, f"update, nothing changed (median of {args.repeat})", statistics.median(nothing), summary)
-        for round_ in range(min(2, args.repeat)):
+        for round_ in range(args.repeat if args.keep_index else min(2, args.repeat)):
             added = []
             for i in range(10):
                 lang, text = paras[(n_docs + 10 * round_ + i) % len(paras)]

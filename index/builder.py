@@ -11,15 +11,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 
-from index.catalog import OK, READ_SKIP, Entry, FileState, fingerprint, read_docs, read_files, read_summary, write_catalog
+from index.catalog import (OK, READ_SKIP, Entry, FileState, docs_sharing, fingerprint, read_docs, read_files, read_summary,
+                           write_catalog)
 from index.chunking import DEFAULT_CHUNK_TOKENS, chunk_text
 from index.commit import commit, read_deleted
 from index import watches
-from index.corpus import (Document, Skipped, SkipDocument, _ignore_patterns, corpus_paths, documents_from_bytes,
+from index.corpus import (Document, Skipped, SkipDocument, _ignore_patterns, corpus_stats, documents_from_bytes,
                           read_regular_file, scrub)
 from index.limits import Limits, over
 from index.language import detect
@@ -98,7 +99,8 @@ class BuildSummary:
 
 def update_index(corpus_dir=None, index_dir=None, *, embedder: Embedder | None = None, batch_size: int | None = None,
                  max_bytes: int | None = None, progress: Progress | None = None,
-                 fields: dict[str, str] | None = None, limits: Limits | None = None, merge: bool = True) -> BuildSummary:
+                 fields: dict[str, str] | None = None, limits: Limits | None = None, merge: bool = True,
+                 executor=None) -> BuildSummary:
     """Bring the index up to date with its corpus, at the cost of what changed: files whose size
     and modification time are unchanged are not read; new and changed documents are chunked and
     embedded into one new segment, deleted and replaced ones are marked deleted, and the result
@@ -106,7 +108,8 @@ def update_index(corpus_dir=None, index_dir=None, *, embedder: Embedder | None =
     atomically. With ``merge``, small segments are then merged by the merge policy
     (:mod:`index.merge`). ``corpus_dir`` defaults to the corpus the index was built from; the
     model and passage size are the index's own. With no index yet, or one of an older format
-    (or other settings: corpus, fields, limits, model), this is a full build (and says so)."""
+    (or other settings: corpus, fields, limits, model), this is a full build (and says so).
+    ``executor``: where the reading, chunking and embedding run (see :func:`build_index`)."""
     index_dir = settings.index_dir(index_dir)
     try:
         folder = current_version(index_dir)
@@ -117,7 +120,7 @@ def update_index(corpus_dir=None, index_dir=None, *, embedder: Embedder | None =
             raise type(exc)(f"{exc} — name the corpus folder to build it: python -m index update CORPUS_DIR") from exc
         notice = "" if isinstance(exc, IndexNotFoundError) else f"rebuilt in full: {exc}"
         return build_index(corpus_dir, index_dir, embedder=embedder, batch_size=batch_size, max_bytes=max_bytes,
-                           progress=progress, fields=fields, limits=limits, _notice=notice)
+                           progress=progress, fields=fields, limits=limits, executor=executor, _notice=notice)
     embedder = embedder or load_embedder(manifest.model)
     corpus_dir = corpus_dir or manifest.corpus
     fields = fields if fields is not None else manifest.fields
@@ -134,7 +137,7 @@ def update_index(corpus_dir=None, index_dir=None, *, embedder: Embedder | None =
     if reasons:
         return build_index(corpus_dir, index_dir, embedder=embedder, chunk_tokens=manifest.chunk_tokens,
                            batch_size=batch_size, progress=progress, fields=fields, limits=limits,
-                           _notice="rebuilt in full: " + "; ".join(reasons))
+                           executor=executor, _notice="rebuilt in full: " + "; ".join(reasons))
     started = time.perf_counter()
     try:
         with writer_lock(index_dir):
@@ -142,17 +145,18 @@ def update_index(corpus_dir=None, index_dir=None, *, embedder: Embedder | None =
             folder = current_version(index_dir)  # another writer may have published since
             return _sync(Path(corpus_dir), index_dir, embedder, manifest.chunk_tokens, batch_size, limits, fields,
                          progress, (folder, read_manifest(folder)), started,
-                         merge=merge)
+                         merge=merge, executor=executor)
     except IndexFormatError as exc:  # the index in service is damaged: nothing of it is reused
         return build_index(corpus_dir, index_dir, embedder=embedder, chunk_tokens=manifest.chunk_tokens,
                            batch_size=batch_size, progress=progress, fields=fields, limits=limits,
-                           _notice=f"rebuilt in full: {exc}")
+                           executor=executor, _notice=f"rebuilt in full: {exc}")
 
 
 def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedder: Embedder | None = None,
                 chunk_tokens: int = DEFAULT_CHUNK_TOKENS, batch_size: int | None = None,
                 max_bytes: int | None = None, progress: Progress | None = None,
-                fields: dict[str, str] | None = None, limits: Limits | None = None, _notice: str = "") -> BuildSummary:
+                fields: dict[str, str] | None = None, limits: Limits | None = None, executor=None,
+                _notice: str = "") -> BuildSummary:
     """(Re)build the index of ``corpus_dir`` into ``index_dir`` and put it in service atomically.
 
     ``model`` names the model (default: the bundled one); ``embedder`` gives one directly.
@@ -161,7 +165,9 @@ def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedde
     ``limits``: each document's budgets of bytes, characters, passages and reading time (default:
     :meth:`Limits.resolve`, i.e. ``POLYSEEK_MAX_…`` variables or the defaults); ``max_bytes``
     overrides its byte limit. A document over a budget is skipped with the reason.
-    The new index is one segment (:mod:`index.segment`)."""
+    The new index is one segment (:mod:`index.segment`). ``executor``: None to read, chunk and
+    embed in this process; an :class:`index.ray_build.RayExecutor` to do it on a Ray cluster
+    (whose workers may write several segments, published as one version all the same)."""
     started = time.perf_counter()
     corpus_dir, index_dir = Path(corpus_dir), settings.index_dir(index_dir)
     if fields is None:
@@ -173,12 +179,12 @@ def build_index(corpus_dir, index_dir=None, model: str | None = None, *, embedde
     with writer_lock(index_dir):
         remove_stale(index_dir)
         return _sync(corpus_dir, index_dir, embedder, chunk_tokens, batch_size, limits, fields, progress, None,
-                     started, notice=_notice)
+                     started, notice=_notice, executor=executor)
 
 
 def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: int, batch_size: int | None,
           limits: Limits, fields: dict[str, str] | None, progress: Progress | None, previous, started: float,
-          notice: str = "", merge: bool = False) -> BuildSummary:
+          notice: str = "", merge: bool = False, executor=None) -> BuildSummary:
     """Make the index in ``index_dir`` hold ``corpus_dir`` (the caller holds the writer lock):
     from nothing (``previous`` None), or from ``previous`` = (version folder, manifest), reading
     only the files that changed. See :func:`update_index`."""
@@ -200,30 +206,25 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
 
     # 1. Which files changed: size and time, then the digest of those whose size or time changed.
     real_root = os.path.realpath(corpus_dir)
-    rels = corpus_paths(corpus_dir, _ignore_patterns(corpus_dir, real_root))
+    listing = corpus_stats(corpus_dir, _ignore_patterns(corpus_dir, real_root))
     files: dict[bytes, FileState] = {}
     docs: dict[bytes, list[Entry]] = {}
     fresh: dict[tuple[bytes, int], tuple[DocumentRow, list]] = {}
     order: list[tuple[bytes, str]] = []
     top = os.fspath(corpus_dir)
-    changed = set(old_files) - {os.fsencode(rel) for rel in rels}
-    chunked = [0]
     stats, unchanged = {}, set()
     dirty: set[bytes] = set()  # files whose catalog rows this version rewrites
-    for i, rel_str in enumerate(rels, 1):
+    for i, (rel_str, size, mtime) in enumerate(listing, 1):
         rel = os.fsencode(rel_str)
         order.append((rel, rel_str))
-        if i % 256 == 0 or i == len(rels):
-            progress("reading", i, len(rels))
-        try:
-            info = os.stat(os.path.join(top, rel_str))
-            stats[rel] = (info.st_size, info.st_mtime_ns)
-        except OSError:
-            stats[rel] = (-1, -1)
+        if i % 256 == 0 or i == len(listing):
+            progress("reading", i, len(listing))
+        stats[rel] = (size, mtime)
         old = old_files.get(rel)
-        if old is not None and (old.size, old.mtime_ns) == stats[rel] and stats[rel][1] < racy and not old.retry:
+        if old is not None and old.size == size and old.mtime_ns == mtime and mtime < racy and not old.retry:
             unchanged.add(rel)
-    if prev is not None and not changed and len(unchanged) == len(rels):  # nothing changed: the version stays
+    changed = set(old_files) - set(stats)
+    if prev is not None and not changed and len(unchanged) == len(listing):  # nothing changed: the version stays
         done = read_summary(prev_folder / CATALOG)
         return BuildSummary(str(index_dir), prev_folder.name, embedder.name, done["documents_read"],
                             done["documents_indexed"], prev.passages, dict(prev.languages),
@@ -231,43 +232,73 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
                             reused=prev.passages, segments=len(prev.segments), notice=notice,
                             stories=prev.stories.get("multi_document_stories", 0), links=prev.stories.get("links", 0),
                             watch_error=_watch_state_error(index_dir))
-    old_docs = read_docs(prev_folder / CATALOG) if prev is not None else {}
     deleted = read_deleted(prev_folder, prev) if prev is not None else {}
+    catalog = prev_folder / CATALOG if prev is not None else None
+    removed = set(old_files) - {rel for rel, _ in order}
+    # Only the entries of the files read again (or gone) are read from the catalog.
+    old_docs = read_docs(catalog, [rel for rel, _ in order if rel not in unchanged] + sorted(removed)) if catalog else {}
+    renewed: set[bytes] = set(removed)  # files whose documents changed: the decisions to make again start there
+    jobs: list[FileJob] = []
     for rel, rel_str in order:
-        old, entries = old_files.get(rel), old_docs.get(rel)
-        if rel in unchanged and entries is not None:
-            files[rel], docs[rel] = old, entries
+        old = old_files.get(rel)
+        if rel in unchanged:
+            files[rel] = old
             continue
+        entries = old_docs.get(rel)
         dirty.add(rel)
+        jobs.append(FileJob(rel_str, old.digest if old is not None and entries is not None else "", entries))
+    read = executor.read_files if executor is not None else _read_files
+    for job, (digest, retry, entries, found) in zip(jobs, read(top, real_root, jobs, fields, limits, embedder,
+                                                               chunk_tokens, progress)):
+        rel = os.fsencode(job.rel_str)
         size, mtime = stats[rel]
-        data, skip = _read_file(Path(top) / rel_str, real_root, limits)
-        digest = hashlib.blake2b(data, digest_size=32).hexdigest() if data is not None else ""
-        retry = data is None and skip.startswith("unreadable")
         files[rel] = FileState(size, mtime, digest, retry)
-        if old is not None and entries is not None and digest and old.digest == digest:
-            docs[rel] = entries  # touched (or racy), not changed
+        if entries is None:  # same digest: touched (or racy), not changed
+            docs[rel] = job.before
+            old = old_files[rel]
             if (old.size, old.mtime_ns) != (size, mtime):
                 changed.add(rel)
             continue
         changed.add(rel)
-        docs[rel] = _entries(rel, scrub(rel_str), data, skip, fields, limits, embedder, chunk_tokens, fresh,
-                             progress, chunked, entries)
+        renewed.add(rel)
+        docs[rel] = entries
+        fresh.update({(rel, rec): value for rec, value in found.items()})
 
-    # 2. What a full build would index: the same rules, in the same order.
-    documents_read, target, skipped = _decide([(rel, docs[rel]) for rel, _ in order])
-    if not target:
+    # 2. What a full build would index: the same rules, in the same order, made again only for the
+    # documents that share an id or a text with those of the renewed files (the others keep theirs).
+    position = {rel: i for i, (rel, _) in enumerate(order)}
+    before = {rel: old_docs.get(rel, []) for rel in renewed}  # their entries in the previous version
+    after = {rel: docs[rel] for rel in renewed if rel in docs}
+    if catalog is None:
+        around: dict[bytes, list[Entry]] = {}
+    else:
+        around = _sharing(catalog, [e for entries in [*before.values(), *after.values()] for e in entries], renewed)
+    deciding = {**around, **after}
+    _, target, part_skipped = _decide(sorted(deciding.items(), key=lambda kv: position[kv[0]]))
+    current = {e.doc_id: e.fingerprint for entries in [*around.values(), *before.values()] for e in entries
+               if e.indexed}
+    done_before = read_summary(catalog) if catalog else {"documents_read": 0, "documents_indexed": 0, "skipped": [],
+                                                          "skipped_at": []}
+    documents_read = done_before["documents_read"] - sum(map(len, before.values())) + sum(map(len, after.values()))
+    documents_indexed = done_before["documents_indexed"] - len(current) + len(target)
+    skipped_at = _skipped_at(done_before, deciding, before, part_skipped, position)
+    skipped = [Skipped(doc_id, reason) for _, _, _, doc_id, reason in skipped_at]
+    if not documents_indexed:
         reasons = "; ".join(f"{s.doc_id}: {s.reason}" for s in skipped[:5]) or "no files"
         raise CorpusError(f"nothing to index in {corpus_dir}: {reasons}")
-    current = {e.doc_id: e.fingerprint for entries in old_docs.values() for e in entries if e.indexed}
     to_delete = [d for d, fp in current.items() if target.get(d, ("", 0, None))[2] != fp]
     to_add = [d for d, (_, _, fp) in target.items() if current.get(d) != fp]
-    for rel, entries in docs.items():
-        marked = [target.get(e.doc_id, (None, None))[:2] == (rel, e.rec) for e in entries]
-        if any(e.indexed != m for e, m in zip(entries, marked)):
-            docs[rel] = [e._replace(indexed=m) for e, m in zip(entries, marked)]
-            dirty.add(rel)
+    flips = {rel for rel, entries in deciding.items()
+             if any(e.indexed != (target.get(e.doc_id, (None, None))[:2] == (rel, e.rec)) for e in entries)}
+    for rel, entries in read_docs(catalog, flips - set(docs)).items() if catalog and flips - set(docs) else ():
+        docs[rel] = entries  # all of a file's rows are written again
+    for rel in flips:
+        again = {e.rec for e in deciding[rel]}  # the file's other documents keep theirs
+        docs[rel] = [e._replace(indexed=target.get(e.doc_id, (None, None))[:2] == (rel, e.rec)) if e.rec in again else e
+                     for e in docs[rel]]
+        dirty.add(rel)
     summary = lambda version, manifest, embedded=0, written=0: BuildSummary(  # noqa: E731
-        str(index_dir), version.name, embedder.name, documents_read, len(target), manifest.passages,
+        str(index_dir), version.name, embedder.name, documents_read, documents_indexed, manifest.passages,
         dict(manifest.languages), time.perf_counter() - started, embed_seconds, skipped, embedded=embedded,
         reused=manifest.passages - embedded, segments_written=written, segments=len(manifest.segments), notice=notice,
         stories=manifest.stories.get("multi_document_stories", 0), links=manifest.stories.get("links", 0))
@@ -287,8 +318,8 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
     missing = {target[d][0] for d in to_add if target[d][:2] not in fresh}
     for rel, rel_str in order:
         if rel in missing:
-            data, skip = _read_file(Path(top) / rel_str, real_root, limits)
-            _entries(rel, scrub(rel_str), data, skip, fields, limits, embedder, chunk_tokens, fresh, progress, chunked)
+            found = _read_one(top, real_root, FileJob(rel_str, "", None), fields, limits, embedder, chunk_tokens)[3]
+            fresh.update({(rel, rec): value for rec, value in found.items()})
     to_add = [d for d in to_add if target[d][:2] in fresh]  # a file changed while we read it: next update
 
     # 4. Deletions, and the vectors of the passages they remove (an edited document keeps the
@@ -302,7 +333,7 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
             passages.append(PassageRow(base + len(passages), d, ordinal, start, end, lang, n_tokens, text))
     known_texts, known_vectors = _delete(prev_folder, prev, deleted, to_delete, {p.text for p in passages})
     embed_started = time.perf_counter()
-    vectors, embedded = _embed(passages, embedder, batch_size, progress, (known_texts, known_vectors))
+    vectors, embedded = _embed(passages, embedder, batch_size, progress, (known_texts, known_vectors), executor)
     embed_seconds = time.perf_counter() - embed_started
 
     # 5. The new segment, and the version listing it with the segments kept.
@@ -315,11 +346,16 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
                 segments.append(info)
                 sources[info["name"]] = prev_folder / SEGMENTS / info["name"]
         deleted = {name: d for name, d in deleted.items() if name in sources}
-        if passages:
-            segments.append(write_segment(
+        if passages and executor is not None:  # possibly several segments, written by the workers
+            new_segments = executor.write_segments(build_dir, base, doc_rows, passages, vectors, embedder)
+        elif passages:
+            new_segments = [write_segment(
                 build_dir / SEGMENTS / f"s-{build_dir.name.removeprefix('.build-')}", base, doc_rows, passages, vectors,
                 language_means(vectors, [p.lang for p in passages]), exact_max=_exact_max(),
-                tuning_queries=lambda: _tuning_queries(embedder, passages)))
+                tuning_queries=lambda: _tuning_queries(embedder, passages))]
+        else:
+            new_segments = []
+        segments += new_segments
     except BaseException:
         shutil.rmtree(build_dir, ignore_errors=True)
         raise
@@ -328,14 +364,16 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
         held = watches.previous_texts(index_dir)  # None: no watch saved
     except (PolyseekError, sqlite3.Error) as exc:  # the update goes on; the summary says why
         held = f"not evaluated ({exc})"
-    done = {"documents_read": documents_read, "documents_indexed": len(target),
-            "skipped": [[k.doc_id, k.reason] for k in skipped]}
+    done = {"documents_read": documents_read, "documents_indexed": documents_indexed,
+            "skipped": [[k.doc_id, k.reason] for k in skipped],
+            "skipped_at": [[kind, rel.hex(), rec] for kind, rel, rec, _, _ in skipped_at]}
     version = commit(index_dir, build_dir, manifest, segments, sources, deleted,
                      lambda path: write_catalog(path, files, docs, done, prev_folder / CATALOG if prev else None,
-                                                dirty | (set(old_files) - set(files))))
+                                                dirty | (set(old_files) - set(files))),
+                     previous=prev_folder)
     # Watches are evaluated on this version's new passages before a merge renumbers them.
     matched, watch_error = _evaluate_watches(index_dir, version, embedder, passages, held)
-    written, merged = int(bool(passages)), 0
+    written, merged = len(new_segments), 0
     if merge:
         from index.merge import auto_merge
 
@@ -350,11 +388,13 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
     return out
 
 
-def _decide(files: list[tuple[bytes, list[Entry]]]) -> tuple[int, dict[str, tuple[bytes, int, str]], list[Skipped]]:
+def _decide(files: list[tuple[bytes, list[Entry]]]) -> tuple[int, dict[str, tuple[bytes, int, str]], list[tuple[int, bytes, int, Skipped]]]:
     """The documents a full build of the corpus indexes, from the catalog entries of its files in
-    corpus order: (documents read, doc_id → (file, place, fingerprint), skipped with reasons).
-    Ids and texts count once, in corpus order: a later document with the same id or the same
-    text is skipped, whichever file changed."""
+    corpus order: (documents read, doc_id → (file, place, fingerprint), skipped with reasons, each
+    as (0 read or 1 chunked, file, place, Skipped)). Ids and texts count once, in corpus order: a
+    later document with the same id or the same text is skipped, whichever file changed. Given
+    the entries of only some documents, the decisions are those of a whole corpus for all of them
+    that share no id or text with the rest."""
     read_skips, chunk_skips, target = [], [], {}
     ids: set[str] = set()
     first_with: dict[str, str] = {}
@@ -363,20 +403,57 @@ def _decide(files: list[tuple[bytes, list[Entry]]]) -> tuple[int, dict[str, tupl
         for e in entries:
             documents_read += 1
             if e.outcome == READ_SKIP:
-                read_skips.append(Skipped(e.doc_id, e.reason))
+                read_skips.append((0, rel, e.rec, Skipped(e.doc_id, e.reason)))
             elif e.doc_id in ids:
-                chunk_skips.append(Skipped(e.doc_id, "another document has the same id: rename the file or the record"))
+                chunk_skips.append((1, rel, e.rec, Skipped(e.doc_id, "another document has the same id: rename the file "
+                                                                      "or the record")))
             else:
                 ids.add(e.doc_id)
                 if e.content_hash in first_with:
-                    chunk_skips.append(Skipped(e.doc_id, f"duplicate of {first_with[e.content_hash]} (same text)"))
+                    chunk_skips.append((1, rel, e.rec, Skipped(e.doc_id, f"duplicate of {first_with[e.content_hash]} "
+                                                                         "(same text)")))
                     continue
                 first_with[e.content_hash] = e.doc_id
                 if e.outcome != OK:
-                    chunk_skips.append(Skipped(e.doc_id, e.reason))
+                    chunk_skips.append((1, rel, e.rec, Skipped(e.doc_id, e.reason)))
                 else:
                     target[e.doc_id] = (rel, e.rec, e.fingerprint)
     return documents_read, target, read_skips + chunk_skips
+
+
+def _sharing(catalog: Path, seeds: list[Entry], renewed: set[bytes]) -> dict[bytes, list[Entry]]:
+    """The catalog's entries (outside the ``renewed`` files) that share an id or a text with the
+    ``seeds``, or with an entry that does, and so on: those whose decision the seeds' can change."""
+    ids = {e.doc_id for e in seeds if e.outcome != READ_SKIP}
+    texts = {e.content_hash for e in seeds if e.outcome != READ_SKIP}
+    found: dict[bytes, list[Entry]] = {}
+    asked_ids: set[str] = set()
+    asked_texts: set[str] = set()
+    while ids - asked_ids or texts - asked_texts:
+        more = docs_sharing(catalog, ids - asked_ids, texts - asked_texts)
+        asked_ids |= ids
+        asked_texts |= texts
+        for rel, entries in more.items():
+            if rel in renewed:
+                continue
+            have = {e.rec for e in found.get(rel, [])}
+            found[rel] = sorted([*found.get(rel, []), *(e for e in entries if e.rec not in have)], key=lambda e: e.rec)
+            ids |= {e.doc_id for e in entries if e.outcome != READ_SKIP}
+            texts |= {e.content_hash for e in entries if e.outcome != READ_SKIP}
+    return found
+
+
+def _skipped_at(done: dict, deciding: dict, before: dict, decided: list, position: dict) -> list:
+    """The skipped documents of the whole corpus, in the order a full build lists them (those
+    skipped while reading, then those skipped when chunked, each in corpus order): the previous
+    version's, less those decided again or gone, plus the new decisions."""
+    again = {(rel, e.rec) for rel, entries in deciding.items() for e in entries}
+    gone = set(before)
+    kept = [(kind, rel, rec, doc_id, reason)
+            for (doc_id, reason), (kind, rel_hex, rec) in zip(done["skipped"], done.get("skipped_at", []))
+            for rel in [bytes.fromhex(rel_hex)] if rel not in gone and (rel, rec) not in again]
+    kept += [(kind, rel, rec, s.doc_id, s.reason) for kind, rel, rec, s in decided]
+    return sorted(kept, key=lambda k: (k[0], position[k[1]], k[2]))
 
 
 def _watch_state_error(index_dir: Path) -> str:
@@ -431,12 +508,58 @@ def _read_file(path: Path, real_root: str, limits: Limits) -> tuple[bytes | None
         return None, f"unreadable: {exc.strerror or exc}"
 
 
-def _entries(rel: bytes, doc_id: str, data: bytes | None, skip: str, fields, limits: Limits, embedder: Embedder,
-             chunk_tokens: int, fresh: dict, progress: Progress, chunked: list[int],
-             before: list[Entry] | None = None) -> list[Entry]:
-    """The catalog entries of one file read now; each document is chunked, and its row and
-    chunks kept in ``fresh`` under (file, place) — but a record the file held ``before`` with
-    the same fingerprint keeps its entry unchunked (an export changes a few records at a time)."""
+class FileJob(NamedTuple):
+    """A file of the corpus to read (and chunk): its path in the corpus, the digest the previous
+    version's catalog holds for it ("" when none: read and chunk it whatever it holds), and the
+    entries it had (a record with an unchanged fingerprint keeps its entry, unchunked)."""
+    rel_str: str
+    old_digest: str
+    before: list[Entry] | None
+
+
+#: What reading a file gives: (digest, retry, entries or None when its digest is the old one,
+#: {place in the file: (DocumentRow, chunks)} of the documents chunked).
+FileResult = tuple[str, bool, "list[Entry] | None", dict]
+
+
+def _read_files(top: str, real_root: str, jobs: list[FileJob], fields, limits: Limits, embedder: Embedder,
+                chunk_tokens: int, progress: Progress) -> Iterator[FileResult]:
+    """Each job's :data:`FileResult`, in order, read and chunked in this process (a build on a
+    cluster reads them with :class:`index.ray_build.RayExecutor` instead)."""
+    chunked = 0
+    for job in jobs:
+        result = _read_one(top, real_root, job, fields, limits, embedder, chunk_tokens)
+        chunked += len(result[3])
+        progress("chunking", chunked, 0)
+        yield result
+
+
+def _read_one(top: str, real_root: str, job: FileJob, fields, limits: Limits, embedder: Embedder,
+              chunk_tokens: int) -> FileResult:
+    """Read one file and chunk its new documents (see :data:`FileResult`)."""
+    data, skip = _read_file(Path(top) / job.rel_str, real_root, limits)
+    digest = hashlib.blake2b(data, digest_size=32).hexdigest() if data is not None else ""
+    retry = data is None and skip.startswith("unreadable")
+    if digest and digest == job.old_digest:
+        return digest, retry, None, {}
+    found: dict[int, tuple] = {}
+    entries = []
+    for item in _parse_entries(scrub(job.rel_str), data, skip, fields, limits, job.before):
+        if isinstance(item, Entry):
+            entries.append(item)
+            continue
+        entry, value = _chunk_entry(*item, embedder, chunk_tokens, limits)
+        entries.append(entry)
+        if value is not None:
+            found[entry.rec] = value
+    return digest, retry, entries, found
+
+
+def _parse_entries(doc_id: str, data: bytes | None, skip: str, fields, limits: Limits,
+                   before: list[Entry] | None = None) -> list:
+    """The documents of one file read now: an :class:`Entry` for each skipped one, and for each
+    record the file held ``before`` with the same fingerprint (kept unchunked: an export changes
+    a few records at a time); ``(place, Document)`` for each document to chunk."""
     if data is None:
         return [Entry(0, doc_id, "", "", READ_SKIP, skip)]
     try:
@@ -454,14 +577,16 @@ def _entries(rel: bytes, doc_id: str, data: bytes | None, skip: str, fields, lim
         old = known.get(item.doc_id)
         if old is not None and old.fingerprint == fingerprint(item):
             out.append(old._replace(rec=rec, indexed=False))
-            continue
-        row, chunks, reason = _chunk_document(item, embedder, chunk_tokens, limits)
-        out.append(Entry(rec, item.doc_id, item.content_hash, fingerprint(item), OK if row else "chunk", reason))
-        if row is not None:
-            fresh[(rel, rec)] = (row, chunks)
-        chunked[0] += 1
-        progress("chunking", chunked[0], 0)
+        else:
+            out.append((rec, item))
     return out
+
+
+def _chunk_entry(rec: int, doc: Document, embedder: Embedder, chunk_tokens: int, limits: Limits):
+    """(catalog entry, (DocumentRow, chunks) or None when chunking skips it) of a document."""
+    row, chunks, reason = _chunk_document(doc, embedder, chunk_tokens, limits)
+    entry = Entry(rec, doc.doc_id, doc.content_hash, fingerprint(doc), OK if row else "chunk", reason)
+    return entry, ((row, chunks) if row is not None else None)
 
 
 def _chunk_document(doc: Document, embedder: Embedder, chunk_tokens: int, limits: Limits):
@@ -567,9 +692,10 @@ Known = tuple[dict[str, int], np.ndarray]
 
 
 def _embed(passages: list[PassageRow], embedder: Embedder, batch_size: int, progress: Progress,
-           known: Known | None = None) -> tuple[np.ndarray, int]:
+           known: Known | None = None, executor=None) -> tuple[np.ndarray, int]:
     """Vectors of all passages: ``known`` ones (by text) reused, the others embedded in batches
-    of similar length (less padding), reporting progress per batch. Also: how many were embedded."""
+    of similar length (less padding), reporting progress per batch — here, or by ``executor``'s
+    workers (``executor.embed(texts, embedder, batch_size, progress)``). Also: how many were embedded."""
     row_of, source = known or ({}, None)
     vectors = np.empty((len(passages), embedder.dim), np.float32)
     todo, reused, rows = [], [], []
@@ -584,6 +710,9 @@ def _embed(passages: list[PassageRow], embedder: Embedder, batch_size: int, prog
         order = np.argsort(rows, kind="stable")
         vectors[np.asarray(reused)[order]] = source[np.asarray(rows)[order]]
     order = sorted(todo, key=lambda i: passages[i].n_tokens)
+    if executor is not None and order:
+        vectors[order] = executor.embed([passages[i].text for i in order], embedder, batch_size, progress)
+        return vectors, len(order)
     progress("embedding", 0, len(order))
     step = max(batch_size, PROGRESS_EVERY)
     for start in range(0, len(order), step):

@@ -5,7 +5,9 @@ per file, or one per record of a JSONL/CSV export): its id, text hash, fingerpri
 everything the index stores about it), what became of it when it was read ("ok", or the
 reason it was skipped) and whether this version indexes it. An update stats every file; only a
 file whose size or time changed is read, and re-processed only when its digest changed.
-Stored in SQLite (``catalog.sqlite``), one per version.
+Stored in SQLite (``catalog.sqlite``), one per version. An update reads the rows of the files it
+read again, and of the documents that share an id or a text with theirs (whose fate theirs
+decides: a duplicate is indexed once, whichever comes first), never the whole table.
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ CREATE TABLE summary (json TEXT NOT NULL);
 CREATE TABLE docs (path BLOB NOT NULL, rec INTEGER NOT NULL, doc_id TEXT NOT NULL, content_hash TEXT NOT NULL,
                    fingerprint TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL, indexed INTEGER NOT NULL,
                    PRIMARY KEY (path, rec));
+CREATE INDEX docs_by_id ON docs(doc_id);
+CREATE INDEX docs_by_text ON docs(content_hash);
 """
+#: Parameters of a SQL ``IN (...)`` list (SQLite's default limit is 32766).
+BATCH = 900
 #: ``outcome`` of a document read and chunked; any other is a skip ("read": skipped while reading).
 OK = "ok"
 READ_SKIP = "read"
@@ -88,11 +94,11 @@ def write_catalog(path: Path, files: dict[bytes, FileState], docs: dict[bytes, l
         con.close()
 
 
-def _query(path: Path, sql: str) -> list[tuple]:
+def _query(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            return con.execute(sql).fetchall()
+            return con.execute(sql, params).fetchall()
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
@@ -104,12 +110,37 @@ def read_files(path: Path) -> dict[bytes, FileState]:
             for p, size, mtime, digest, retry in _query(path, "SELECT path, size, mtime_ns, digest, retry FROM files")}
 
 
-def read_docs(path: Path) -> dict[bytes, list[Entry]]:
+_DOC_COLUMNS = "path, rec, doc_id, content_hash, fingerprint, outcome, reason, indexed"
+
+
+def _entries(rows) -> dict[bytes, list[Entry]]:
     docs: dict[bytes, list[Entry]] = {}
-    for p, rec, doc_id, content_hash, fp, outcome, reason, indexed in _query(
-            path, "SELECT path, rec, doc_id, content_hash, fingerprint, outcome, reason, indexed FROM docs ORDER BY path, rec"):
+    for p, rec, doc_id, content_hash, fp, outcome, reason, indexed in sorted(rows, key=lambda row: (bytes(row[0]), row[1])):
         docs.setdefault(bytes(p), []).append(Entry(rec, doc_id, content_hash, fp, outcome, reason, bool(indexed)))
     return docs
+
+
+def read_docs(path: Path, paths=None) -> dict[bytes, list[Entry]]:
+    """File → its documents' entries, in place order: every file's, or those of ``paths``."""
+    if paths is None:
+        return _entries(_query(path, f"SELECT {_DOC_COLUMNS} FROM docs"))
+    chosen = sorted(paths)
+    return _entries(row for start in range(0, len(chosen), BATCH)
+                    for row in _query(path, f"SELECT {_DOC_COLUMNS} FROM docs WHERE path IN "
+                                            f"({','.join('?' * len(chosen[start:start + BATCH]))})",
+                                      tuple(chosen[start:start + BATCH])))
+
+
+def docs_sharing(path: Path, ids, hashes) -> dict[bytes, list[Entry]]:
+    """The entries whose document id is one of ``ids`` or whose text hash is one of ``hashes``
+    (by file, in place order)."""
+    rows = set()
+    for column, values in (("doc_id", sorted(ids)), ("content_hash", sorted(hashes))):
+        for start in range(0, len(values), BATCH):
+            part = tuple(values[start : start + BATCH])
+            rows.update(_query(path, f"SELECT {_DOC_COLUMNS} FROM docs WHERE {column} IN ({','.join('?' * len(part))})",
+                               part))
+    return _entries(rows)
 
 
 def read_summary(path: Path) -> dict:

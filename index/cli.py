@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--json", action="store_true", help="print the summary as JSON")
     build.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_limit_flags(build)
+    add_ray_flags(build)
     update = sub.add_parser("update", help="bring the index up to date with its corpus: embed only new and changed "
                             "passages, drop deleted documents, put the result in service atomically",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     update.add_argument("--json", action="store_true", help="print the summary as JSON")
     update.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_limit_flags(update)
+    add_ray_flags(update)
     optimize = sub.add_parser("optimize", help="merge every segment of the index into one (dropping deleted passages) "
                               "and put it in service atomically", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     optimize.add_argument("-i", "--index", default=None,
@@ -57,24 +59,33 @@ def main(argv: list[str] | None = None) -> int:
     from index.limits import Limits
 
     progress = None if args.quiet else TqdmProgress()
+    executor = None
     try:
+        if args.ray:
+            from index.ray_build import RayExecutor
+
+            executor = RayExecutor(args.ray, actors=args.actors, cpus_per_actor=args.cpus_per_actor)
+            executor.start()
         limits = Limits.resolve(max_bytes=args.max_bytes, max_chars=args.max_chars, max_passages=args.max_passages,
                                 read_seconds=args.read_seconds)
         if args.command == "update":
             summary = update_index(args.corpus, args.index, batch_size=args.batch_size, progress=progress,
-                                   limits=limits)
+                                   limits=limits, executor=executor)
         else:
             from index.readers.records import parse_field_map
 
             fields = parse_field_map(args.fields) if args.fields is not None else None
             summary = build_index(args.corpus, args.index, args.model, chunk_tokens=args.chunk_tokens,
-                                  batch_size=args.batch_size, progress=progress, fields=fields, limits=limits)
+                                  batch_size=args.batch_size, progress=progress, fields=fields, limits=limits,
+                                  executor=executor)
     except (PolyseekError, ValueError) as exc:
         print(f"error: {visible(exc)}", file=sys.stderr)
         return 2
     finally:
         if progress:
             progress.close()
+        if executor is not None:
+            executor.close()
     if args.json:
         out = dict(vars(summary), skipped=[vars(s) for s in summary.skipped],
                    passages_per_second=round(summary.passages_per_second, 2))
@@ -116,6 +127,17 @@ def add_limit_flags(parser: argparse.ArgumentParser) -> None:
                        help=f"passages of one document (default: ${ENV['max_passages']} or {DEFAULT.max_passages:,})")
     group.add_argument("--read-seconds", type=float, default=None,
                        help=f"seconds to read one PDF or HTML file (default: ${ENV['read_seconds']} or {DEFAULT.read_seconds:g})")
+
+
+def add_ray_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("on a Ray cluster (pip install 'polyseek[ray]'; README: Beyond one machine)")
+    group.add_argument("--ray", default=None, metavar="local|auto|ADDRESS",
+                       help="read, chunk and embed on Ray: 'local' starts Ray on this machine, 'auto' joins the running "
+                            "cluster (ray start --head, or $RAY_ADDRESS), or a cluster address (default: no Ray, in-process)")
+    group.add_argument("--actors", type=int, default=None,
+                       help="embedding actors, one model each (default: one per GPU of the cluster, else one per "
+                            "--cpus-per-actor CPUs)")
+    group.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs each embedding actor reserves")
 
 
 class TqdmProgress:

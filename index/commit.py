@@ -25,11 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from index.manifest import (CATALOG, DELETED, EMBEDDINGS, MARGINS, MEANS, NEIGHBOURS, SEGMENTS, STORIES, Manifest,
+from index.manifest import (CATALOG, DELETED, EMBEDDINGS, MARGINS, MEANS, SEGMENTS, STORIES, WRITER_STATE, Manifest,
                             file_digest, read_small_file, write_manifest)
 from index.segment import SEGMENT_MANIFEST, SUMS
 from index.balance import LANGUAGE_PRIOR
 from index.vectors import load_embeddings
+from index.version_stories import write_version_stories
 from index.versions import new_build_dir, publish
 from polyseek.errors import IndexFormatError
 
@@ -121,13 +122,16 @@ def segment_files(info: dict) -> list[str]:
 
 
 def commit(index_dir: Path, build_dir: Path | None, manifest: Manifest, segments: list[dict],
-           sources: dict[str, Path], deleted: dict[str, dict], write_catalog) -> Path:
+           sources: dict[str, Path], deleted: dict[str, dict], write_catalog, previous: Path | None = None,
+           renumber=None) -> Path:
     """Complete the version in ``build_dir`` and put it in service (the caller holds the writer
     lock). ``segments``: descriptions of the version's segments; those named in ``sources``
     (name → folder of the segment in an older version) are linked from there, the others are
     already written in ``build_dir/segments``. ``deleted``: rows and documents removed per
     segment. ``write_catalog(path)`` writes the catalog. ``manifest`` gives the fields that do not
-    depend on the segments."""
+    depend on the segments. ``previous``: the version this one is made from (its margins
+    and stories are updated, not computed again); ``renumber``: (old ids, new ids) of the
+    passages a merge moved."""
     build_dir = build_dir or new_build_dir(index_dir)
     try:
         seg_root = build_dir / SEGMENTS
@@ -144,15 +148,7 @@ def commit(index_dir: Path, build_dir: Path | None, manifest: Manifest, segments
         save_means(build_dir / MEANS, means, manifest.dim)
         (build_dir / DELETED).write_text(json.dumps(deleted, ensure_ascii=False), encoding="utf-8")
         write_catalog(build_dir / CATALOG)
-        from index.version_stories import write_version_stories
-        from index.versions import current_version
-        from polyseek.errors import PolyseekError
-
-        try:
-            previous = current_version(index_dir)
-        except PolyseekError:
-            previous = None
-        story_info = write_version_stories(build_dir, pairs, deleted, previous)
+        story_info = write_version_stories(build_dir, pairs, deleted, previous, renumber)
         files, checksums = {}, {}
         for info in segments:
             prefix = f"{SEGMENTS}/{info['name']}/"
@@ -161,7 +157,7 @@ def commit(index_dir: Path, build_dir: Path | None, manifest: Manifest, segments
                 checksums[prefix + name] = info["checksums"][name]
             files[prefix + SEGMENT_MANIFEST] = (seg_root / info["name"] / SEGMENT_MANIFEST).stat().st_size
             checksums[prefix + SEGMENT_MANIFEST] = file_digest(seg_root / info["name"] / SEGMENT_MANIFEST)
-        for name in (CATALOG, DELETED, MEANS, MARGINS, NEIGHBOURS, STORIES):
+        for name in (CATALOG, DELETED, MEANS, MARGINS, STORIES, *WRITER_STATE):
             files[name] = (build_dir / name).stat().st_size
             checksums[name] = file_digest(build_dir / name)
         largest = max(segments, key=lambda info: info["passages"], default=None)

@@ -15,13 +15,19 @@ from pathlib import Path, PurePosixPath
 
 from polyseek.errors import IndexFormatError
 
-FORMAT_VERSION = 4  # 2: document metadata (url, source, published, author, pages); 3: margins and stories; 4: segments
+FORMAT_VERSION = 5  # 2: document metadata (url, source, published, author, pages); 3: margins and stories; 4: segments;
+# 5: margins and stories kept per version as the writer's state (neighbours by passage id, their cosines, links)
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
 VECTORS = "vectors.faiss"
 EMBEDDINGS = "embeddings.npy"  # the model's vectors (float32, passage-id order): updates reuse them
 MARGINS = "margins.npy"  # each passage's mean cosine to its k nearest passages in other languages (index.margins)
-NEIGHBOURS = "neighbours.npy"  # those k nearest passages' rows (int64, passage x language x k): updates reuse them
+NEIGHBOURS = "neighbours.npy"  # those k nearest passages' ids (int32 or int64, passage x language x k): updates reuse them
+NEIGHBOUR_COSINES = "neighbour_cosines.npy"  # their cosines (float32, as NEIGHBOURS)
+MARGIN_ROWS = "margin_rows.npy"  # each live passage's id, language column and document (index.version_stories)
+LINKS = "links.npy"  # every passage link before grouping into stories (index.version_stories)
+#: Files only the writer reads (an update's starting point): a reader need not check them.
+WRITER_STATE = (NEIGHBOURS, NEIGHBOUR_COSINES, MARGIN_ROWS, LINKS)
 STORIES = "stories.sqlite"  # the version's stories and passage links (index.stories; the store's story tables)
 CATALOG = "catalog.sqlite"  # the corpus as the version saw it: files (size, time, digest) and their documents
 DELETED = "deleted.json"  # per segment: the rows and documents this version removed from it

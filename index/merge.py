@@ -21,6 +21,8 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from index.commit import commit, read_deleted
 from index.manifest import CATALOG, SEGMENTS, read_manifest
 from index.segment import write_segment
@@ -124,5 +126,6 @@ def merge_segments(index_dir: Path, names: list[str], embedder=None) -> Path:
     kept = {name: d for name, d in deleted.items() if name in sources}
     new = replace(manifest, built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   build_seconds=round(time.perf_counter() - started, 3), next_id=base + len(passages))
+    renumber = (np.array([p.passage_id for p in live], np.int64), base + np.arange(len(live), dtype=np.int64))
     return commit(index_dir, build_dir, new, segments, sources, kept,
-                  lambda path: shutil.copyfile(folder / CATALOG, path))
+                  lambda path: shutil.copyfile(folder / CATALOG, path), previous=folder, renumber=renumber)

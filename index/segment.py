@@ -60,12 +60,13 @@ def query_rows(queries: np.ndarray, langs: list[str], means: dict[str, np.ndarra
 
 def write_segment(folder: Path, base: int, documents: list[DocumentRow], passages: list[PassageRow],
                   vectors: np.ndarray, means: dict[str, np.ndarray], *, exact_max: int,
-                  tuning_queries=None) -> dict:
+                  tuning_queries=None, add_vectors=None) -> dict:
     """Write a segment into ``folder`` (which must not exist) and return its description (what
     ``segment.json`` holds). Passage ids must be ``base`` .. ``base + n − 1`` in order; ``means``
     are the corpus's language means, used only to make and tune an approximate index (its
-    centred cells, index.vectors.centred_centroids); ``tuning_queries``
-    is a callable giving query vectors for that."""
+    centred cells, index.vectors.centred_centroids); ``tuning_queries`` is a callable giving
+    query vectors for that; ``add_vectors``: how an IVF index is filled
+    (index.vectors.build_vector_index's ``add``)."""
     if len(passages) != len(vectors) or any(p.passage_id != base + i for i, p in enumerate(passages)):
         raise ValueError("a segment needs one vector per passage and passage ids base..base+n-1 in order")
     folder.mkdir(parents=True)
@@ -85,7 +86,7 @@ def write_segment(folder: Path, base: int, documents: list[DocumentRow], passage
     if plan["kind"] != "flat" and tuning_queries is not None:
         queries = query_rows(tuning_queries(), langs, own_means)
     index, plan = build_vector_index(np.arange(len(passages), dtype=np.int64), augment(vectors, codes, len(langs)),
-                                     plan, queries=queries,
+                                     plan, queries=queries, add=add_vectors,
                                      language_means=np.stack([own_means[lang] for lang in langs]) if langs else None)
     save_vector_index(index, folder / VECTORS)
     del index

@@ -109,7 +109,7 @@ def _rows(docs, root, days, a, b, margin, passage_doc):
     stories, rows = [], []
     for group in members.values():
         ids = sorted(docs[i].doc_id for i in group)
-        story_id = "s" + hashlib.blake2b(ids[0].encode("utf-8"), digest_size=5).hexdigest()
+        story_id = story_id_of(ids[0])
         dated = sorted((days[i], docs[i].lang, docs[i].doc_id) for i in group if days[i] is not None)
         # First report: the earliest publication time (full ISO strings compare in order).
         stamps = sorted((docs[i].published, docs[i].lang) for i in group if days[i] is not None)
@@ -127,6 +127,11 @@ def _rows(docs, root, days, a, b, margin, passage_doc):
             rows.append(StoryMember(d.doc_id, story_id, d.lang, d.published, d.source,
                                     best.get(i, (0, first_passage.get(i, -1)))[1], int(doc_links[i])))
     return stories, rows
+
+
+def story_id_of(lowest_doc_id: str) -> str:
+    """A story's id: named after its document with the lowest id (the same in every build)."""
+    return "s" + hashlib.blake2b(lowest_doc_id.encode("utf-8"), digest_size=5).hexdigest()
 
 
 def _day(published: str) -> date | None:

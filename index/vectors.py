@@ -13,6 +13,16 @@ Its kind is chosen from the number of passages (:func:`plan_vector_index`):
   ``pread``, through the page cache, never held by the process). ``nprobe`` is tuned at build
   time: the smallest that finds :data:`TARGET_RECALL` of the exact top 10 for query-like vectors.
 
+Above :data:`HNSW_FROM` passages the cells grow faster (~16·√n, up to 262,144: 65,536 at 10M,
+131,072 at 100M) and the coarse quantizer becomes an HNSW graph over them, as FAISS's guidelines
+say for 10M–100M vectors ("IVF65536_HNSW32" … "IVF262144_HNSW32"): finding the nearest cells
+among so many by brute force would cost more than scanning them.
+
+One IVF index can be built by many workers (FAISS wiki, "Indexes that do not fit in RAM";
+``faiss.contrib.ondisk``): the cells are trained once, on a sample, and :func:`add_in_shards`
+gives each worker a copy of the trained empty index to add its share of the vectors to; the
+copies are merged in order, which gives exactly the index one process adding them all would.
+
 The plan and the recall it measured are recorded in the manifest (``vector_params``).
 HNSW was left out: its graph alone costs 2·M·4 bytes per passage (256 B at M = 32), which with
 the vectors breaks the 500 B per passage that a million passages on one machine allows.
@@ -47,14 +57,24 @@ REFINE = 4
 #: than the tuning queries (at 1M passages nprobe 4 gave 0.989 on those and 0.935 on XQuAD
 #: questions; benchmarks/scale.py).
 NPROBE_MARGIN = 4
+#: Passages above which the IVF cells are found by an HNSW graph and grow as ~16·√n.
+HNSW_FROM = 2_000_000
+HNSW_M = 32  # links per node of that graph (FAISS's usual "HNSW32")
+MAX_NLIST = 262_144
+#: efSearch of the HNSW quantizer: at least this, and at least twice nprobe.
+HNSW_EF_SEARCH = 128
 
 
 def plan_vector_index(n: int, exact_max: int = EXACT_MAX) -> dict:
-    """The kind of index for ``n`` passages: {"kind": "flat"} or {"kind": "ivf-sq8", "nlist": …}."""
+    """The kind of index for ``n`` passages: {"kind": "flat"} or {"kind": "ivf-sq8", "nlist": …},
+    with ``"quantizer": "hnsw32"`` above :data:`HNSW_FROM` passages."""
     if n <= exact_max:
         return {"kind": "flat"}
-    nlist = 2 ** round(math.log2(max(64.0, math.sqrt(n))))  # ~√n cells: 1M passages → 1024
-    return {"kind": "ivf-sq8", "nlist": int(nlist)}
+    if n <= HNSW_FROM:
+        nlist = 2 ** round(math.log2(max(64.0, math.sqrt(n))))  # ~√n cells: 1M passages → 1024
+        return {"kind": "ivf-sq8", "nlist": int(nlist)}
+    nlist = min(MAX_NLIST, 2 ** round(math.log2(16 * math.sqrt(n))))  # 10M → 65,536; 100M → 131,072
+    return {"kind": "ivf-sq8", "nlist": int(nlist), "quantizer": f"hnsw{HNSW_M}"}
 
 
 def kind_name(plan: dict) -> str:
@@ -62,12 +82,15 @@ def kind_name(plan: dict) -> str:
 
 
 def build_vector_index(ids: np.ndarray, vectors: np.ndarray, plan: dict | None = None,
-                       queries: np.ndarray | None = None, seed: int = 0, language_means: np.ndarray | None = None):
+                       queries: np.ndarray | None = None, seed: int = 0, add=None,
+                       language_means: np.ndarray | None = None):
     """The FAISS index of ``vectors`` under ``ids``; for "ivf-sq8" also returns the plan with
     the tuned ``nprobe`` and its measured ``recall_at_10`` filled in (flat: the plan unchanged).
     ``queries`` (model vectors) tune ``nprobe``; by default a sample of the vectors themselves.
-    ``language_means`` (one row per language, in the order of the one-hot columns the vectors
-    end with, index.segment): the IVF cells are made *centred* (:class:`CentredCells`)."""
+    ``add(index, vectors, ids)`` fills the trained IVF index (default: here, in one call; a
+    cluster passes :func:`add_in_shards` over its workers). ``language_means`` (one row per
+    language, in the order of the one-hot columns the vectors end with, index.segment): the IVF
+    cells are made *centred* (:class:`CentredCells`)."""
     import faiss
 
     if vectors.ndim != 2 or len(ids) != len(vectors):
@@ -87,18 +110,27 @@ def build_vector_index(ids: np.ndarray, vectors: np.ndarray, plan: dict | None =
         raise ValueError("an IVF index needs passage ids 0..n-1 in order")
     rng = np.random.default_rng(seed)
     nlist = int(plan["nlist"])
-    index = faiss.index_factory(dim, f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
+    quantizer = plan.get("quantizer", "")
+    if quantizer not in ("", f"hnsw{HNSW_M}"):
+        raise ValueError(f"unknown coarse quantizer {quantizer!r}: use hnsw{HNSW_M} or none")
+    factory = f"IVF{nlist}_HNSW{HNSW_M},SQ8" if quantizer else f"IVF{nlist},SQ8"
+    index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
     train = vectors[np.sort(rng.choice(len(vectors), min(len(vectors), TRAIN_PER_CELL * nlist), replace=False))]
     cells = None
-    if language_means is not None and len(language_means):
+    # (an HNSW coarse quantizer, for the largest segments, keeps FAISS's own cells: centred ones
+    # are ranked by a product with every centroid, too dear at 65k cells and more)
+    if language_means is not None and len(language_means) and not quantizer:
         index.quantizer.add(centred_centroids(train, np.asarray(language_means, np.float32), nlist))
         plan["cells"] = "centred"
         cells = CentredCells(index, dim - len(language_means))
     index.train(train)  # with its cells already there (centred), only the 8-bit codes are trained
-    index.add_with_ids(vectors, ids)
+    plan["train"] = len(train)
+    set_quantizer_ef(index, 1)
+    (add or _add_here)(index, vectors, ids)
     index.make_direct_map()  # reconstruct(passage_id) works on every kind of index
     plan["nprobe"], plan["recall_at_10"] = _tune_nprobe(index, vectors, queries, rng, cells)
     index.nprobe = plan["nprobe"]
+    set_quantizer_ef(index, index.nprobe)
     return index, plan
 
 
@@ -181,12 +213,58 @@ def _tune_nprobe(index, vectors: np.ndarray, queries: np.ndarray | None, rng, ce
     nprobe, recall = 1, 0.0
     while True:
         index.nprobe = nprobe
+        set_quantizer_ef(index, nprobe)
         _, candidates = index.search(queries, 10 * REFINE) if cells is None else cells.search(queries, 10 * REFINE, nprobe)
         found = _rescore(candidates, queries, lambda ids: vectors[ids], 10)
         recall = recall_at(found, truth)
         if recall >= TARGET_RECALL or nprobe >= index.nlist:
             return min(index.nlist, nprobe * NPROBE_MARGIN), round(float(recall), 4)
         nprobe = min(nprobe * 2, index.nlist)
+
+
+def _add_here(index, vectors: np.ndarray, ids: np.ndarray) -> None:
+    index.add_with_ids(vectors, ids)
+
+
+def add_in_shards(index, vectors: np.ndarray, ids: np.ndarray, shards: int, run=None) -> None:
+    """Fill the trained, empty IVF ``index`` as ``shards`` workers would: each gets a copy of it
+    (FAISS's own serialization) and a contiguous share of the rows, adds them, and sends its
+    copy back; the copies are merged into ``index`` in order (``IndexIVF.merge_from``), so each
+    inverted list holds its vectors in the order one ``add_with_ids`` of all of them gives.
+    ``run(fn, jobs)`` runs ``fn(*job)`` for each job and returns the results in order (default:
+    here, one after the other; index.ray_build runs them as Ray tasks)."""
+    import faiss
+
+    if index.ntotal:
+        raise ValueError(f"add_in_shards fills an empty trained index; this one holds {index.ntotal} vectors")
+    empty = faiss.serialize_index(index)
+    bounds = np.linspace(0, len(ids), max(1, int(shards)) + 1).astype(np.int64)
+    jobs = [(empty, vectors[a:b], ids[a:b]) for a, b in zip(bounds, bounds[1:]) if b > a]
+    run = run or (lambda fn, todo: [fn(*job) for job in todo])
+    for part in run(add_shard, jobs):
+        shard = faiss.deserialize_index(np.asarray(part, np.uint8))
+        index.merge_from(shard, 0)
+
+
+def add_shard(empty: np.ndarray, vectors: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """A worker's share: the serialized trained index with ``vectors`` added under ``ids``."""
+    import faiss
+
+    index = faiss.deserialize_index(np.asarray(empty, np.uint8))
+    index.add_with_ids(np.ascontiguousarray(vectors, np.float32), np.ascontiguousarray(ids, np.int64))
+    return faiss.serialize_index(index)
+
+
+def set_quantizer_ef(index, nprobe: int) -> None:
+    """An HNSW coarse quantizer must look at least as far as the cells it is asked for."""
+    import faiss
+
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is None:
+        return
+    quantizer = faiss.downcast_index(ivf.quantizer)
+    if isinstance(quantizer, faiss.IndexHNSW):
+        quantizer.hnsw.efSearch = max(HNSW_EF_SEARCH, 2 * int(nprobe))
 
 
 def _rescore(candidates: np.ndarray, queries: np.ndarray, rows, k: int) -> np.ndarray:
@@ -262,7 +340,9 @@ def load_vector_index(path: Path, params: dict | None = None):
         raise IndexFormatError(f"the vector file {path} is unreadable ({first}): rebuild the index") from exc
     if ivf:
         try:
-            faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
+            found = faiss.extract_index_ivf(index)
+            found.nprobe = int(params["nprobe"])
+            set_quantizer_ef(index, found.nprobe)
         except (RuntimeError, KeyError, TypeError, ValueError, OverflowError) as exc:
             raise IndexFormatError(f"the vector file {path} is not the IVF index its manifest says "
                                    f"({type(exc).__name__}): rebuild the index") from exc

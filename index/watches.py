@@ -265,13 +265,13 @@ def previous_texts(index_dir: Path) -> PreviousTexts | None:
         return None
     from index.commit import read_deleted
     from index.manifest import SEGMENTS, read_manifest
-    from index.version_stories import _live_passages
+    from index.version_stories import live_passages
 
     try:
         folder = current_version(index_dir)
         manifest = read_manifest(folder)
         pairs = [(folder / SEGMENTS / info["name"], info) for info in manifest.segments]
-        _, live, _ = _live_passages(pairs, read_deleted(folder, manifest))
+        live = live_passages(pairs, read_deleted(folder, manifest))
     except PolyseekError:
         return PreviousTexts(set())  # no index or an unreadable one: everything is new
     return PreviousTexts({text_key(p.text) for p in live})

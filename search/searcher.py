@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from index.lexical import TOKENIZER as LEXICAL_TOKENIZER
-from index.manifest import CATALOG, DELETED, EMBEDDINGS, MARGINS, MEANS, SEGMENTS, STORIES, Manifest, read_manifest, require_regular
-from index.manifest import NEIGHBOURS as NEIGHBOUR_LISTS  # (index.balance's NEIGHBOURS is a count)
+from index.manifest import (CATALOG, DELETED, EMBEDDINGS, MARGINS, MEANS, SEGMENTS, STORIES, WRITER_STATE, Manifest,
+                            read_manifest, require_regular)
 from index.margins import MARGIN_K, load_means as load_knn_means, margin_vectors, ratio_margin
 from index.versions import current_version
 from polyseek import settings
@@ -138,14 +138,14 @@ class Searcher:
         if embedder.dim != manifest.dim:
             raise ModelMismatchError(f"model {embedder.name!r} gives {embedder.dim} dimensions, the index holds "
                                      f"{manifest.dim}: rebuild the index with this model, or open it with its own")
-        # Searching never reads the model's vectors of a flat segment, the catalog or the margins'
-        # neighbour lists (updates read those two, and check them first): at 1M passages they
-        # are 300 MB that an open would otherwise hash every time.
+        # Searching never reads the model's vectors of a flat segment, the catalog or the writer's
+        # state (updates read those, and check them first): at 1M passages the neighbour lists
+        # alone are 288 MB that an open would otherwise hash every time.
         from index.verify import verify_version
 
         verify_version(folder.parent, folder, manifest,
-                       skip=(CATALOG, NEIGHBOUR_LISTS, *(f"{SEGMENTS}/{info['name']}/{EMBEDDINGS}" for info in manifest.segments
-                                                    if info["vector_params"].get("kind") != "ivf-sq8")))
+                       skip=(CATALOG, *WRITER_STATE, *(f"{SEGMENTS}/{info['name']}/{EMBEDDINGS}" for info in manifest.segments
+                                                       if info["vector_params"].get("kind") != "ivf-sq8")))
         for name in (MEANS, DELETED, *[n for n in (MARGINS, STORIES) if n in manifest.files]):
             require_regular(folder / name)
         knn_means = (load_knn_means(folder / MARGINS, manifest.passages, manifest.stories.get("margin_languages"))

@@ -58,3 +58,24 @@ def test_titles_ids_and_ignored_files(tmp_path):
     assert items["sub/note.md"].format == "md"
     assert items["long.txt"].title.endswith("…") and len(items["long.txt"].title) <= 121
     assert len(items["long.txt"].content_hash) == 64
+
+
+def test_corpus_stats_lists_what_corpus_paths_lists_in_the_same_order(tmp_path):
+    """The update's one-pass listing (os.scandir, with sizes and times) and the walk agree on
+    every rule: dot files and folders, links to folders (listed, never followed), broken links,
+    ignore patterns, files before subfolders."""
+    import os
+
+    from index.corpus import corpus_paths, corpus_stats
+
+    for rel in ["b.txt", "a-b/x.txt", "a/z.txt", "a/y/w.txt", "a.b/v.txt", ".hidden/h.txt", "a/.dot.txt",
+                "ä/ü.txt", "A/q.txt", "skip/me.txt", "a/keep.log"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel, encoding="utf-8")
+    os.symlink(tmp_path / "a", tmp_path / "link-to-a")
+    os.symlink(tmp_path / "missing", tmp_path / "broken")
+    for ignore in ([], ["skip/*", "*.log"]):
+        listed = corpus_stats(tmp_path, ignore)
+        assert [rel for rel, _, _ in listed] == corpus_paths(tmp_path, ignore)
+        sizes = {rel: size for rel, size, _ in listed}
+        assert sizes["b.txt"] == 5 and sizes["broken"] == -1 and "link-to-a/z.txt" not in sizes

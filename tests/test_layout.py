@@ -110,7 +110,7 @@ def test_no_import_circle_at_import_time():
 
 
 @pytest.mark.xfail(strict=True, reason="known circles through imports inside functions: "
-                   "index.commit ↔ version_stories, index.builder ↔ merge "
+                   "index.builder ↔ merge "
                    "(shared helpers should move below both)")
 def test_no_import_circle_even_inside_functions():
     graph = {name: _imports(name, path, top_level_only=False) for name, path in MODULES.items()}

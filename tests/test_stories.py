@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from index import build_index, update_index
-from index.manifest import MARGINS, STORIES
-from index.margins import LINK_THRESHOLD, cross_language_neighbours, passage_links, update_neighbours
+from index.manifest import LINKS, MARGIN_ROWS, MARGINS, NEIGHBOURS, STORIES, read_manifest
+from index import merge
+from index.margins import LINK_THRESHOLD, cross_language_neighbours, passage_links
 from index.stories import DocInfo, group_stories
 from index.store import PassageStore
 from index.versions import current_version
@@ -308,27 +309,142 @@ def test_real_translations_make_exactly_their_stories(real_embedder, tmp_path):
         assert story_sets(s) == {frozenset(f"{lang}/p{i}" for lang in data) for i in range(8)}
 
 
-def test_updated_neighbourhoods_equal_a_full_search():
-    """Passages added, removed and changed: searching only what changed gives the exact lists."""
-    rng = np.random.default_rng(3)
+class Jittered(HashingEmbedder):
+    """The hashing model with a little noise fixed by each text: bags of a few words often give
+    exactly equal cosines, and a tie between two neighbours may be broken either way."""
 
-    def unit(n):
-        v = rng.normal(size=(n, 24)).astype(np.float32)
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
+    def __init__(self, dim):
+        super().__init__(dim)
+        self.fingerprint += "-jittered"
 
-    old_vectors, old_langs = unit(600), rng.choice(["en", "ro", "de"], 600)
-    before = cross_language_neighbours(old_vectors, old_langs)
-    keep = np.flatnonzero(rng.random(600) > 0.15)  # 15% removed (or changed: same thing to the margins)
-    vectors = np.concatenate([old_vectors[keep], unit(120)])
-    langs = np.concatenate([old_langs[keep], rng.choice(["en", "ro", "de"], 120)])
-    order = rng.permutation(len(vectors))  # new ids in another order
-    vectors, langs = vectors[order], langs[order]
-    old_of = np.concatenate([keep, np.full(120, -1)])[order]
-    updated, searched = update_neighbours(vectors, langs, before.ids, before.langs, old_of)
-    full = cross_language_neighbours(vectors, langs)
-    np.testing.assert_allclose(updated.cosines, full.cosines, atol=1e-5)
-    np.testing.assert_allclose(updated.means, full.means, atol=1e-6)
-    assert all(set(a) == set(b) for a, b in zip(updated.ids.reshape(-1, 4), full.ids.reshape(-1, 4)))
-    assert 0 < searched < len(vectors) * 2  # most lists were merged, not searched again
-    same, none = update_neighbours(vectors, langs, full.ids, full.langs, np.arange(len(vectors)))  # nothing changed
-    assert none == 0 and np.array_equal(same.ids, full.ids)
+    def embed(self, texts, kind, batch_size=None):
+        import zlib
+
+        out = super().embed(texts, kind, batch_size)
+        for row, t in enumerate(texts):
+            out[row] += 0.02 * np.random.default_rng(zlib.crc32(t.encode("utf-8"))).normal(size=self.dim)
+        return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+
+
+def state_by_passage(index_dir, fake):
+    """The version's margins, neighbourhoods and links keyed by (doc_id, ordinal): comparable
+    between two indexes whose passage ids differ."""
+    folder = current_version(index_dir)
+    with Searcher.open(index_dir, embedder=fake) as s:
+        rows = s._store.passages(s._all_ids)
+        key = {pid: (rows[pid][0].doc_id, rows[pid][0].ordinal) for pid in s._all_ids.tolist()}
+    state = np.load(folder / MARGIN_ROWS)
+    assert state["id"].tolist() == sorted(key)
+    means, ids, links = np.load(folder / MARGINS), np.load(folder / NEIGHBOURS), np.load(folder / LINKS)
+    return ({key[p]: means[i] for i, p in enumerate(state["id"].tolist())},
+            {key[p]: [{key[x] for x in col if x >= 0} for col in ids[i]] for i, p in enumerate(state["id"].tolist())},
+            {tuple(sorted((key[a], key[b]))): m for a, b, m in links[["a", "b", "margin"]].tolist()})
+
+
+def story_details(searcher):
+    """Every story with its documents, their best passages (by document and start) and links."""
+    out = {}
+    for story in searcher.stories(min_size=1, limit=100000):
+        detail = searcher.story(story.story_id)
+        out[story.story_id] = (story.to_dict(), [(d.doc_id, d.passage, d.links) for d in detail.documents])
+    return out
+
+
+@pytest.mark.parametrize("seed", [5, 6, 8])
+def test_updated_margins_links_and_stories_equal_a_full_build(tmp_path, monkeypatch, seed):
+    """Random adds, edits, deletes and merges of reports of a few events in four languages (the
+    texts link across languages; some undated, some a month apart; Arabic arrives after a few): after each update the margins, the
+    neighbourhoods, every link and every story equal those of a full build of the corpus."""
+    import random
+
+    monkeypatch.setattr(merge, "FLOOR", 5)
+    monkeypatch.setattr(merge, "SEGMENTS_PER_TIER", 3)
+    monkeypatch.setattr(merge, "MERGE_AT_ONCE", 3)
+    rng = random.Random(seed)
+    fake = Jittered(1024)
+    corpus, index_dir = tmp_path / "c", tmp_path / "i"
+    langs = sorted(OWN_WORDS)
+
+    def report(name, step=0):
+        event, lang = rng.choice(sorted(EVENTS)), rng.choice(langs if step >= 3 else langs[1:])  # Arabic comes later
+        extra = " ".join(rng.sample(EVENTS[rng.choice(sorted(EVENTS))].split(), 3))
+        out = {"id": name, "title": f"{event} {name}", "text": f"{text(event, lang)} {extra}", "lang": lang,
+               "source": rng.choice(["Wire", "Post"])}
+        when = rng.random()  # undated, within a week, or a month later (the window splits those)
+        if when > 0.6:
+            out["date"] = f"2024-03-0{rng.randint(1, 7)}" if when < 0.93 else f"2024-04-{rng.randint(10, 28)}"
+        return out
+
+    files: dict[str, list] = {}
+    for f in range(4):
+        files[f"f{f}"] = [report(f"r{f}-{i}") for i in range(rng.randint(3, 6))]
+
+    def write():
+        for old in corpus.glob("*.jsonl"):
+            if old.stem not in files:
+                old.unlink()
+        for name, records in files.items():
+            write_jsonl_file(corpus / f"{name}.jsonl", records)
+
+    write()
+    build_index(corpus, index_dir, embedder=fake)
+    incremental = merged = edited = regrouped = 0
+    for step in range(8):
+        for _ in range(rng.randint(1, 3)):
+            op = rng.choice(["add", "add", "edit", "delete", "file", "unfile"])
+            name = rng.choice(sorted(files))
+            if op == "add":
+                files[name].append(report(f"r{step}-{rng.randint(0, 10**6)}", step))
+            elif op == "edit" and files[name]:
+                i = rng.randrange(len(files[name]))
+                files[name][i] = report(files[name][i]["id"], step)
+            elif op == "delete" and files[name]:
+                files[name].pop(rng.randrange(len(files[name])))
+            elif op == "file":
+                files[f"g{step}"] = [report(f"g{step}-{i}", step) for i in range(rng.randint(1, 4))]
+            elif op == "unfile" and len(files) > 2:
+                del files[name]
+        write()
+        summary = update_index(corpus, index_dir, embedder=fake)
+        info = read_manifest(current_version(index_dir)).stories
+        incremental += info["neighbour_lists_searched"] < info["neighbour_lists"]
+        edited += info["stories_edited"]
+        regrouped += info["documents_regrouped"]
+        merged += summary.segments_merged
+        full = tmp_path / f"full-{step}"
+        build_index(corpus, full, embedder=fake)
+        (mu, nu, lu), (mf, nf, lf) = state_by_passage(index_dir, fake), state_by_passage(full, fake)
+        assert sorted(mu) == sorted(mf) and nu == nf
+        np.testing.assert_allclose(np.stack([mu[k] for k in sorted(mu)]), np.stack([mf[k] for k in sorted(mf)]),
+                                   atol=1e-5)
+        assert sorted(lu) == sorted(lf) and [lu[k] for k in sorted(lu)] == pytest.approx([lf[k] for k in sorted(lf)], abs=1e-5)
+        with Searcher.open(index_dir, embedder=fake) as u, Searcher.open(full, embedder=fake) as f:
+            assert story_details(u) == story_details(f)
+            assert u.manifest.stories["links"] == f.manifest.stories["links"]
+            assert u.manifest.stories["multi_document_stories"] == f.manifest.stories["multi_document_stories"]
+    assert incremental >= 5 and merged  # updates (and merges) did start from the previous version
+    assert edited and regrouped  # stories were edited in place, and grouped again where dates are far apart
+    with Searcher.open(index_dir, embedder=fake) as u:
+        assert any(s.size > 1 for s in u.stories())  # the corpus did link across languages
+
+
+def write_jsonl_file(path, records) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+
+
+def test_a_language_that_goes_drops_its_column_and_equals_a_full_build(tmp_path):
+    fake = Jittered(1024)
+    records = [record(e, lang) for e in ("summit", "floods", "rates") for lang in ("en", "ro", "de")]
+    write_jsonl(tmp_path / "c", records)
+    build_index(tmp_path / "c", tmp_path / "i", embedder=fake)
+    write_jsonl(tmp_path / "c", [r for r in records if r["lang"] != "de"])  # every German report deleted
+    update_index(tmp_path / "c", tmp_path / "i", embedder=fake)
+    build_index(tmp_path / "c", tmp_path / "full", embedder=fake)
+    (mu, nu, lu), (mf, nf, lf) = state_by_passage(tmp_path / "i", fake), state_by_passage(tmp_path / "full", fake)
+    assert nu == nf and sorted(lu) == sorted(lf) and lf
+    np.testing.assert_allclose(np.stack([mu[k] for k in sorted(mu)]), np.stack([mf[k] for k in sorted(mf)]), atol=1e-5)
+    with Searcher.open(tmp_path / "i", embedder=fake) as u, Searcher.open(tmp_path / "full", embedder=fake) as f:
+        assert u.manifest.stories["margin_languages"] == ["en", "ro"]
+        assert u.manifest.stories["neighbour_lists_searched"] < u.manifest.stories["neighbour_lists"]
+        assert story_details(u) == story_details(f)

@@ -4,8 +4,9 @@ against the exact one."""
 import numpy as np
 import pytest
 
-from index.vectors import (EXACT_MAX, IVF_KIND, TARGET_RECALL, build_vector_index, language_means, load_vector_index,
-                           plan_vector_index, recall_at, save_vector_index, search_vectors)
+from index.vectors import (EXACT_MAX, HNSW_FROM, IVF_KIND, TARGET_RECALL, add_in_shards, build_vector_index,
+                           language_means, load_vector_index, plan_vector_index, recall_at, save_vector_index,
+                           search_vectors)
 
 
 def unit(rng, n, d):
@@ -75,6 +76,35 @@ def test_the_plan_is_exact_up_to_the_threshold_then_ivf_with_about_sqrt_n_cells(
     assert plan_vector_index(EXACT_MAX + 1)["kind"] == "ivf-sq8"
     assert plan_vector_index(1_000_000)["nlist"] == 1024
     assert plan_vector_index(5_000, exact_max=1_000)["nlist"] == 64  # never fewer than 64 cells
+
+
+def test_the_plan_grows_to_an_hnsw_quantizer_over_many_cells_at_10m_to_100m():
+    # FAISS's guidelines: IVF65536_HNSW32 at 10M vectors, up to IVF262144_HNSW32 at 100M+.
+    assert "quantizer" not in plan_vector_index(HNSW_FROM)
+    assert plan_vector_index(10_000_000) == {"kind": "ivf-sq8", "nlist": 65_536, "quantizer": "hnsw32"}
+    assert plan_vector_index(100_000_000) == {"kind": "ivf-sq8", "nlist": 131_072, "quantizer": "hnsw32"}
+    assert plan_vector_index(10**10)["nlist"] == 262_144
+
+
+@pytest.mark.parametrize("quantizer", ["", "hnsw32"])
+def test_an_ivf_index_filled_in_shards_and_merged_is_the_one_process_index(quantizer, tmp_path):
+    # FAISS's recipe across machines: train once, add shares to copies of the empty index, merge.
+    import faiss
+
+    rng = np.random.default_rng(21)
+    vecs = clustered(rng, 6_000, 32)
+    plan = dict(plan_vector_index(6_000, exact_max=1_000), **({"quantizer": quantizer} if quantizer else {}))
+    one, one_plan = build_vector_index(np.arange(6_000), vecs, plan)
+    jobs_seen = []
+    run = lambda fn, jobs: [jobs_seen.append(len(job[1])) or fn(*job) for job in jobs]  # noqa: E731
+    merged, merged_plan = build_vector_index(np.arange(6_000), vecs, plan,
+                                             add=lambda index, v, ids: add_in_shards(index, v, ids, 4, run))
+    assert jobs_seen == [1_500] * 4 and merged_plan == one_plan and merged.ntotal == 6_000
+    assert faiss.serialize_index(merged).tobytes() == faiss.serialize_index(one).tobytes()
+    save_vector_index(merged, tmp_path / "v.faiss")
+    loaded = load_vector_index(tmp_path / "v.faiss", merged_plan)
+    queries = clustered(np.random.default_rng(22), 50, 32)
+    assert np.array_equal(search_vectors(loaded, queries, 10)[1], search_vectors(one, queries, 10)[1])
 
 
 def test_ivf_sq8_is_tuned_to_the_target_recall_and_survives_saving(tmp_path):
