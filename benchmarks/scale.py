@@ -19,7 +19,9 @@ are n² work, hours at 1M passages on 2 cores): the version gets files of their 
 sizes with no links, so opening and memory count them as for a real version. Memory is measured in a fresh process:
 resident set size (RSS) after loading the model, then after opening the index and running the
 queries; the difference per passage is the searcher's cost. Opening is timed twice in that
-process (the first open checks every checksum and records the checked segments; the second is
+process (after a build, the first open finds the segments recorded as checked by their writer
+and checks the version's own files; with ``--reuse``, the records are removed first, so the
+first open checks every checksum, as for an index copied from elsewhere; the second open is
 what a server restart costs). Each query kind is also run with the query side's previous
 algorithms (full BM25 scoring, one FAISS search per language: ``--compare``), on the same open
 index, and the two answers compared.
@@ -321,7 +323,7 @@ def main() -> None:
     for n in ([None] if args.reuse else args.passages):
         work = args.reuse or Path(tempfile.mkdtemp(prefix=f"polyseek-scale-{n}-", dir=args.work))
         try:
-            if args.reuse:  # the first open checks every file again, as after a build
+            if args.reuse:  # the first open checks every file again, as for a copied index
                 shutil.rmtree(work / "index" / ".verified", ignore_errors=True)
             built = {"reused": str(work)} if args.reuse else build(n, args.noise, work, args.exact_max, args.segments)
             out = subprocess.run([sys.executable, __file__, "--measure", str(work), *(["--compare"] if args.compare else [])],

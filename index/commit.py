@@ -31,6 +31,7 @@ from index.segment import SEGMENT_MANIFEST, SUMS
 from index.balance import LANGUAGE_PRIOR
 from index.vectors import load_embeddings
 from index.version_stories import write_version_stories
+from index.verify import record_written
 from index.versions import new_build_dir, publish
 from polyseek.errors import IndexFormatError
 
@@ -170,7 +171,10 @@ def commit(index_dir: Path, build_dir: Path | None, manifest: Manifest, segments
             segments=sorted(segments, key=lambda info: info["base"]), files=files, checksums=checksums,
             stories=story_info,
             next_id=max([manifest.next_id] + [info["base"] + info["passages"] for info in segments])))
-        return publish(index_dir, build_dir)
+        version = publish(index_dir, build_dir)
     except BaseException:
         shutil.rmtree(build_dir, ignore_errors=True)
         raise
+    # The segments written for this version were hashed as they were written: recorded as checked.
+    record_written(index_dir, version, [info for info in segments if info["name"] not in sources])
+    return version

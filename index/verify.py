@@ -6,8 +6,10 @@ recorded in ``INDEX_DIR/.verified/<segment>`` with each file's inode, size and m
 time: a later open or update skips its digests while those are unchanged. Any write to a
 segment file (a new time, a new size, a file replaced) makes it checked again. A file changed
 within :data:`SETTLE_NS` of the check is not recorded (its time may not have moved yet), so a
-freshly written index is checked in full until it has settled. The version's own small files
-(catalog, deletions, means) are always checked.
+freshly written file is not recorded until it has settled, except by its writer
+(:func:`record_written`: the segments a build, update or merge has just written and hashed are
+recorded when the version is published, so its first open hashes no segment). The version's
+own files (deletions, means, margins, stories) are always checked.
 """
 
 from __future__ import annotations
@@ -65,6 +67,32 @@ def verify_version(index_dir: Path, folder: Path, manifest: Manifest, skip: tupl
                 atomic_write_text(marks / info["name"], json.dumps({"stamp": stamp, "checked": sorted(checked)}))
             except OSError:  # a read-only index folder: checked again next time
                 pass
+
+
+def record_written(index_dir: Path, folder: Path, infos: list[dict]) -> None:
+    """Record segments the writer has just written as checked, so that the first open after a
+    build, an update or a merge does not hash them again: their digests were computed from the
+    files on disk when they were written (index.segment), which is what a check would do.
+
+    The files' modification times are first set :data:`SETTLE_NS` into the past (atomically per
+    file, before the record is written): a later write to one gives it the current time, which
+    the record then no longer matches, so the racy-time rule above still holds. Best effort: a
+    segment that cannot be recorded is checked at its first open."""
+    marks = index_dir / VERIFIED
+    past = time.time_ns() - 2 * SETTLE_NS
+    for info in infos:
+        seg = folder / SEGMENTS / info["name"]
+        try:
+            for name in sorted(info["checksums"]):
+                st = os.lstat(seg / name)
+                if st.st_mtime_ns > past:
+                    os.utime(seg / name, ns=(st.st_atime_ns, past), follow_symlinks=False)
+            stamp = _stamp(folder, info)
+            if stamp is not None:
+                marks.mkdir(exist_ok=True)
+                atomic_write_text(marks / info["name"], json.dumps({"stamp": stamp, "checked": sorted(info["checksums"])}))
+        except OSError:
+            continue
 
 
 def forget_others(index_dir: Path, manifest: Manifest) -> None:

@@ -247,6 +247,7 @@ def test_each_segment_chooses_its_vector_index_by_size_and_keeps_its_recall(tmp_
 def test_segments_are_checked_once_and_again_after_any_write(corpus, tmp_path, monkeypatch):
     from index import verify
     from index.manifest import file_digest as digest
+    from index.segment import SEGMENT_MANIFEST
     from polyseek.errors import IndexFormatError
     from tests.conftest import segment_dir
 
@@ -254,18 +255,25 @@ def test_segments_are_checked_once_and_again_after_any_write(corpus, tmp_path, m
     build_index(corpus, tmp_path / "index", embedder=fake, chunk_tokens=16)
     checked = []
     monkeypatch.setattr(verify, "verify_files", lambda folder, manifest, skip=(): checked.append(
-        len([n for n in manifest.checksums if n not in skip])))
-    Searcher.open(tmp_path / "index", embedder=fake).close()  # just written: not settled, not recorded
-    monkeypatch.setattr(verify, "SETTLE_NS", 0)
-    Searcher.open(tmp_path / "index", embedder=fake).close()  # checked in full, recorded
-    Searcher.open(tmp_path / "index", embedder=fake).close()  # the segment is skipped
+        {n for n in manifest.checksums if n not in skip}))
+    segment_files = lambda names: {n for n in names if n.startswith("segments/") and not n.endswith(SEGMENT_MANIFEST)}  # noqa: E731
+    Searcher.open(tmp_path / "index", embedder=fake).close()  # the writer recorded the segment it hashed
     update_index(corpus, tmp_path / "index", embedder=fake)  # (nothing changed: nothing checked)
     (corpus / "new.txt").write_text("News.", encoding="utf-8")
-    update_index(corpus, tmp_path / "index", embedder=fake)  # embeddings were never checked: checked now
-    assert checked[0] == checked[1] > checked[2] and checked[3] > checked[2]
+    update_index(corpus, tmp_path / "index", embedder=fake)  # the kept segment is not hashed again
+    Searcher.open(tmp_path / "index", embedder=fake).close()  # nor the new one
+    assert len(checked) == 3 and not any(segment_files(names) for names in checked), checked
+    assert all("deleted.json" in names for names in checked)  # the version's own files always are
+    # A segment not recorded (records lost, or a copied index) is checked in full, once settled.
+    monkeypatch.setattr(verify, "SETTLE_NS", 0)
+    for record in (tmp_path / "index" / verify.VERIFIED).iterdir():
+        record.unlink()
+    Searcher.open(tmp_path / "index", embedder=fake).close()
+    assert len(segment_files(checked[-1])) >= 8, checked[-1]
+    Searcher.open(tmp_path / "index", embedder=fake).close()
+    assert not segment_files(checked[-1])
     monkeypatch.undo()
     # a write to a segment file (same size, new bytes) is found at the next open
-    monkeypatch.setattr(verify, "SETTLE_NS", 0)
     path = segment_dir(tmp_path / "index") / "store.sqlite"
     Searcher.open(tmp_path / "index", embedder=fake).close()
     data = bytearray(path.read_bytes())
