@@ -29,7 +29,7 @@ from index.manifest import CATALOG, EMBEDDINGS, FORMAT_VERSION, SEGMENTS, STORE,
 from index.segment import write_segment
 from index.store import DocumentRow, PassageRow, PassageStore
 from index.balance import LANGUAGE_PRIOR, language_means
-from index.vectors import METRIC, TUNING_QUERIES, load_embeddings
+from index.vectors import METRIC, load_embeddings, tuning_queries
 from index.versions import current_version, new_build_dir, remove_stale, writer_lock
 from polyseek import settings
 from polyseek.embedder import Embedder, load_embedder
@@ -40,8 +40,6 @@ from polyseek.terminal import visible
 RACY_NS = 2_000_000_000
 #: Passages embedded between two progress reports (at least one encoder batch).
 PROGRESS_EVERY = 16
-#: Words of a passage that make a tuning query (about a question's length).
-QUERY_WORDS = 12
 #: ``progress(stage, done, total)``; stages: "reading", "chunking", "embedding", "writing".
 Progress = Callable[[str, int, int], None]
 
@@ -352,7 +350,7 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
             new_segments = [write_segment(
                 build_dir / SEGMENTS / f"s-{build_dir.name.removeprefix('.build-')}", base, doc_rows, passages, vectors,
                 language_means(vectors, [p.lang for p in passages]), exact_max=_exact_max(),
-                tuning_queries=lambda: _tuning_queries(embedder, passages))]
+                tuning_queries=lambda: tuning_queries(embedder, passages))]
         else:
             new_segments = []
         segments += new_segments
@@ -664,7 +662,7 @@ def write_index(index_dir, embedder: Embedder, documents: list[DocumentRow], pas
             info = write_segment(build_dir / SEGMENTS / f"s-{build_dir.name.removeprefix('.build-')}", 0, documents,
                                  passages, vectors, language_means(vectors, [p.lang for p in passages]) if len(passages) else {},
                                  exact_max=_exact_max() if exact_max is None else exact_max,
-                                 tuning_queries=lambda: _tuning_queries(embedder, passages))
+                                 tuning_queries=lambda: tuning_queries(embedder, passages))
         except BaseException:
             shutil.rmtree(build_dir, ignore_errors=True)
             raise
@@ -675,16 +673,6 @@ def write_index(index_dir, embedder: Embedder, documents: list[DocumentRow], pas
                                                                                     "skipped": []}))
         progress("writing", 1, 1)
         return version
-
-
-def _tuning_queries(embedder: Embedder, passages: list[PassageRow]) -> np.ndarray:
-    """Query vectors to tune an approximate index with: the opening words of a sample of the
-    passages, encoded *as queries* by the model. (The passages' own vectors sit closer to their
-    cells' centres than queries do: tuned on them, nprobe comes out too small.)"""
-    rng = np.random.default_rng(0)
-    picks = rng.choice(len(passages), min(len(passages), TUNING_QUERIES), replace=False)
-    texts = [" ".join(passages[i].text.split()[:QUERY_WORDS]) for i in sorted(picks.tolist())]
-    return embedder.embed(texts, "query")
 
 
 #: Vectors an update may reuse: passage text → row of the array (the previous version's vectors).

@@ -29,7 +29,7 @@ from index.segment import write_segment
 from index.version_stories import live_corpus
 from index import vectors as vector_module
 from index.balance import language_means
-from index.builder import _tuning_queries
+from index.vectors import tuning_queries
 from index.versions import current_version, new_build_dir, remove_stale, writer_lock
 from polyseek import settings
 from polyseek.embedder import load_embedder
@@ -115,7 +115,7 @@ def merge_segments(index_dir: Path, names: list[str], embedder=None) -> Path:
                 # An approximate segment is tuned on query vectors, which only the model makes.
                 embedder = load_embedder(manifest.model)
             if embedder is not None:
-                tuning = lambda: _tuning_queries(embedder, passages)  # noqa: E731
+                tuning = lambda: tuning_queries(embedder, passages)  # noqa: E731
             segments.append(write_segment(
                 build_dir / SEGMENTS / f"s-{build_dir.name.removeprefix('.build-')}", base, documents, passages,
                 vectors_all, language_means(vectors_all, [p.lang for p in passages]),

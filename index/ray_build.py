@@ -405,7 +405,7 @@ def _write_segment_task(folder: str, base: int, documents: list, passages: list,
                         exact_max: int, model: str, max_retries: int) -> dict:
     """Write one segment (a retried attempt first removes what a dead one left). An IVF
     segment's vectors are added by Ray tasks to copies of its trained index, then merged."""
-    from index.builder import _tuning_queries
+    from index.vectors import tuning_queries
     from index.segment import write_segment
     from index.vectors import add_in_shards, add_shard
     from polyseek.embedder import load_embedder
@@ -423,4 +423,4 @@ def _write_segment_task(folder: str, base: int, documents: list, passages: list,
         add_in_shards(index, rows, ids, max(shards, 2), run)
 
     return write_segment(path, base, documents, passages, vectors, means, exact_max=exact_max,
-                         tuning_queries=lambda: _tuning_queries(load_embedder(model), passages), add_vectors=add)
+                         tuning_queries=lambda: tuning_queries(load_embedder(model), passages), add_vectors=add)

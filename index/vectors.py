@@ -51,6 +51,8 @@ TARGET_RECALL = 0.98
 #: Vectors sampled to train the k-means cells, per cell.
 TRAIN_PER_CELL = 64
 TUNING_QUERIES = 300
+#: Words of a passage's opening that make one tuning query.
+QUERY_WORDS = 12
 #: Candidates per result an IVF search re-scores exactly (8-bit codes blur near-ties).
 REFINE = 4
 #: The tuned nprobe is multiplied by this: real questions sit farther from the cells' centres
@@ -435,3 +437,14 @@ def _ivf(index):
 
 # The language balance lives in index.balance; its means are imported here for older callers.
 from index.balance import LANGUAGE_PRIOR, language_means  # noqa: E402,F401
+
+
+def tuning_queries(embedder, passages) -> np.ndarray:
+    """Query vectors to tune an approximate index with: the opening words of a sample of the
+    ``passages`` (objects with a ``text``), encoded *as queries* by the model. (The passages' own
+    vectors sit closer to their cells' centres than queries do: tuned on them, nprobe comes out
+    too small.)"""
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(passages), min(len(passages), TUNING_QUERIES), replace=False)
+    texts = [" ".join(passages[i].text.split()[:QUERY_WORDS]) for i in sorted(picks.tolist())]
+    return embedder.embed(texts, "query")

@@ -109,9 +109,6 @@ def test_no_import_circle_at_import_time():
     assert _cycles(graph) == []
 
 
-@pytest.mark.xfail(strict=True, reason="known circles through imports inside functions: "
-                   "index.builder ↔ merge "
-                   "(shared helpers should move below both)")
 def test_no_import_circle_even_inside_functions():
     graph = {name: _imports(name, path, top_level_only=False) for name, path in MODULES.items()}
     assert _cycles(graph) == []
