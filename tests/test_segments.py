@@ -4,7 +4,6 @@ and one-per-document searches); an update reads only what changed."""
 
 import json
 import random
-
 import shutil
 
 import numpy as np
