@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from polyseek.errors import IndexFormatError
 
 FORMAT_VERSION = 5  # 2: document metadata (url, source, published, author, pages); 3: margins and stories; 4: segments;
-# 5: margins and stories kept per version as the writer's state (neighbours by passage id, their cosines, links)
+# 5: margins and stories kept per version as the writer's state (neighbours by passage id, their cosines, links); FAISS rows padded to a multiple of 16 floats
 MANIFEST = "manifest.json"
 STORE = "store.sqlite"
 VECTORS = "vectors.faiss"

@@ -40,9 +40,20 @@ SUMS = "sums.npy"
 LANGUAGES = "languages.npy"
 
 
+#: Rows are padded with zero columns to a multiple of this width: FAISS's SIMD scalar-quantizer
+#: kernels need one (384 + 9 languages = 393 floats fell back to scalar code, ~10x slower:
+#: benchmarks/sq8_width.py). Zeros change no score.
+ROW_ALIGN = 16
+
+
+def row_width(dim: int, n_langs: int) -> int:
+    """Floats in a segment's FAISS rows: the model's ``dim``, one column per language, zeros."""
+    return -(-(dim + n_langs) // ROW_ALIGN) * ROW_ALIGN
+
+
 def augment(vectors: np.ndarray, codes: np.ndarray, n_langs: int) -> np.ndarray:
-    """[vector, one-hot language code] rows (float32)."""
-    out = np.zeros((len(vectors), vectors.shape[1] + n_langs), np.float32)
+    """[vector, one-hot language code, zeros] rows (float32, :func:`row_width` wide)."""
+    out = np.zeros((len(vectors), row_width(vectors.shape[1], n_langs)), np.float32)
     out[:, : vectors.shape[1]] = vectors
     if len(vectors):
         out[np.arange(len(vectors)), vectors.shape[1] + codes] = 1.0
@@ -50,12 +61,13 @@ def augment(vectors: np.ndarray, codes: np.ndarray, n_langs: int) -> np.ndarray:
 
 
 def query_rows(queries: np.ndarray, langs: list[str], means: dict[str, np.ndarray]) -> np.ndarray:
-    """Queries as a segment of languages ``langs`` searches them: [q, −q·mean_L …] (a language
+    """Queries as a segment of languages ``langs`` searches them: [q, −q·mean_L …, zeros] (a language
     with no live passage left in the corpus has no mean: its rows are deleted, never returned)."""
     queries = np.atleast_2d(np.asarray(queries, np.float32))
     extra = (np.stack([-(queries @ means[lang]) if lang in means else np.zeros(len(queries), np.float32)
                        for lang in langs], axis=1) if langs else np.zeros((len(queries), 0)))
-    return np.ascontiguousarray(np.hstack([queries, extra.astype(np.float32)]), np.float32)
+    pad = np.zeros((len(queries), row_width(queries.shape[1], len(langs)) - queries.shape[1] - len(langs)), np.float32)
+    return np.ascontiguousarray(np.hstack([queries, extra.astype(np.float32), pad]), np.float32)
 
 
 def write_segment(folder: Path, base: int, documents: list[DocumentRow], passages: list[PassageRow],

@@ -124,7 +124,7 @@ def build_vector_index(ids: np.ndarray, vectors: np.ndarray, plan: dict | None =
     if language_means is not None and len(language_means) and not quantizer:
         index.quantizer.add(centred_centroids(train, np.asarray(language_means, np.float32), nlist))
         plan["cells"] = "centred"
-        cells = CentredCells(index, dim - len(language_means))
+        cells = CentredCells(index, np.asarray(language_means).shape[1])
     index.train(train)  # with its cells already there (centred), only the 8-bit codes are trained
     plan["train"] = len(train)
     set_quantizer_ef(index, 1)
@@ -145,14 +145,14 @@ def centred_centroids(train: np.ndarray, means: np.ndarray, nlist: int) -> np.nd
     the cells for the same recall: nprobe 256 against 32 of 256 cells at 100k passages.)"""
     import faiss
 
-    n_langs = len(means)
-    dim = train.shape[1] - n_langs
-    codes = np.argmax(train[:, dim:], axis=1)
+    n_langs, dim = means.shape
+    codes = np.argmax(train[:, dim : dim + n_langs], axis=1)
     centred = np.ascontiguousarray(train[:, :dim] - means[codes], np.float32)
     kmeans = faiss.index_factory(dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
     kmeans.train(centred)
     centroids = faiss.downcast_index(kmeans.quantizer).reconstruct_n(0, nlist)
-    return np.ascontiguousarray(np.hstack([centroids, -(centroids @ means.T)]), np.float32)
+    pad = np.zeros((nlist, train.shape[1] - dim - n_langs), np.float32)  # the rows' zero columns
+    return np.ascontiguousarray(np.hstack([centroids, -(centroids @ means.T), pad]), np.float32)
 
 
 class CentredCells:

@@ -15,7 +15,7 @@ import numpy as np
 
 from index.lexical import FOLDER as LEXICAL_FOLDER, LexicalIndex, LexicalPart
 from index.manifest import EMBEDDINGS, STORE, VECTORS, require_regular
-from index.segment import LANGUAGES
+from index.segment import LANGUAGES, row_width
 from index.store import PassageStore
 from index.vectors import REFINE, CentredCells, ExactRows, faiss_threads, load_vector_index, search_vectors
 from polyseek.errors import IndexFormatError
@@ -43,10 +43,11 @@ class SegmentReader:
         for name in (STORE, VECTORS):
             require_regular(folder / name)
         self.vectors = load_vector_index(folder / VECTORS, info["vector_params"])
-        if self.vectors.ntotal != self.size or self.vectors.d != info["dim"] + len(self.langs):
+        width = row_width(int(info["dim"]), len(self.langs))
+        if self.vectors.ntotal != self.size or self.vectors.d != width:
             raise IndexFormatError(f"the vector file in {folder} holds {self.vectors.ntotal} vectors of "
                                    f"{self.vectors.d} dimensions; its segment says {self.size} of "
-                                   f"{info['dim'] + len(self.langs)}: rebuild the index")
+                                   f"{width}: rebuild the index")
         self.dim = int(info["dim"])
         self.flat = _flat_rows(self.vectors)  # a flat segment's [v, one-hot] rows: scored in one product
         self.deleted = np.asarray(deleted_rows, np.int64)
@@ -116,6 +117,14 @@ class SegmentReader:
             codes[ids - self.base] = self.langs.index(lang)
         return codes
 
+    def query_row(self, qvec: np.ndarray, offsets32: dict[str, float]) -> np.ndarray:
+        """The query as this segment's rows are laid out: [q, −q·mean_L per language, zeros]
+        (``offsets32``: q·mean_L per language, float32)."""
+        query = np.zeros(self.vectors.d, np.float32)
+        query[: self.dim] = qvec
+        query[self.dim : self.dim + len(self.langs)] = [-offsets32.get(lang, 0.0) for lang in self.langs]
+        return query
+
     def local(self, ids: np.ndarray | None) -> np.ndarray | None:
         """The rows of global ``ids`` (sorted) that lie in this segment (None: every live row)."""
         if ids is None:
@@ -152,8 +161,7 @@ class SegmentReader:
         if available == 0:
             return []
         offsets32, offsets64 = means  # per language: q·mean_L in float32 and float64 (search.searcher)
-        query = np.ascontiguousarray(np.concatenate([np.asarray(qvec, np.float32), np.asarray(
-            [-offsets32.get(lang, 0.0) for lang in self.langs], np.float32)])[None, :])
+        query = self.query_row(qvec, offsets32)[None, :]
         want = min(n, available)
         fetch = want
         while True:
@@ -182,8 +190,7 @@ class SegmentReader:
                 return self._scan_languages(qvec, means, n, groups)
             return {lang: self.dense(qvec, means, n, rows, whole=whole) for lang, rows in groups.items()}
         offsets32, offsets64 = means
-        query = np.concatenate([np.asarray(qvec, np.float32),
-                                np.asarray([-offsets32.get(lang, 0.0) for lang in self.langs], np.float32)])
+        query = self.query_row(qvec, offsets32)
         scores = np.einsum("ij,j->i", self.flat, query, optimize=False)  # no BLAS thread pool for one query
         out = {}
         for lang, rows in groups.items():
@@ -211,8 +218,7 @@ class SegmentReader:
     def scan(self, qvec: np.ndarray, offsets32: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
         """Every live row in the cells an unfiltered search of this IVF segment probes, with its
         approximate score (FAISS's range search with no radius, one pass)."""
-        query = np.ascontiguousarray(np.concatenate([np.asarray(qvec, np.float32), np.asarray(
-            [-offsets32.get(lang, 0.0) for lang in self.langs], np.float32)])[None, :])
+        query = self.query_row(qvec, offsets32)[None, :]
         everything = float(np.finfo(np.float32).min)
         with faiss_threads(1):
             if self.cells is None:
