@@ -125,7 +125,10 @@ def test_search_across_languages_in_a_real_browser(site, page):
 
 def test_filter_rebuild_and_upload_in_a_real_browser(site, page):
     page.get_by_text("One passage per document").click()
+    from playwright.sync_api import expect
+
     summary = ask(page, "extinderea tratatului New START")
+    expect(page.locator(".ps-file")).to_have_count(4)  # (waits for the page to draw every card)
     files = [t for t in page.locator(".ps-file").all_inner_texts()]
     assert len(files) == len(set(files)) == 4 and summary.startswith("4 documents")
 
@@ -146,6 +149,8 @@ def test_filter_rebuild_and_upload_in_a_real_browser(site, page):
 def test_a_translation_makes_a_story_the_page_shows(site, page):
     """Upload a Romanian translation of the English NATO article's opening: the rebuilt index
     links them, the result card says so and opens the story, and the Stories view lists it."""
+    from playwright.sync_api import expect
+
     from tests.conftest import FIXTURES
 
     page.locator('input[type="file"]').set_input_files(files=[{
@@ -158,9 +163,8 @@ def test_a_translation_makes_a_story_the_page_shows(site, page):
     also = card.locator(".ps-also")
     assert "Also reported in" in also.inner_text() and "Romanian" in also.inner_text()
     page.get_by_role("button", name="Open the story: 2 documents in English, Romanian").first.click()
-    page.locator(".ps-story-lang").first.wait_for()
     columns = page.locator(".ps-story-lang")
-    assert columns.count() == 2
+    expect(columns).to_have_count(2)  # (waits: the page draws the columns one by one)
     assert {columns.nth(i).get_attribute("data-lang") for i in range(2)} == {"en", "ro"}
     assert page.get_by_text("Never covered in Arabic").is_visible()
     page.screenshot(path=str(site["root"] / "story.png"), full_page=False)
@@ -168,4 +172,5 @@ def test_a_translation_makes_a_story_the_page_shows(site, page):
     page.get_by_role("button", name="All stories").click()
     stories = page.locator(".ps-story")
     stories.first.wait_for()
-    assert stories.count() == 1 and "2 documents" in stories.first.inner_text()
+    expect(stories).to_have_count(1)
+    assert "2 documents" in stories.first.inner_text()
