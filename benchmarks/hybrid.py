@@ -54,7 +54,7 @@ def main() -> None:
     print("| variant | " + " | ".join(f"{lang} R@1" for lang in langs) + " | mean R@1 | mean MRR@10 | ms/query |")
     print("| --- |" + " --- |" * (len(langs) + 3))
     with Searcher.open(work / "index", embedder=embedder) as searcher:
-        rows = searcher._store.passages(range(searcher.manifest.passages))
+        rows = searcher._segments.passages(range(searcher.manifest.passages))
         texts = [rows[i][0].text for i in range(searcher.manifest.passages)]
         plangs = [lang for _, lang in searcher.passage_languages()]
         lexical = {True: searcher._lexical, False: LexicalIndex.build(texts, plangs, stem=False)}

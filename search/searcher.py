@@ -76,7 +76,6 @@ class Searcher:
         self.manifest = manifest
         self.embedder = embedder
         self._segments = segments
-        self._store = segments
         self._means = means
         self._lexical = SegmentsLexical(segments) if manifest.lexical == LEXICAL_TOKENIZER else None
         # Each live passage's mean cosine to its k nearest passages in each language (index.margins).
@@ -197,12 +196,12 @@ class Searcher:
     @property
     def sources(self) -> dict[str, int]:
         """Documents per source (site or publication) in the index, most first."""
-        return self._store.sources()
+        return self._segments.sources()
 
     @property
     def date_range(self) -> tuple[str, str] | None:
         """Earliest and latest publication dates in the index; None when no document has one."""
-        return self._store.date_range()
+        return self._segments.date_range()
 
     @property
     def has_lexical(self) -> bool:
@@ -233,10 +232,10 @@ class Searcher:
             raise QueryError(f"sort {sort!r} is unknown: use one of {', '.join(SORTS)}")
         allowed = self._allowed_ids(langs)
         if sources or since or until:
-            where = self._store.ids_where(sources, _check_date(since, "since"), _check_date(until, "until"))
+            where = self._segments.ids_where(sources, _check_date(since, "since"), _check_date(until, "until"))
             allowed = where if allowed is None else np.intersect1d(allowed, where, assume_unique=True)
         if exclude_doc is not None:
-            drop = self._store.ids_of_document(exclude_doc)
+            drop = self._segments.ids_of_document(exclude_doc)
             base = self._all_ids if allowed is None else allowed
             allowed = np.setdiff1d(base, drop, assume_unique=True)
         qvec = np.ascontiguousarray(qvec, np.float32).reshape(1, -1)
@@ -352,7 +351,7 @@ class Searcher:
         ``hit`` says: its passage links (ratio margin at least the calibrated threshold; see
         index.margins), one per document, strongest first. ``score`` is the margin."""
         _check_k(k)
-        links = self._store.links_of(hit.passage_id, MAX_K)
+        links = self._segments.links_of(hit.passage_id, MAX_K)
         hits = self._passage_hits([(pid, margin, cosine) for pid, margin, cosine in links])
         best: dict[str, Hit] = {}
         for other in hits:
@@ -421,21 +420,21 @@ class Searcher:
             raise QueryError(f"sort {sort!r} is unknown for stories: use one of {', '.join(STORY_SORTS)}")
         if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or not 1 <= limit <= 100_000:
             raise QueryError(f"limit of {limit!r} is out of range: ask for 1 to 100000 stories")
-        rows = self._store.list_stories(self._allowed_langs(langs) if langs else None, sources,
+        rows = self._segments.list_stories(self._allowed_langs(langs) if langs else None, sources,
                                         _check_date(since, "since"), _check_date(until, "until"), sort, limit, min_size)
         return [story_from_row(row, self._doc_langs) for row in rows]
 
     def stories_by_id(self, story_ids) -> dict[str, Story]:
         """story_id → :class:`Story` for the given ids (e.g. the ``story_id`` of some hits)."""
-        return {row[0]: story_from_row(row, self._doc_langs) for row in self._store.stories_by_id(story_ids)}
+        return {row[0]: story_from_row(row, self._doc_langs) for row in self._segments.stories_by_id(story_ids)}
 
     def story(self, story_id: str) -> StoryDetail | None:
         """One story opened: its documents (earliest first), each with its best passage; None
         when the index has no story of that id."""
-        head, members = self._store.story(str(story_id))
+        head, members = self._segments.story(str(story_id))
         if head is None:
             return None
-        passages = self._store.passages(m[4] for m in members)
+        passages = self._segments.passages(m[4] for m in members)
         documents = tuple(
             StoryDocument(doc_id, title, lang, published, source, url, best, passages[best][0].text if best in passages else "",
                           links)
@@ -518,9 +517,9 @@ class Searcher:
 
     def _passage_hits(self, found: list[tuple[int, float, float]]) -> list[Hit]:
         """Hits for (passage_id, score, cosine), in that order (passages no longer live are left out)."""
-        rows = self._store.passages(pid for pid, _, _ in found)
+        rows = self._segments.passages(pid for pid, _, _ in found)
         meta = self._segments.document_meta_of(rows)  # only the segments holding these passages
-        stories = self._store.stories_of(rows[pid][0].doc_id for pid, _, _ in found if pid in rows)
+        stories = self._segments.stories_of(rows[pid][0].doc_id for pid, _, _ in found if pid in rows)
         hits = []
         for pid, score, cosine in found:
             if pid in rows:
@@ -533,18 +532,18 @@ class Searcher:
 
     def passage_languages(self) -> list[tuple[str, str]]:
         """(doc_id, lang) of every passage, in passage-id order."""
-        return self._store.passage_languages()
+        return self._segments.passage_languages()
 
     def document_text(self, doc_id: str) -> str | None:
-        doc = self._store.document(doc_id)
+        doc = self._segments.document(doc_id)
         return doc.text if doc else None
 
     def document(self, doc_id: str):
         """The document's row (text and metadata) and its passages in order; None if unknown."""
-        doc = self._store.document(doc_id)
+        doc = self._segments.document(doc_id)
         if doc is None:
             return None
-        rows = self._store.passages(self._store.ids_of_document(doc_id))
+        rows = self._segments.passages(self._segments.ids_of_document(doc_id))
         return doc, [rows[pid][0] for pid in sorted(rows)]
 
     def _allowed_ids(self, langs: list[str] | None) -> np.ndarray | None:

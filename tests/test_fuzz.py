@@ -92,7 +92,7 @@ def test_hostile_queries_answer_or_say_why(searcher, query):
             assert "empty" in str(exc)
             continue
         assert len(hits) <= 5 and all(np.isfinite(h.score) for h in hits)
-    assert searcher._store.count_passages() == 2  # nothing dropped
+    assert searcher._segments.count_passages() == 2  # nothing dropped
 
 
 @FUZZ

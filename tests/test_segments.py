@@ -34,7 +34,7 @@ def snapshot(index_dir, fake):
     vector (tests/test_update.py uses it too)."""
     with Searcher.open(index_dir, embedder=fake) as s:
         ids = s._all_ids
-        rows = s._store.passages(ids)
+        rows = s._segments.passages(ids)
         raw = s._segments.raw(ids)
     keyed = sorted(((rows[p][0].doc_id, rows[p][0].ordinal, rows[p][0].lang, rows[p][0].text), i)
                    for i, p in enumerate(ids.tolist()))

@@ -156,7 +156,7 @@ def test_an_update_joins_a_translation_and_drops_a_deleted_document(tmp_path, fa
     build_index(corpus, tmp_path / "full", embedder=fake256)
     def margins_by_passage(index_dir):  # margins.npy rows are in passage-id order, ids differ between the two
         with Searcher.open(index_dir, embedder=fake256) as s:
-            rows = s._store.passages(s._all_ids)
+            rows = s._segments.passages(s._all_ids)
             keys = [(rows[pid][0].doc_id, rows[pid][0].ordinal) for pid in s._all_ids.tolist()]
         means = np.load(current_version(index_dir) / MARGINS)
         return np.stack([means[i] for _, i in sorted((key, i) for i, key in enumerate(keys))])
@@ -331,7 +331,7 @@ def state_by_passage(index_dir, fake):
     between two indexes whose passage ids differ."""
     folder = current_version(index_dir)
     with Searcher.open(index_dir, embedder=fake) as s:
-        rows = s._store.passages(s._all_ids)
+        rows = s._segments.passages(s._all_ids)
         key = {pid: (rows[pid][0].doc_id, rows[pid][0].ordinal) for pid in s._all_ids.tolist()}
     state = np.load(folder / MARGIN_ROWS)
     assert state["id"].tolist() == sorted(key)
