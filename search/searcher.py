@@ -476,15 +476,16 @@ class Searcher:
         counts = {lang: len(ids) for lang, ids in self._ids_by_lang.items()}
         return {lang: float(v[0]) for lang, v in language_spread(qvec, self._spread_rows(), counts).items()}
 
-    def standardized(self, qvec: np.ndarray, hits: list[Hit]) -> list[float]:
+    def standardized(self, qvec: np.ndarray, hits: list[Hit], spread: dict[str, float] | None = None) -> list[float]:
         """Each hit's standardized score, what watches and timelines threshold: ``q·(p − mean_L)``
         over the query's spread across the whole language (:meth:`language_spread`). Unlike the
         ranking margin (``hit.score``, over the query's nearest passages), it does not sink when
-        a subject already fills the language's nearest passages."""
+        a subject already fills the language's nearest passages. ``spread``: the query's
+        :meth:`language_spread`, when the caller has it (a timeline asks once per language)."""
         if not hits:
             return []
         qvec = np.asarray(qvec, np.float32).reshape(-1)
-        spread = self.language_spread(qvec)
+        spread = spread or self.language_spread(qvec)
         balanced = self._centred([h.passage_id for h in hits], [h.lang for h in hits]) @ qvec
         return [float(b) / spread[h.lang] for b, h in zip(balanced, hits)]
 

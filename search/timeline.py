@@ -47,10 +47,11 @@ def timeline(searcher: Searcher, query: str, langs: list[str] | None = None, *, 
     dated: dict[str, Counter] = {}
     undated: dict[str, int] = {}
     truncated = []
+    spread = searcher.language_spread(qvec) if wanted else {}
     for lang in wanted:
         hits = searcher.search_vector(qvec, MAX_K, [lang], per_document=True, mode="dense", sources=sources,
                                       since=since, until=until)
-        matched = [h for h, z in zip(hits, searcher.standardized(qvec, hits)) if z >= threshold]
+        matched = [h for h, z in zip(hits, searcher.standardized(qvec, hits, spread)) if z >= threshold]
         if len(matched) == MAX_K:
             truncated.append(lang)
         dated[lang] = Counter(_period(h.date, interval) for h in matched if _day(h.date))

@@ -59,7 +59,7 @@ class CachedEmbedder:
         rows = self._rows[kind]
         todo = list(dict.fromkeys(k for k in keys if k not in rows))
         if todo:
-            first = {k: t for k, t in zip(keys, texts) if k in set(todo)}
+            first = {k: t for k, t in zip(keys, texts) if k not in rows}
             fresh = self.inner.embed([first[k] for k in todo], kind, batch_size=batch_size)
             for k, v in zip(todo, fresh):
                 rows[k] = len(self._vectors[kind])
