@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--langs", nargs="+", default=["de", "es", "ru", "zh"])
     args = parser.parse_args()
 
-    from index.vectors import language_means
+    from index.balance import language_means
     from polyseek.embedder import load_embedder
 
     embedder = load_embedder()

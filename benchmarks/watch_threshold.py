@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from index.balance import calibrate
-    from index.vectors import language_means
+    from index.balance import language_means
     from index.watches import DEFAULT_THRESHOLD, language_spread, spread_sample
     from polyseek.embedder import load_embedder
 

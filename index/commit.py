@@ -63,7 +63,7 @@ def corpus_means(segments: list[tuple[Path, dict]], deleted: dict[str, dict], di
                  prior: float = LANGUAGE_PRIOR) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """The language means and passage counts of the live passages of ``segments`` ((folder,
     description) pairs): each segment's per-language sums, less its deleted rows' vectors, in
-    float64 — the same means a build of those passages alone computes (index.vectors.language_means)."""
+    float64 — the same means a build of those passages alone computes (index.balance.language_means)."""
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
     for folder, info in segments:

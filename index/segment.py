@@ -19,7 +19,7 @@ from it is recorded in the version (its deletions), never in the segment.
 Language balancing stays exact without rewriting old segments: FAISS holds each passage's
 model vector ``v`` followed by a one-hot code of its language, and a query ``q`` is searched as
 ``[q, −q·mean_L for each language L of the segment]``, so one inner product gives
-``q·v − q·mean_L`` with the corpus's current means (``index.vectors.language_means``).
+``q·v − q·mean_L`` with the corpus's current means (``index.balance.language_means``).
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ CREATE TABLE passages (
 );
 CREATE TABLE language_means (
     lang         TEXT PRIMARY KEY,
-    vector       BLOB NOT NULL      -- float32, little-endian; see index.vectors.language_means
+    vector       BLOB NOT NULL      -- float32, little-endian; see index.balance.language_means
 );
 CREATE TABLE passage_links (     -- index.margins: each pair in both directions
     a            INTEGER NOT NULL,

@@ -435,10 +435,6 @@ def _ivf(index):
     return faiss.try_extract_index_ivf(index)  # None for a flat index (no exception per query)
 
 
-# The language balance lives in index.balance; its means are imported here for older callers.
-from index.balance import LANGUAGE_PRIOR, language_means  # noqa: E402,F401
-
-
 def tuning_queries(embedder, passages) -> np.ndarray:
     """Query vectors to tune an approximate index with: the opening words of a sample of the
     ``passages`` (objects with a ``text``), encoded *as queries* by the model. (The passages' own

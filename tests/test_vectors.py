@@ -4,9 +4,9 @@ against the exact one."""
 import numpy as np
 import pytest
 
+from index.balance import language_means
 from index.vectors import (EXACT_MAX, HNSW_FROM, IVF_KIND, TARGET_RECALL, add_in_shards, build_vector_index,
-                           language_means, load_vector_index, plan_vector_index, recall_at, save_vector_index,
-                           search_vectors)
+                           load_vector_index, plan_vector_index, recall_at, save_vector_index, search_vectors)
 
 
 def unit(rng, n, d):
