@@ -72,7 +72,8 @@ def write_segments(index_dir: Path, embedder, docs: list, passages: list, vector
     margins and stories stubbed: see the module's docstring)."""
     from index import commit as commit_module
     from index.balance import language_means
-    from index.builder import _exact_max, _manifest
+    from index import vectors as vector_module
+    from index.builder import _manifest
     from index.vectors import tuning_queries
     from index.catalog import write_catalog
     from index.commit import commit
@@ -95,7 +96,7 @@ def write_segments(index_dir: Path, embedder, docs: list, passages: list, vector
                 seg_docs = docs[lo:hi]  # one document per passage
                 name = f"s-{build_dir.name.removeprefix('.build-')}-{i:02d}"
                 infos.append(write_segment(build_dir / SEGMENTS / name, int(lo), seg_docs, seg_passages, vectors[lo:hi],
-                                           means, exact_max=_exact_max() if exact_max is None else exact_max,
+                                           means, exact_max=vector_module.EXACT_MAX if exact_max is None else exact_max,
                                            tuning_queries=lambda ps=seg_passages: tuning_queries(embedder, ps)))
             summary = {"documents_read": len(docs), "documents_indexed": len(docs), "skipped": []}
             return commit(index_dir, build_dir, _manifest(embedder, Path(""), 200, {}, None, started, len(passages)),

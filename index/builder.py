@@ -19,7 +19,7 @@ from index.catalog import (OK, READ_SKIP, Entry, FileState, docs_sharing, finger
                            write_catalog)
 from index.chunking import DEFAULT_CHUNK_TOKENS, chunk_text
 from index.commit import commit, read_deleted
-from index import watches
+from index import vectors as vector_module, watches
 from index.corpus import (Document, Skipped, SkipDocument, _ignore_patterns, corpus_stats, documents_from_bytes,
                           read_regular_file, scrub)
 from index.limits import Limits, over
@@ -349,7 +349,7 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
         elif passages:
             new_segments = [write_segment(
                 build_dir / SEGMENTS / f"s-{build_dir.name.removeprefix('.build-')}", base, doc_rows, passages, vectors,
-                language_means(vectors, [p.lang for p in passages]), exact_max=_exact_max(),
+                language_means(vectors, [p.lang for p in passages]), exact_max=vector_module.EXACT_MAX,
                 tuning_queries=lambda: tuning_queries(embedder, passages))]
         else:
             new_segments = []
@@ -476,12 +476,6 @@ def _evaluate_watches(index_dir: Path, version: Path, embedder: Embedder, passag
                                        [p.passage_id for p in passages if p.text not in previous]), ""
     except (PolyseekError, OSError, sqlite3.Error) as exc:
         return 0, f"not evaluated ({exc}); the update itself is in service"
-
-
-def _exact_max() -> int:
-    from index import vectors
-
-    return vectors.EXACT_MAX
 
 
 def _manifest(embedder: Embedder, corpus_dir: Path, chunk_tokens: int, fields, limits: Limits | None, started: float,
@@ -661,7 +655,7 @@ def write_index(index_dir, embedder: Embedder, documents: list[DocumentRow], pas
         try:
             info = write_segment(build_dir / SEGMENTS / f"s-{build_dir.name.removeprefix('.build-')}", 0, documents,
                                  passages, vectors, language_means(vectors, [p.lang for p in passages]) if len(passages) else {},
-                                 exact_max=_exact_max() if exact_max is None else exact_max,
+                                 exact_max=vector_module.EXACT_MAX if exact_max is None else exact_max,
                                  tuning_queries=lambda: tuning_queries(embedder, passages))
         except BaseException:
             shutil.rmtree(build_dir, ignore_errors=True)
