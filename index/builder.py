@@ -221,7 +221,8 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
         old = old_files.get(rel)
         if old is not None and old.size == size and old.mtime_ns == mtime and mtime < racy and not old.retry:
             unchanged.add(rel)
-    changed = set(old_files) - set(stats)
+    removed = set(old_files) - set(stats)  # files gone from the corpus
+    changed = set(removed)
     if prev is not None and not changed and len(unchanged) == len(listing):  # nothing changed: the version stays
         done = read_summary(prev_folder / CATALOG)
         return BuildSummary(str(index_dir), prev_folder.name, embedder.name, done["documents_read"],
@@ -232,7 +233,6 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
                             watch_error=_watch_state_error(index_dir))
     deleted = read_deleted(prev_folder, prev) if prev is not None else {}
     catalog = prev_folder / CATALOG if prev is not None else None
-    removed = set(old_files) - {rel for rel, _ in order}
     # Only the entries of the files read again (or gone) are read from the catalog.
     old_docs = read_docs(catalog, [rel for rel, _ in order if rel not in unchanged] + sorted(removed)) if catalog else {}
     renewed: set[bytes] = set(removed)  # files whose documents changed: the decisions to make again start there
@@ -367,7 +367,7 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
             "skipped_at": [[kind, rel.hex(), rec] for kind, rel, rec, _, _ in skipped_at]}
     version = commit(index_dir, build_dir, manifest, segments, sources, deleted,
                      lambda path: write_catalog(path, files, docs, done, prev_folder / CATALOG if prev else None,
-                                                dirty | (set(old_files) - set(files))),
+                                                dirty | removed),
                      previous=prev_folder)
     # Watches are evaluated on this version's new passages before a merge renumbers them.
     matched, watch_error = _evaluate_watches(index_dir, version, embedder, passages, held)

@@ -18,6 +18,7 @@ import sqlite3
 from pathlib import Path
 from typing import NamedTuple
 
+from index.sql_batches import select_in
 from polyseek.errors import IndexFormatError
 
 SCHEMA = """
@@ -30,8 +31,6 @@ CREATE TABLE docs (path BLOB NOT NULL, rec INTEGER NOT NULL, doc_id TEXT NOT NUL
 CREATE INDEX docs_by_id ON docs(doc_id);
 CREATE INDEX docs_by_text ON docs(content_hash);
 """
-#: Parameters of a SQL ``IN (...)`` list (SQLite's default limit is 32766).
-BATCH = 900
 #: ``outcome`` of a document read and chunked; any other is a skip ("read": skipped while reading).
 OK = "ok"
 READ_SKIP = "read"
@@ -94,11 +93,13 @@ def write_catalog(path: Path, files: dict[bytes, FileState], docs: dict[bytes, l
         con.close()
 
 
-def _query(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
+def _query(path: Path, sql: str, params: tuple = (), values: list | None = None) -> list[tuple]:
+    """The rows of ``sql``; with ``values``, its ``{}`` is a list of them, asked in batches on
+    one connection (index.sql_batches)."""
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            return con.execute(sql, params).fetchall()
+            return con.execute(sql, params).fetchall() if values is None else select_in(con, sql, values)
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
@@ -124,22 +125,14 @@ def read_docs(path: Path, paths=None) -> dict[bytes, list[Entry]]:
     """File → its documents' entries, in place order: every file's, or those of ``paths``."""
     if paths is None:
         return _entries(_query(path, f"SELECT {_DOC_COLUMNS} FROM docs"))
-    chosen = sorted(paths)
-    return _entries(row for start in range(0, len(chosen), BATCH)
-                    for row in _query(path, f"SELECT {_DOC_COLUMNS} FROM docs WHERE path IN "
-                                            f"({','.join('?' * len(chosen[start:start + BATCH]))})",
-                                      tuple(chosen[start:start + BATCH])))
+    return _entries(_query(path, f"SELECT {_DOC_COLUMNS} FROM docs WHERE path IN ({{}})", values=sorted(paths)))
 
 
 def docs_sharing(path: Path, ids, hashes) -> dict[bytes, list[Entry]]:
     """The entries whose document id is one of ``ids`` or whose text hash is one of ``hashes``
     (by file, in place order)."""
-    rows = set()
-    for column, values in (("doc_id", sorted(ids)), ("content_hash", sorted(hashes))):
-        for start in range(0, len(values), BATCH):
-            part = tuple(values[start : start + BATCH])
-            rows.update(_query(path, f"SELECT {_DOC_COLUMNS} FROM docs WHERE {column} IN ({','.join('?' * len(part))})",
-                               part))
+    rows = set(_query(path, f"SELECT {_DOC_COLUMNS} FROM docs WHERE doc_id IN ({{}})", values=sorted(ids)))
+    rows.update(_query(path, f"SELECT {_DOC_COLUMNS} FROM docs WHERE content_hash IN ({{}})", values=sorted(hashes)))
     return _entries(rows)
 
 

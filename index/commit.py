@@ -27,7 +27,7 @@ import numpy as np
 
 from index.manifest import (CATALOG, DELETED, EMBEDDINGS, MARGINS, MEANS, SEGMENTS, STORIES, WRITER_STATE, Manifest,
                             file_digest, read_small_file, write_manifest)
-from index.segment import SEGMENT_MANIFEST, SUMS
+from index.segment import LANGUAGES, SEGMENT_MANIFEST, SUMS
 from index.balance import LANGUAGE_PRIOR
 from index.vectors import load_embeddings
 from index.version_stories import write_version_stories
@@ -59,6 +59,30 @@ def read_deleted(folder: Path, manifest: Manifest) -> dict[str, dict]:
     return out
 
 
+def _languages_of(folder: Path, info: dict, rows: np.ndarray) -> list[str]:
+    """The language of each of a segment's ``rows``: from its ``languages.npy`` (index.segment),
+    or the store of a segment written without one."""
+    names = info["languages"]
+    if LANGUAGES in info["files"]:
+        try:
+            codes = np.load(folder / LANGUAGES, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise IndexFormatError(f"{folder / LANGUAGES} is unreadable ({exc}): rebuild the index") from exc
+        if codes.shape == (info["passages"],) and codes.dtype == np.int16:
+            mine = np.asarray(codes[rows])
+            if len(mine) and 0 <= int(mine.min()) and int(mine.max()) < len(names):
+                return [names[c] for c in mine.tolist()]
+        raise IndexFormatError(f"{folder / LANGUAGES} does not hold the languages its segment describes: rebuild the index")
+    from index.manifest import STORE
+    from index.store import PassageStore
+
+    store = PassageStore(folder / STORE)
+    try:
+        return store.languages_of(info["base"] + rows)
+    finally:
+        store.close()
+
+
 def corpus_means(segments: list[tuple[Path, dict]], deleted: dict[str, dict], dim: int,
                  prior: float = LANGUAGE_PRIOR) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """The language means and passage counts of the live passages of ``segments`` ((folder,
@@ -74,15 +98,8 @@ def corpus_means(segments: list[tuple[Path, dict]], deleted: dict[str, dict], di
         seg_counts = {lang: int(info["counts"].get(lang, 0)) for lang in info["languages"]}
         rows = deleted.get(info["name"], {}).get("rows", [])
         if rows:
-            from index.store import PassageStore
-            from index.manifest import STORE
-
             vectors = load_embeddings(folder / EMBEDDINGS)
-            store = PassageStore(folder / STORE)
-            try:
-                langs = store.languages_of(info["base"] + np.asarray(rows, np.int64))
-            finally:
-                store.close()
+            langs = _languages_of(folder, info, np.asarray(rows, np.int64))
             code = {lang: i for i, lang in enumerate(info["languages"])}
             deleted_vectors = np.asarray(vectors[np.asarray(rows, np.int64)], np.float64)
             for lang, vec in zip(langs, deleted_vectors):

@@ -46,6 +46,7 @@ from index.manifest import (EMBEDDINGS, LINKS, MARGIN_ROWS, MARGINS, NEIGHBOUR_C
 from index.margins import (LINK_THRESHOLD, MARGIN_K, cross_language_neighbours, knn_mean, margin_vectors, passage_links,
                            ratio_margin)
 from index.stories import DATE_WINDOW_DAYS, DocInfo, StoryMember, _day as story_day, group_stories, story_id_of
+from index.sql_batches import execute_in, select_in
 from index.store import PassageStore, write_store
 from index.vectors import load_embeddings, save_embeddings
 
@@ -56,8 +57,6 @@ ROW = np.dtype([("id", "<i8"), ("lang", "<i2"), ("doc", "<i8"), ("day", "<i4"), 
 LINK = np.dtype([("a", "<i8"), ("b", "<i8"), ("margin", "<f4"), ("cosine", "<f4")])
 #: Largest id for which set membership is a table lookup (a table of this many bytes).
 TABLE_MAX = 1 << 28
-#: Parameters of a SQL ``IN (...)`` list (SQLite's default limit is 32766).
-SQL_BATCH = 900
 
 
 @dataclass
@@ -375,14 +374,10 @@ def _doc_info(pairs, keys) -> dict[int, DocInfo]:
     for folder, _, where in _segments_of(pairs, keys):
         con = sqlite3.connect(f"file:{folder / STORE}?mode=ro", uri=True)
         try:
-            chosen = keys[where].tolist()
-            for start in range(0, len(chosen), SQL_BATCH):
-                part = chosen[start : start + SQL_BATCH]
-                for pid, doc_id, title, lang, published, source in con.execute(
-                        "SELECT p.passage_id, d.doc_id, d.title, d.lang, d.published, d.source FROM passages p "
-                        f"JOIN documents d ON d.doc_id = p.doc_id WHERE p.passage_id IN ({','.join('?' * len(part))})",
-                        part):
-                    out[pid] = DocInfo(doc_id, title, lang, published, source)
+            for pid, doc_id, title, lang, published, source in select_in(
+                    con, "SELECT p.passage_id, d.doc_id, d.title, d.lang, d.published, d.source FROM passages p "
+                    "JOIN documents d ON d.doc_id = p.doc_id WHERE p.passage_id IN ({})", keys[where].tolist()):
+                out[pid] = DocInfo(doc_id, title, lang, published, source)
         finally:
             con.close()
     return out
@@ -602,9 +597,9 @@ def _edit_stories(build_dir: Path, previous: Path, prev_pairs, pairs, state: Sta
             if len(slow):  # the others: their old stories go, their documents are grouped again
                 old_ids = sorted({story_id_of(info[key].doc_id) for key in np.unique(stories[slow]).tolist() if key >= 0})
                 passages = known["id"][_member(known["doc"], touched[slow])].tolist()
-                _execute(con, "DELETE FROM passage_links WHERE a IN ({})", passages)
-                _execute(con, "DELETE FROM story_documents WHERE story_id IN ({})", old_ids)
-                _execute(con, "DELETE FROM stories WHERE story_id IN ({})", old_ids)
+                execute_in(con, "DELETE FROM passage_links WHERE a IN ({})", passages)
+                execute_in(con, "DELETE FROM story_documents WHERE story_id IN ({})", old_ids)
+                execute_in(con, "DELETE FROM stories WHERE story_id IN ({})", old_ids)
             for plan in plans:
                 _write_story(con, state, pairs, info, plan, da, db)
             if len(slow):
@@ -649,12 +644,12 @@ def _clear_stories(con, state: State, info, gone, parts, gone_docs, old_stories,
     redo = [parts[0][_member(parts[0], refresh)], *parts[1:]] if parts else []
     dropped = [gone[key].doc_id for key in gone_docs.tolist()]
     old = known["id"][_member(known["doc"], np.concatenate([*redo, gone_docs]).astype(np.int64))].tolist()
-    found = _select(con, "SELECT a, b FROM passage_links WHERE a IN ({})", old)
+    found = select_in(con, "SELECT a, b FROM passage_links WHERE a IN ({})", old)
     con.executemany("DELETE FROM passage_links WHERE a = ? AND b = ?", [p for a, b in found for p in ((a, b), (b, a))])
-    _execute(con, "DELETE FROM story_documents WHERE doc_id IN ({})",
+    execute_in(con, "DELETE FROM story_documents WHERE doc_id IN ({})",
              sorted(set(dropped) | {info[key].doc_id for part in redo for key in part.tolist()}))
-    _execute(con, f"UPDATE story_documents SET story_id = '{mark}' WHERE story_id IN ({{}})", old_ids)
-    _execute(con, "DELETE FROM stories WHERE story_id IN ({})", old_ids)
+    execute_in(con, f"UPDATE story_documents SET story_id = '{mark}' WHERE story_id IN ({{}})", old_ids)
+    execute_in(con, "DELETE FROM stories WHERE story_id IN ({})", old_ids)
     plans = []
     for i, (part, again) in enumerate(zip(parts, redo)):
         lowest = min(info[key].doc_id for key in again.tolist()) if len(again) else None
@@ -723,20 +718,6 @@ def _json(value) -> str:
     import json
 
     return json.dumps(value)
-
-
-def _select(con, sql: str, values: list, tail: list = ()) -> list[tuple]:
-    out = []
-    for start in range(0, len(values), SQL_BATCH):
-        part = values[start : start + SQL_BATCH]
-        out += con.execute(sql.format(",".join("?" * len(part))), [*part, *tail]).fetchall()
-    return out
-
-
-def _execute(con, sql: str, values: list) -> None:
-    for start in range(0, len(values), SQL_BATCH):
-        part = values[start : start + SQL_BATCH]
-        con.execute(sql.format(",".join("?" * len(part))), part)
 
 
 def _save(build_dir: Path, state: State) -> None:

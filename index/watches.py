@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from polyseek.errors import PolyseekError, QueryError
+from polyseek.languages import language_codes
 
 STATE = "state.sqlite"
 MODES = ("auto", "dense", "hybrid")
@@ -377,24 +378,6 @@ def append_jsonl(path: Path, matches: list[Match]) -> None:
 def _watch(row) -> Watch:
     watch_id, query, langs, sources, mode, threshold, created_at, new, total = row
     return Watch(watch_id, query, json.loads(langs), json.loads(sources), mode, threshold, created_at, new, total)
-
-
-def language_codes(langs) -> list[str]:
-    """ISO 639-1 codes from a list (items may be comma-separated), sorted, each once."""
-    import re
-
-    if isinstance(langs, str):
-        langs = [langs]
-    codes = []
-    for value in langs or []:
-        for code in str(value).split(","):
-            code = code.strip().lower()
-            if not code:
-                continue
-            if not re.fullmatch(r"[a-z]{2,3}", code):
-                raise QueryError(f"language {code!r} is not an ISO 639-1 code such as 'en', 'ro' or 'ar'")
-            codes.append(code)
-    return sorted(set(codes))
 
 
 def _check_since(value: str) -> str:

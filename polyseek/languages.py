@@ -75,3 +75,24 @@ def _iso639(primary: str) -> str | None:
             except LookupError:
                 found = None
     return (getattr(found, "alpha_2", None) or found.alpha_3) if found is not None else None
+
+
+def language_codes(langs) -> list[str]:
+    """The language codes a user gave (a code, or a list whose items may be comma-separated),
+    checked, lower-cased, sorted, each once; QueryError for anything not an ISO 639 code."""
+    import re
+
+    from polyseek.errors import QueryError
+
+    if isinstance(langs, str):
+        langs = [langs]
+    codes = []
+    for value in langs or []:
+        for code in str(value).split(","):
+            code = code.strip().lower()
+            if not code:
+                continue
+            if not re.fullmatch(r"[a-z]{2,3}", code):
+                raise QueryError(f"language {code!r} is not an ISO 639-1 code such as 'en', 'ro' or 'ar'")
+            codes.append(code)
+    return sorted(set(codes))

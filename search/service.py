@@ -26,7 +26,8 @@ from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field, create_model
 
-from index.watches import DEFAULT_THRESHOLD, MAX_WATCH_QUERY, Match, Watch, WatchStore, language_codes
+from index.watches import DEFAULT_THRESHOLD, MAX_WATCH_QUERY, Match, Watch, WatchStore
+from polyseek.languages import language_codes
 from polyseek import settings
 from polyseek.errors import (IndexLockedError, IndexNotFoundError, PolyseekError, QueryError)
 from search.follow import IndexFollower

@@ -12,7 +12,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 
-from index.watches import DEFAULT_THRESHOLD, language_codes
+from index.watches import DEFAULT_THRESHOLD
+from polyseek.languages import language_codes
 from polyseek.errors import QueryError
 from search.searcher import MAX_K, Searcher
 
