@@ -4,7 +4,6 @@ supplies the passages."""
 from __future__ import annotations
 
 import bisect
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from index.versions import current_version
 from polyseek import settings
 from polyseek.embedder import Embedder, load_embedder
 from polyseek.errors import IndexFormatError, ModelMismatchError, QueryError
+from polyseek.languages import language_codes
 from index.balance import NEIGHBOURS, merge
 from index.store import PassageStore
 from search.fusion import rrf
@@ -42,7 +42,6 @@ CANDIDATES = 100
 #: anyway (about 2,500 characters of English), and a 1 MB paste must not cost seconds of
 #: tokenizing and identification.
 MAX_QUERY_CHARS = 4_000
-_LANG_CODE = re.compile(r"^[a-z]{2,3}$")
 
 
 @dataclass(frozen=True)
@@ -86,9 +85,11 @@ class Searcher:
         self._spread: dict[str, np.ndarray] | None = None  # _spread_rows, on first use
         by_lang: dict[str, list[np.ndarray]] = {}
         for reader in segments.readers:
-            for lang, ids in reader.ids_by_lang.items():
-                by_lang.setdefault(lang, []).append(ids)
-        self._ids_by_lang = {lang: np.concatenate(parts) for lang, parts in sorted(by_lang.items())}
+            for lang, rows in reader.rows_by_lang.items():
+                by_lang.setdefault(lang, []).append(rows + reader.base if reader.base else rows)
+        # (one segment from 0, as after optimize: its reader's arrays, not copies: 8 B a passage)
+        self._ids_by_lang = {lang: np.concatenate(parts) if len(parts) > 1 else parts[0]
+                             for lang, parts in sorted(by_lang.items())}
         self._all_ids_read: np.ndarray | None = None  # _all_ids, on first use
         self._live_count = sum(len(ids) for ids in self._ids_by_lang.values())
         # each passage id's language, as its place in _ids_by_lang (filters split by it in one pass)
@@ -285,7 +286,8 @@ class Searcher:
         found: dict[str, list[tuple[float, int]]] = {lang: [] for lang in groups}
         scanned = []  # IVF segments searched for whole languages: their candidates are pooled
         for reader in self._segments.readers:
-            local = {lang: reader.local(ids) for lang, ids in groups.items()}
+            # (every live row of each language: the reader has them, no search through the global ids)
+            local = reader.rows_by_lang if allowed is None else {lang: reader.local(ids) for lang, ids in groups.items()}
             if allowed is None and reader.exact is not None and fanout.SINGLE_SCAN:
                 scanned.append((reader, local))
                 continue
@@ -368,7 +370,7 @@ class Searcher:
         _check_k(k)
         text = clean_query(text)
         if langs:
-            targets = [c for c in self._allowed_langs(langs) if c in self._ids_by_lang]
+            targets = [c for c in language_codes(langs) if c in self._ids_by_lang]
             rest = [lang for lang in self._ids_by_lang if lang not in targets]
             from index.language import detect_among
 
@@ -420,7 +422,7 @@ class Searcher:
             raise QueryError(f"sort {sort!r} is unknown for stories: use one of {', '.join(STORY_SORTS)}")
         if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or not 1 <= limit <= 100_000:
             raise QueryError(f"limit of {limit!r} is out of range: ask for 1 to 100000 stories")
-        rows = self._segments.list_stories(self._allowed_langs(langs) if langs else None, sources,
+        rows = self._segments.list_stories(language_codes(langs) if langs else None, sources,
                                         _check_date(since, "since"), _check_date(until, "until"), sort, limit, min_size)
         return [story_from_row(row, self._doc_langs) for row in rows]
 
@@ -550,22 +552,9 @@ class Searcher:
     def _allowed_ids(self, langs: list[str] | None) -> np.ndarray | None:
         if not langs:
             return None
-        codes = self._allowed_langs(langs)
+        codes = language_codes(langs)
         parts = [self._ids_by_lang[c] for c in codes if c in self._ids_by_lang]
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
-
-    @staticmethod
-    def _allowed_langs(langs) -> list[str]:
-        """Language codes as given, checked and lower-cased."""
-        if isinstance(langs, str):
-            langs = [langs]
-        codes = []
-        for lang in langs:
-            code = str(lang).strip().lower()
-            if not _LANG_CODE.match(code):
-                raise QueryError(f"language {lang!r} is not an ISO 639-1 code such as 'en', 'ro' or 'ar'")
-            codes.append(code)
-        return codes
 
     def close(self) -> None:
         self._segments.close()

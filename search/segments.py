@@ -17,7 +17,7 @@ from index.lexical import FOLDER as LEXICAL_FOLDER, LexicalIndex, LexicalPart
 from index.manifest import EMBEDDINGS, STORE, VECTORS, require_regular
 from index.segment import LANGUAGES, row_width
 from index.store import PassageStore
-from index.vectors import REFINE, CentredCells, ExactRows, faiss_threads, load_vector_index, search_vectors
+from index.vectors import REFINE, CentredCells, ExactRows, faiss_threads, first_best, load_vector_index, search_vectors
 from polyseek.errors import IndexFormatError
 
 
@@ -87,12 +87,14 @@ class SegmentReader:
         except Exception:
             self.store.close()
             raise
-        self.ids_by_lang = {}
+        self.rows_by_lang = {}  # each language's live rows (local; global ids: + base)
         for code, lang in enumerate(self.langs):
             rows = np.flatnonzero(self.codes == code)
             live = rows if self.live is None else rows[self.live[rows]]
             if len(live):
-                self.ids_by_lang[lang] = live + self.base
+                live.flags.writeable = False  # shared with the searcher's ids (search.searcher)
+                self.rows_by_lang[lang] = live
+        self._cell_sizes = None  # an IVF segment's vectors per cell, on first shared probe
 
     def _codes(self, folder: Path, info: dict) -> np.ndarray:
         """Each row's language (its index in ``self.langs``): the segment's ``languages.npy``,
@@ -148,7 +150,7 @@ class SegmentReader:
         selector = None
         if rows is not None and len(rows):
             lang = self.langs[int(self.codes[rows[0]])]
-            mine = self.ids_by_lang.get(lang)
+            mine = self.rows_by_lang.get(lang)
             # all of one language's live rows (a language filter, or one language of an
             # unfiltered search): its FAISS selector is made once
             if whole or (mine is not None and len(mine) == len(rows)):
@@ -215,16 +217,28 @@ class SegmentReader:
         the cells an unfiltered search probes (:func:`scan_languages` of this segment alone)."""
         return scan_languages([(self, groups)], qvec, means, n)
 
-    def scan(self, qvec: np.ndarray, offsets32: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
-        """Every live row in the cells an unfiltered search of this IVF segment probes, with its
-        approximate score (FAISS's range search with no radius, one pass)."""
+    def cell_sizes(self) -> np.ndarray:
+        """Vectors in each cell of this IVF segment (deleted rows included), read once."""
+        if self._cell_sizes is None:
+            invlists = self.cells.ivf.invlists
+            self._cell_sizes = np.fromiter((invlists.list_size(c) for c in range(self.cells.ivf.nlist)),
+                                           np.int64, self.cells.ivf.nlist)
+        return self._cell_sizes
+
+    def scan(self, qvec: np.ndarray, offsets32: dict[str, float],
+             cells: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Every live row in the cells an unfiltered search of this IVF segment probes (or in
+        ``cells``, chosen with other segments' by :func:`probe_cells`), with its approximate
+        score (FAISS's range search with no radius, one pass)."""
+        if cells is not None and not len(cells):
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
         query = self.query_row(qvec, offsets32)[None, :]
         everything = float(np.finfo(np.float32).min)
         with faiss_threads(1):
             if self.cells is None:
                 lims, approx, ids = self.vectors.range_search(query, everything)
             else:
-                lims, approx, ids = self.cells.range_search(query, everything, self.cells.ivf.nprobe)
+                lims, approx, ids = self.cells.range_search(query, everything, self.cells.ivf.nprobe, cells)
         ids, approx = ids[: lims[1]], approx[: lims[1]]
         if self.live is not None:
             keep = self.live[ids]
@@ -257,47 +271,111 @@ class SegmentReader:
             self.exact.close()
 
 
+def probe_cells(readers: list["SegmentReader"], qvec: np.ndarray) -> list[np.ndarray | None]:
+    """The cells each IVF segment's scan probes for one unfiltered query (None: the segment's
+    own ``nprobe`` nearest). Segments with centred cells, two or more, share one budget: their
+    cells are ranked together by ``q·centroid`` (all in the same centred space) and probed,
+    nearest first, until they hold the share of all their vectors that the most selective of
+    them was tuned to scan (its nprobe / nlist). Each segment tuned alone scans its own share of
+    its own vectors (ten 100k segments: ~6x what one merged 1M index scans, BENCHMARKS.md);
+    together they scan about what one index of them all would."""
+    out: list[np.ndarray | None] = [None] * len(readers)
+    shared = [i for i, r in enumerate(readers) if r.cells is not None]
+    if len(shared) < 2:
+        return out
+    q = np.asarray(qvec, np.float32)[: readers[shared[0]].dim]
+    near = [readers[i].cells.model @ q for i in shared]
+    sizes = np.concatenate([readers[i].cell_sizes() for i in shared])
+    owner = np.repeat(np.arange(len(shared)), [len(x) for x in near])
+    cell = np.concatenate([np.arange(len(x)) for x in near])
+    share = min(readers[i].cells.ivf.nprobe / readers[i].cells.ivf.nlist for i in shared)
+    order = np.argsort(-np.concatenate(near), kind="stable")
+    upto = int(np.searchsorted(np.cumsum(sizes[order]), share * sizes.sum())) + 1
+    chosen = order[:upto]
+    for j, i in enumerate(shared):
+        out[i] = cell[chosen[owner[chosen] == j]]  # nearest first
+    return out
+
+
+class _ExactScores:
+    """Exact scores of segment rows for one query: what every language asks first is read in
+    one pass per segment (rows sorted: the file is read in order); later asks read what is new."""
+
+    def __init__(self, parts, qvec: np.ndarray, offsets64: dict[str, float]):
+        self.parts, self.qvec, self.offsets64 = parts, qvec, offsets64
+        self.known: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def prefetch(self, asks: dict[int, list[np.ndarray]]) -> None:
+        for place, chunks in asks.items():
+            rows = np.unique(np.concatenate(chunks))
+            self.known[place] = (rows, self.parts[place][0].scores(rows, self.qvec, self.offsets64))
+
+    def __call__(self, place: int, rows: np.ndarray) -> np.ndarray:
+        known_rows, known = self.known.get(place, (np.zeros(0, np.int64), np.zeros(0)))
+        at = np.minimum(np.searchsorted(known_rows, rows), max(0, len(known_rows) - 1))
+        hit = known_rows[at] == rows if len(known_rows) else np.zeros(len(rows), bool)
+        if hit.all():
+            return known[at]
+        out = np.empty(len(rows), np.float64)
+        out[hit] = known[at[hit]]
+        out[~hit] = self.parts[place][0].scores(rows[~hit], self.qvec, self.offsets64)
+        return out
+
+
 def scan_languages(parts: list[tuple["SegmentReader", dict]], qvec: np.ndarray, means: tuple[dict, dict],
                    n: int) -> dict[str, list[tuple[float, int]]]:
     """Each whole language's best ``n`` (score, global id) over IVF segments (``parts``:
     each reader with its groups, language → its live local rows), as :meth:`SegmentReader.dense`
-    scores them, from one scan of each segment's probed cells (:meth:`SegmentReader.scan`; a
-    search restricted to one language probes the same cells: the coarse step ignores ID
-    selectors). Each language takes its best candidates by approximate score over all the
-    segments (equal scores: the first scanned) and re-scores them exactly, with the same
-    fetch-more rule; a language with fewer candidates in those cells than it needs is searched
-    in each segment alone, which widens the cells. With one segment this is exactly one FAISS
-    search per language (tests/test_scale_index.py); over several, the candidates re-scored are
-    the best of all segments together rather than of each (a tenth of the exact reads at ten
-    segments; the recall is measured, BENCHMARKS.md)."""
+    scores them, from one scan of each segment's probed cells (:meth:`SegmentReader.scan`, the
+    cells of several segments chosen together: :func:`probe_cells`; a search restricted to one
+    language probes the same cells: the coarse step ignores ID selectors). Each language takes
+    its best candidates by approximate score over all the segments (equal scores: the first
+    scanned) and re-scores them exactly, with the same fetch-more rule; the first candidates of
+    every language are read together, one pass per segment. A language with fewer candidates in
+    those cells than it needs is searched in each segment alone, which widens the cells. With
+    one segment this is exactly one FAISS search per language (tests/test_scale_index.py); over
+    several, the candidates re-scored are the best of all segments together rather than of each
+    (a tenth of the exact reads at ten segments; the recall is measured, BENCHMARKS.md)."""
     offsets32, offsets64 = means
+    probes = probe_cells([reader for reader, _ in parts], qvec)
     pooled: dict[str, list] = {}
     for place, (reader, groups) in enumerate(parts):
-        ids, approx = reader.scan(qvec, offsets32)
+        ids, approx = reader.scan(qvec, offsets32, probes[place])
         codes = reader.codes[ids]
         for lang, rows in groups.items():
             if rows is not None and len(rows):
                 mine = codes == reader.langs.index(lang)
                 pooled.setdefault(lang, []).append((place, ids[mine], approx[mine], len(rows)))
-    out = {}
+    plans = {}
+    asks: dict[int, list[np.ndarray]] = {}
     for lang, lists in pooled.items():
         where = np.concatenate([np.full(len(ids), place, np.int64) for place, ids, _, _ in lists])
         found = np.concatenate([ids for _, ids, _, _ in lists])
-        order = np.argsort(-np.concatenate([approx for _, _, approx, _ in lists]), kind="stable")
+        approx = np.concatenate([approx for _, _, approx, _ in lists])
         available = sum(size for *_, size in lists)
+        plans[lang] = (where, found, approx, available)
+        size = min(available, min(n, available) * REFINE)
+        if len(found) >= size:
+            pick = first_best(approx, size)
+            for place in np.unique(where[pick]).tolist():
+                asks.setdefault(place, []).append(found[pick][where[pick] == place])
+    exact = _ExactScores(parts, qvec, offsets64)
+    exact.prefetch(asks)
+    out = {}
+    for lang, (where, found, approx, available) in plans.items():
         want = fetch = min(n, available)
         while True:
             size = min(available, fetch * REFINE)
-            if len(order) < size:  # its own searches would look in more cells
-                out[lang] = [pair for place, *_ in lists for pair in parts[place][0].dense(
+            if len(found) < size:  # its own searches would look in more cells
+                out[lang] = [pair for place, *_ in pooled[lang] for pair in parts[place][0].dense(
                     qvec, means, n, parts[place][1][lang], whole=True)]
                 break
+            pick = first_best(approx, size)
             cand_ids, scores = [], []
-            for place in np.unique(where[order[:size]]).tolist():
-                rows = np.sort(found[order[:size]][where[order[:size]] == place])
-                reader = parts[place][0]
-                cand_ids.append(rows + reader.base)
-                scores.append(reader.scores(rows, qvec, offsets64))
+            for place in np.unique(where[pick]).tolist():
+                rows = np.sort(found[pick][where[pick] == place])
+                cand_ids.append(rows + parts[place][0].base)
+                scores.append(exact(place, rows))
             cand, scores = np.concatenate(cand_ids), np.concatenate(scores)
             ranked = np.sort(scores)[::-1]
             cut = ranked[min(want, len(ranked)) - 1]

@@ -305,8 +305,8 @@ def test_rows_are_grouped_by_language_from_the_segment_or_its_store(corpus, tmp_
     from_store = SegmentReader(folder, old, [], lexical=True)
     try:
         assert np.array_equal(with_file.codes, from_store.codes)
-        assert with_file.ids_by_lang.keys() == from_store.ids_by_lang.keys()
-        assert all(np.array_equal(with_file.ids_by_lang[k], from_store.ids_by_lang[k]) for k in with_file.ids_by_lang)
+        assert with_file.rows_by_lang.keys() == from_store.rows_by_lang.keys()
+        assert all(np.array_equal(with_file.rows_by_lang[k], from_store.rows_by_lang[k]) for k in with_file.rows_by_lang)
         with_file.store.close()
         np.save(folder / LANGUAGES, np.zeros(info["passages"], np.int16), allow_pickle=False)  # every row one language
         with pytest.raises(IndexFormatError, match=LANGUAGES):
@@ -365,5 +365,39 @@ def test_several_ivf_segments_pool_their_candidates_and_keep_the_recall(tmp_path
         for pooled in (True, False):
             monkeypatch.setattr(segments, "SINGLE_SCAN", pooled)
             found[pooled] = np.stack([key(approx.search(q, 10, mode="dense")) for q in queries])
-    assert recall_at(found[True], truth) >= TARGET_RECALL - 0.03
-    assert recall_at(found[True], truth) >= recall_at(found[False], truth) - 0.01
+        assert recall_at(found[True], truth) >= TARGET_RECALL - 0.03
+        assert recall_at(found[True], truth) >= recall_at(found[False], truth) - 0.01
+
+        # The segments' cells are probed as one pool (segments.probe_cells): nearest first over
+        # all of them, up to the smallest share any segment was tuned to scan. Here the tuned
+        # nprobe (all 64 cells) is lowered to 16, 32 and 64 cells (shares 1/4, 1/2, 1).
+        import faiss
+
+        monkeypatch.setattr(segments, "SINGLE_SCAN", True)
+        readers = approx._segments.readers
+        for reader, nprobe in zip(readers, (16, 32, 64)):
+            faiss.extract_index_ivf(reader.vectors).nprobe = nprobe
+        sizes = [r.cell_sizes() for r in readers]
+        total = sum(int(x.sum()) for x in sizes)
+        scanned_shared = scanned_own = 0
+        for q in queries:
+            qvec = fake.embed([q], "query")[0]
+            chosen = segments.probe_cells(readers, qvec)
+            near = [r.cells.model @ qvec for r in readers]
+            picked = [int(sizes[i][c].sum()) for i, c in enumerate(chosen)]
+            assert sum(picked) >= total / 4  # the smallest share: 16 of 64 cells
+            worst, owner = min((float(near[i][c[-1]]), i) for i, c in enumerate(chosen) if len(c))
+            for i, c in enumerate(chosen):
+                assert (np.diff(near[i][c]) <= 0).all()  # nearest first
+                left = np.setdiff1d(np.arange(len(near[i])), c)
+                assert (near[i][left] <= worst + 1e-6).all()  # no cell left out is nearer than one probed
+            assert sum(picked) - sizes[owner][chosen[owner][-1]] < total / 4  # and no more than the share
+            scanned_shared += sum(picked)
+            scanned_own += sum(int(sizes[i][np.argsort(-n)[: r.cells.ivf.nprobe]].sum())
+                               for i, (n, r) in enumerate(zip(near, readers)))
+        assert scanned_shared < scanned_own  # a quarter of everything against 1/4 + 1/2 + 1 of each
+        shared = np.stack([key(approx.search(q, 10, mode="dense")) for q in queries])
+        monkeypatch.setattr(segments, "probe_cells", lambda readers, qvec: [None] * len(readers))
+        own = np.stack([key(approx.search(q, 10, mode="dense")) for q in queries])
+    assert recall_at(shared, truth) >= TARGET_RECALL - 0.03
+    assert recall_at(shared, truth) >= recall_at(own, truth) - 0.02
