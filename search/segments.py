@@ -225,20 +225,20 @@ class SegmentReader:
                                            np.int64, self.cells.ivf.nlist)
         return self._cell_sizes
 
-    def scan(self, qvec: np.ndarray, offsets32: dict[str, float],
-             cells: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def scan(self, qvec: np.ndarray, offsets32: dict[str, float], cells: np.ndarray | None = None,
+             radius: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Every live row in the cells an unfiltered search of this IVF segment probes (or in
         ``cells``, chosen with other segments' by :func:`probe_cells`), with its approximate
-        score (FAISS's range search with no radius, one pass)."""
+        score (FAISS's range search, one pass): all of them, or those scoring above ``radius``."""
         if cells is not None and not len(cells):
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         query = self.query_row(qvec, offsets32)[None, :]
-        everything = float(np.finfo(np.float32).min)
+        radius = float(np.finfo(np.float32).min) if radius is None else radius
         with faiss_threads(1):
             if self.cells is None:
-                lims, approx, ids = self.vectors.range_search(query, everything)
+                lims, approx, ids = self.vectors.range_search(query, radius)
             else:
-                lims, approx, ids = self.cells.range_search(query, everything, self.cells.ivf.nprobe, cells)
+                lims, approx, ids = self.cells.range_search(query, radius, self.cells.ivf.nprobe, cells)
         ids, approx = ids[: lims[1]], approx[: lims[1]]
         if self.live is not None:
             keep = self.live[ids]
@@ -339,13 +339,29 @@ def scan_languages(parts: list[tuple["SegmentReader", dict]], qvec: np.ndarray, 
     offsets32, offsets64 = means
     probes = probe_cells([reader for reader, _ in parts], qvec)
     pooled: dict[str, list] = {}
+    # Each language's first candidates: its best min(n, its rows) × REFINE by approximate score.
+    first = {}
+    for reader, groups in parts:
+        for lang, rows in groups.items():
+            first[lang] = first.get(lang, 0) + (0 if rows is None else len(rows))
+    first = {lang: min(rows, min(n, rows) * REFINE) for lang, rows in first.items() if rows}
+    edges: dict[str, np.ndarray] = {}  # each language's best approximate scores so far (up to its first)
+    radius = None  # once every language has its first candidates: the lowest score any still needs
     for place, (reader, groups) in enumerate(parts):
-        ids, approx = reader.scan(qvec, offsets32, probes[place])
+        ids, approx = reader.scan(qvec, offsets32, probes[place], radius)
         codes = reader.codes[ids]
         for lang, rows in groups.items():
             if rows is not None and len(rows):
                 mine = codes == reader.langs.index(lang)
                 pooled.setdefault(lang, []).append((place, ids[mine], approx[mine], len(rows)))
+                if len(parts) > 1:
+                    best = np.concatenate([edges.get(lang, approx[:0]), approx[mine]])
+                    edges[lang] = best if len(best) <= first[lang] else np.partition(best, len(best) - first[lang])[-first[lang]:]
+        if len(parts) > 1 and all(len(edges.get(lang, ())) >= size for lang, size in first.items()):
+            # a row below every language's first-th best so far can be none's first candidate:
+            # the next segments' scans keep only rows above it (FAISS's range search)
+            radius = float(np.nextafter(min(float(e.min()) for e in edges.values()), -np.inf, dtype=np.float32))
+    pruned = radius is not None
     plans = {}
     asks: dict[int, list[np.ndarray]] = {}
     for lang, lists in pooled.items():
@@ -366,7 +382,7 @@ def scan_languages(parts: list[tuple["SegmentReader", dict]], qvec: np.ndarray, 
         want = fetch = min(n, available)
         while True:
             size = min(available, fetch * REFINE)
-            if len(found) < size:  # its own searches would look in more cells
+            if len(found) < size or (pruned and size > first[lang]):  # its own searches would look in more cells
                 out[lang] = [pair for place, *_ in pooled[lang] for pair in parts[place][0].dense(
                     qvec, means, n, parts[place][1][lang], whole=True)]
                 break

@@ -397,6 +397,20 @@ def test_several_ivf_segments_pool_their_candidates_and_keep_the_recall(tmp_path
                                for i, (n, r) in enumerate(zip(near, readers)))
         assert scanned_shared < scanned_own  # a quarter of everything against 1/4 + 1/2 + 1 of each
         shared = np.stack([key(approx.search(q, 10, mode="dense")) for q in queries])
+        # Once every language has its first candidates, later segments' scans keep only rows
+        # scoring above the lowest any language still needs: the same answers as keeping all.
+        scan, radii = segments.SegmentReader.scan, []
+        parts = [(r, r.rows_by_lang) for r in readers]
+        for q in queries:
+            qvec = fake.embed([q], "query")[0]
+            offsets = approx._offsets(qvec)
+            for n in (1, 5, 20):
+                pruned = segments.scan_languages(parts, qvec, offsets, n)
+                monkeypatch.setattr(segments.SegmentReader, "scan", lambda self, q, o, cells=None, radius=None:
+                                    radii.append(radius) or scan(self, q, o, cells))
+                assert segments.scan_languages(parts, qvec, offsets, n) == pruned
+                monkeypatch.setattr(segments.SegmentReader, "scan", scan)
+        assert any(r is not None for r in radii)  # pruning was in play
         monkeypatch.setattr(segments, "probe_cells", lambda readers, qvec: [None] * len(readers))
         own = np.stack([key(approx.search(q, 10, mode="dense")) for q in queries])
     assert recall_at(shared, truth) >= TARGET_RECALL - 0.03
