@@ -259,5 +259,7 @@ def check_info(info, where) -> None:
     if not ok:
         raise IndexFormatError(f"{where}: a segment description is malformed: the index is damaged; rebuild it")
     params = info["vector_params"]
-    if params.get("kind") == "ivf-sq8" and not (isinstance(params.get("nprobe"), int) and params["nprobe"] >= 1):
+    if params.get("kind") == "ivf-sq8" and not all(
+            isinstance(params.get(key), int) and not isinstance(params[key], bool) and params[key] >= 1
+            for key in ("nprobe", *(("filter_nprobe",) if "filter_nprobe" in params else ()))):
         raise IndexFormatError(f"{where}: segment {info['name']} has no valid nprobe: the index is damaged; rebuild it")

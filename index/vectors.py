@@ -146,9 +146,12 @@ def build_vector_index(ids: np.ndarray, vectors: np.ndarray, plan: dict | None =
             queries = np.zeros((len(sample), vectors.shape[1]), np.float32)
             queries[:, : sample.shape[1]] = sample
             queries[:, sample.shape[1] : sample.shape[1] + n_langs] = -(sample @ np.asarray(language_means, np.float32).T)
-    plan["nprobe"], plan["recall_at_10"], balanced_recall = _tune_nprobe(index, vectors, queries, rng, cells, codes)
+    plan["nprobe"], plan["recall_at_10"], balanced_recall, plain = _tune_nprobe(index, vectors, queries, rng, cells, codes)
     if balanced_recall is not None:
         plan["balanced_recall_at_10"] = balanced_recall
+        # A search filtered to some passages ranks them as the model does (the balance is a
+        # constant within a language): it widens from the nprobe the plain top 10 needs.
+        plan["filter_nprobe"] = plain
     index.nprobe = plan["nprobe"]
     set_quantizer_ef(index, index.nprobe)
     return index, plan
@@ -233,11 +236,11 @@ class CentredCells:
 
 
 def _tune_nprobe(index, vectors: np.ndarray, queries: np.ndarray | None, rng, cells: CentredCells | None = None,
-                 codes: np.ndarray | None = None) -> tuple[int, float, float | None]:
+                 codes: np.ndarray | None = None) -> tuple[int, float, float | None, int]:
     """The ``nprobe`` to search with: :data:`NPROBE_MARGIN` times the smallest power of two whose
     recall@10 against exact search (after re-scoring) is at least :data:`TARGET_RECALL`; that
-    recall (measured at the smaller nprobe: a lower bound for the one returned); and the
-    balanced ranking's recall (below; None without ``codes``).
+    recall (measured at the smaller nprobe: a lower bound for the one returned); the balanced
+    ranking's recall (below; None without ``codes``); and the nprobe of the plain top 10 alone.
 
     With centred cells and each row's language (``codes``), the ranking the searcher serves by
     default must reach the target too: each language's best :data:`index.balance.NEIGHBOURS`
@@ -269,8 +272,9 @@ def _tune_nprobe(index, vectors: np.ndarray, queries: np.ndarray | None, rng, ce
         if cells is not None and codes is not None and (balanced is None or balanced[1] < TARGET_RECALL):
             balanced = (nprobe, recall_at(_balanced_scan(cells, vectors, codes, queries, nprobe, heads, 10), balanced_truth))
         if nprobe >= index.nlist or (recall[1] >= TARGET_RECALL and (balanced is None or balanced[1] >= TARGET_RECALL)):
-            chosen = min(index.nlist, max(recall[0] * NPROBE_MARGIN, balanced[0] * BALANCED_NPROBE_MARGIN if balanced else 1))
-            return chosen, round(float(recall[1]), 4), None if balanced is None else round(float(balanced[1]), 4)
+            plain = min(index.nlist, recall[0] * NPROBE_MARGIN)
+            chosen = max(plain, min(index.nlist, balanced[0] * BALANCED_NPROBE_MARGIN) if balanced else 1)
+            return chosen, round(float(recall[1]), 4), None if balanced is None else round(float(balanced[1]), 4), plain
         nprobe = min(nprobe * 2, index.nlist)
 
 
@@ -503,7 +507,7 @@ def load_embeddings(path: Path) -> np.ndarray:
 
 
 def search_vectors(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None, widen: bool = True,
-                   selector=None, cells: CentredCells | None = None):
+                   selector=None, cells: CentredCells | None = None, filter_nprobe: int | None = None):
     """Top-``k`` (scores, ids) for each query row; only ``allowed_ids`` when given.
     Missing results (fewer than k candidates) come back as id -1.
 
@@ -514,14 +518,16 @@ def search_vectors(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray |
     index.balance: widening each would scan the index once per language); either way the cells
     are multiplied by 4 while fewer than ``k`` allowed passages are found. ``selector``: a FAISS
     ``IDSelectorBatch`` of ``allowed_ids`` made earlier (making one costs about as much as a
-    search of a small index). ``cells``: the index's :class:`CentredCells`, when it has them."""
+    search of a small index). ``cells``: the index's :class:`CentredCells`, when it has them.
+    ``filter_nprobe``: the nprobe a widened search starts from (the plain top 10's, tuned with
+    the index; default the index's own)."""
     queries = np.ascontiguousarray(queries, np.float32)
     with faiss_threads(1) if len(queries) == 1 else nullcontext():
-        return _search(index, queries, k, allowed_ids, widen, selector, cells)
+        return _search(index, queries, k, allowed_ids, widen, selector, cells, filter_nprobe)
 
 
 def _search(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None, widen: bool = True, selector=None,
-            cells: CentredCells | None = None):
+            cells: CentredCells | None = None, filter_nprobe: int | None = None):
     import faiss
 
     ivf = _ivf(index)
@@ -534,7 +540,8 @@ def _search(index, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None, 
     if ivf is None:
         return index.search(queries, k, params=faiss.SearchParameters(sel=selector))
     share = len(allowed_ids) / max(1, index.ntotal) if widen else 1.0
-    nprobe = min(ivf.nlist, max(ivf.nprobe, math.ceil(ivf.nprobe / max(share, 1e-9))))
+    base = min(ivf.nprobe, filter_nprobe or ivf.nprobe) if widen else ivf.nprobe
+    nprobe = min(ivf.nlist, max(base, math.ceil(base / max(share, 1e-9))))
     while True:
         if cells is None:
             scores, ids = index.search(queries, k, params=faiss.SearchParametersIVF(sel=selector, nprobe=nprobe))

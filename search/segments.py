@@ -168,7 +168,8 @@ class SegmentReader:
         fetch = want
         while True:
             _, ids = search_vectors(self.vectors, query, min(available, fetch * (1 if self.exact is None else REFINE)), rows,
-                                    widen=not whole, selector=selector, cells=self.cells)
+                                    widen=not whole, selector=selector, cells=self.cells,
+                                    filter_nprobe=self.info["vector_params"].get("filter_nprobe"))
             cand = np.sort(ids[0][ids[0] >= 0])
             if not len(cand):
                 return []

@@ -114,6 +114,33 @@ def test_the_search_of_a_tiny_language_in_a_large_index_is_not_starved(tmp_path)
         assert len(hits) == 10 and {h.lang for h in hits} == {"cy"}
 
 
+def test_filtered_searches_widen_from_the_plain_nprobe_and_unfiltered_ones_scan_the_balanced_one(two_indexes,
+                                                                                                   monkeypatch):
+    """An IVF segment records two nprobes: the one an unfiltered (language-balanced) search scans,
+    and the one the plain top 10 needed, which a search filtered to a share s of the passages
+    widens from (nprobe / s cells): within a language the balance is a constant."""
+    import faiss
+
+    from index.vectors import CentredCells
+
+    root, fake, _, _ = two_indexes
+    params = read_manifest(current_version(root / "ivf")).segments[0]["vector_params"]
+    assert 1 <= params["filter_nprobe"] <= params["nprobe"] and params["balanced_recall_at_10"] >= 0.98
+    asked = []
+    search = CentredCells.search
+    monkeypatch.setattr(CentredCells, "search", lambda self, q, k, nprobe, params=None:
+                        asked.append(nprobe) or search(self, q, k, nprobe, params))
+    with Searcher.open(root / "ivf", embedder=fake) as searcher:
+        [reader] = searcher._segments.readers
+        faiss.extract_index_ivf(reader.vectors).nprobe = 16
+        reader.info["vector_params"]["filter_nprobe"] = 2
+        hits = searcher.search("w3x1 w3x2 w3x5", 10, ["en"])  # half of the passages: 2 / 0.5 cells
+        assert len(hits) == 10 and {h.lang for h in hits} == {"en"} and asked[0] == 4
+        asked.clear()
+        searcher.search("w3x1 w3x2 w3x5", 10, ["ro"])  # a quarter: 2 / 0.25
+        assert asked[0] == 8
+
+
 def test_updates_reuse_the_model_vectors_not_the_8_bit_codes(tmp_path, corpus):
     """update_index takes unchanged passages' vectors from embeddings.npy: exactly the model's."""
     from index import build_index
