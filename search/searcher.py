@@ -284,17 +284,26 @@ class Searcher:
         q32 = np.asarray(qvec[0], np.float32)
         offsets = self._offsets(q32)
         found: dict[str, list[tuple[float, int]]] = {lang: [] for lang in groups}
+        # A filter of whole languages over several IVF segments is scanned as an unfiltered
+        # search is, in cells chosen over all of them (widened by the share it keeps).
+        whole = allowed is None or all(len(ids) == len(self._ids_by_lang[lang]) for lang, ids in groups.items())
+        pool = fanout.SINGLE_SCAN and (allowed is None or sum(r.cells is not None for r in self._segments.readers) > 1)
         scanned = []  # IVF segments searched for whole languages: their candidates are pooled
         for reader in self._segments.readers:
             # (every live row of each language: the reader has them, no search through the global ids)
-            local = reader.rows_by_lang if allowed is None else {lang: reader.local(ids) for lang, ids in groups.items()}
-            if allowed is None and reader.exact is not None and fanout.SINGLE_SCAN:
+            local = ({lang: reader.rows_by_lang[lang] for lang in groups if lang in reader.rows_by_lang} if whole
+                     else {lang: reader.local(ids) for lang, ids in groups.items()})
+            if whole and pool and reader.exact is not None:
                 scanned.append((reader, local))
                 continue
             for lang, pairs in reader.dense_languages(q32, offsets, m, local, whole=allowed is None).items():
                 found[lang] += pairs
         if scanned:
-            for lang, pairs in fanout.scan_languages(scanned, q32, offsets, m).items():
+            kept = None
+            if allowed is not None:
+                rows = [sum(len(x) for x in local.values()) for _, local in scanned]
+                kept = sum(rows) / max(1, sum(r.size - len(r.deleted) for r, _ in scanned))
+            for lang, pairs in fanout.scan_languages(scanned, q32, offsets, m, kept).items():
                 found[lang] += pairs
         found = {lang: self._segments.order(pairs, m) for lang, pairs in found.items() if pairs}
         merged = merge(found, sum(len(pairs) for pairs in found.values()))

@@ -272,7 +272,7 @@ class SegmentReader:
             self.exact.close()
 
 
-def probe_cells(readers: list["SegmentReader"], qvec: np.ndarray) -> list[np.ndarray | None]:
+def probe_cells(readers: list["SegmentReader"], qvec: np.ndarray, filtered: float | None = None) -> list[np.ndarray | None]:
     """The cells each IVF segment's scan probes for one unfiltered query (None: the segment's
     own ``nprobe`` nearest). Segments with centred cells, two or more, share one budget: their
     cells are ranked together by ``q·centroid`` (all in the same centred space) and probed,
@@ -282,7 +282,12 @@ def probe_cells(readers: list["SegmentReader"], qvec: np.ndarray) -> list[np.nda
     ten 100k segments, each tuned to 32 of 256 cells, find 0.983 of the exact balanced top 10
     at that share, 0.969 at half of it, 0.937 at a quarter — one 1M index scans 32 of 1,024
     cells for 0.965; their segments' own tuning queries gave 0.988 and 0.971 at the first two,
-    so a share tuned for the pool would be the same here. BENCHMARKS.md.)"""
+    so a share tuned for the pool would be the same here. BENCHMARKS.md.)
+
+    ``filtered``: the search keeps only this share of the pooled segments' rows (whole
+    languages): the budget starts from the share the plain top 10 needs (``filter_nprobe``)
+    and is widened by 1 / ``filtered``, as a filtered search of one segment is
+    (index.vectors.search_vectors)."""
     out: list[np.ndarray | None] = [None] * len(readers)
     shared = [i for i, r in enumerate(readers) if r.cells is not None]
     if len(shared) < 2:
@@ -292,7 +297,12 @@ def probe_cells(readers: list["SegmentReader"], qvec: np.ndarray) -> list[np.nda
     sizes = np.concatenate([readers[i].cell_sizes() for i in shared])
     owner = np.repeat(np.arange(len(shared)), [len(x) for x in near])
     cell = np.concatenate([np.arange(len(x)) for x in near])
-    share = min(readers[i].cells.ivf.nprobe / readers[i].cells.ivf.nlist for i in shared)
+    if filtered is None:
+        share = min(readers[i].cells.ivf.nprobe / readers[i].cells.ivf.nlist for i in shared)
+    else:
+        share = min(1.0, min(min(readers[i].cells.ivf.nprobe, readers[i].info["vector_params"].get("filter_nprobe")
+                                 or readers[i].cells.ivf.nprobe) / readers[i].cells.ivf.nlist for i in shared)
+                    / max(filtered, 1e-9))
     order = np.argsort(-np.concatenate(near), kind="stable")
     upto = int(np.searchsorted(np.cumsum(sizes[order]), share * sizes.sum())) + 1
     chosen = order[:upto]
@@ -327,7 +337,7 @@ class _ExactScores:
 
 
 def scan_languages(parts: list[tuple["SegmentReader", dict]], qvec: np.ndarray, means: tuple[dict, dict],
-                   n: int) -> dict[str, list[tuple[float, int]]]:
+                   n: int, filtered: float | None = None) -> dict[str, list[tuple[float, int]]]:
     """Each whole language's best ``n`` (score, global id) over IVF segments (``parts``:
     each reader with its groups, language → its live local rows), as :meth:`SegmentReader.dense`
     scores them, from one scan of each segment's probed cells (:meth:`SegmentReader.scan`, the
@@ -341,7 +351,7 @@ def scan_languages(parts: list[tuple["SegmentReader", dict]], qvec: np.ndarray, 
     several, the candidates re-scored are the best of all segments together rather than of each
     (a tenth of the exact reads at ten segments; the recall is measured, BENCHMARKS.md)."""
     offsets32, offsets64 = means
-    probes = probe_cells([reader for reader, _ in parts], qvec)
+    probes = probe_cells([reader for reader, _ in parts], qvec, filtered)
     pooled: dict[str, list] = {}
     # Each language's first candidates: its best min(n, its rows) × REFINE by approximate score.
     first = {}

@@ -411,7 +411,18 @@ def test_several_ivf_segments_pool_their_candidates_and_keep_the_recall(tmp_path
                 assert segments.scan_languages(parts, qvec, offsets, n) == pruned
                 monkeypatch.setattr(segments.SegmentReader, "scan", scan)
         assert any(r is not None for r in radii)  # pruning was in play
-        monkeypatch.setattr(segments, "probe_cells", lambda readers, qvec: [None] * len(readers))
+
+        # A filter of whole languages is scanned the same way, its budget widened by the share
+        # of the rows it keeps; it finds what the exact index finds under the same filter.
+        lang = max(approx._ids_by_lang, key=lambda code: len(approx._ids_by_lang[code]))
+        kept, pooled_scan = [], segments.scan_languages
+        monkeypatch.setattr(segments, "scan_languages", lambda *a: kept.append(a[4]) or pooled_scan(*a))
+        filtered = np.stack([key(approx.search(q, 10, [lang], mode="dense")) for q in queries])
+        exact_filtered = np.stack([key(exact.search(q, 10, [lang], mode="dense")) for q in queries])
+        monkeypatch.setattr(segments, "scan_languages", pooled_scan)
+        assert kept and all(0 < x < 1 for x in kept)
+        assert recall_at(filtered, exact_filtered) >= TARGET_RECALL - 0.03
+        monkeypatch.setattr(segments, "probe_cells", lambda readers, qvec, filtered=None: [None] * len(readers))
         own = np.stack([key(approx.search(q, 10, mode="dense")) for q in queries])
     assert recall_at(shared, truth) >= TARGET_RECALL - 0.03
     assert recall_at(shared, truth) >= recall_at(own, truth) - 0.02
