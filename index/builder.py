@@ -359,7 +359,8 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
         raise
     manifest = _manifest(embedder, corpus_dir, chunk_tokens, fields, limits, started, base + len(passages))
     try:
-        held = watches.previous_texts(index_dir)  # None: no watch saved
+        # None: no watch saved; an update's passages are new unless their document held the text
+        held = watches.previous_texts(index_dir, known_texts if prev is not None else None)
     except (PolyseekError, sqlite3.Error) as exc:  # the update goes on; the summary says why
         held = f"not evaluated ({exc})"
     done = {"documents_read": documents_read, "documents_indexed": documents_indexed,

@@ -246,8 +246,8 @@ class WatchStore:
 
 
 class PreviousTexts:
-    """The passage texts of the version an update replaces (digests: little memory), or of
-    nothing (a first build: every passage is new)."""
+    """The passage texts an update replaced (digests: little memory): an update's passage with
+    one of them is not new, whatever else changed in its document."""
 
     def __init__(self, keys: set[str]):
         self._keys = keys
@@ -256,14 +256,19 @@ class PreviousTexts:
         return text_key(text) in self._keys
 
 
-def previous_texts(index_dir: Path) -> PreviousTexts | None:
-    """What the index in service holds, to tell an update's new passages from the rest; None when
-    no watch is saved (then nothing is evaluated and nothing read)."""
+def previous_texts(index_dir: Path, replaced=None) -> PreviousTexts | None:
+    """What a build's passages are new against, to tell them from the rest; None when no watch
+    is saved (then nothing is evaluated and nothing read). An update gives ``replaced``: the
+    texts of the passages of the documents it deletes or changes (the builder finds them to
+    reuse their vectors), so what it costs stays what changed. A full build (None) compares
+    with every passage of the index in service."""
     from index.versions import current_version
 
     store = WatchStore(index_dir)
     if not store.exists() or not store.list():
         return None
+    if replaced is not None:
+        return PreviousTexts({text_key(text) for text in replaced})
     from index.commit import read_deleted
     from index.manifest import SEGMENTS, read_manifest
     from index.version_stories import live_passages

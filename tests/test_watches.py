@@ -171,6 +171,36 @@ def test_a_changed_passage_is_new_and_filters_apply(tmp_path, fake):
     assert [m.doc_id.rsplit("#", 1)[-1] for m in store.matches(everything.watch_id)] == ["base-en"]
 
 
+def test_an_update_with_watches_reads_only_the_documents_it_changes(tmp_path, fake, monkeypatch):
+    """With watches saved, an update tells its new passages from old ones by the passages of the
+    documents it replaces (read anyway to reuse their vectors), never by reading every passage
+    of the index: its cost stays what changed. A passage an edited document already held is not
+    new; the edit and a new document are."""
+    from index import version_stories
+
+    corpus, index_dir = base_index(tmp_path, fake)
+    store = WatchStore(index_dir)
+    watch = store.add(WATCHES["en"], langs=["en"], mode="dense", threshold=-100)  # everything new in English
+    monkeypatch.setattr(version_stories, "live_passages", lambda *a, **kw: pytest.fail("read every passage"))
+    long_en = " ".join(f"Moscow wants guarantee number {i} about the missile shield in Romania." for i in range(80))
+    edited = [(i, lang, long_en if i == "base-en" else text) for i, lang, text in BASE]
+    write(corpus, "base.jsonl", edited)
+    update_index(corpus, index_dir, embedder=fake)
+    held = {m.text for m in store.matches(watch.watch_id)}
+    write(corpus, "base.jsonl", [(i, lang, long_en + " Talks go on." if i == "base-en" else text)
+                                 for i, lang, text in BASE])
+    write(corpus, "first.jsonl", FIRST)
+    update_index(corpus, index_dir, embedder=fake)
+    found = store.matches(watch.watch_id)[len(held):]
+    docs = [m.doc_id.rsplit("#", 1)[-1] for m in found]
+    assert {"u1-hit-en", "u1-miss-en", "base-en"} <= set(docs)
+    with Searcher.open(index_dir, embedder=fake) as searcher:
+        now = {h.text for h in searcher.search("x", k=searcher.manifest.passages, langs=["en"], mode="dense")
+               if h.doc_id.endswith("base-en")}
+    assert len(now) > 1 and not any(m.text in held for m in found)  # its unchanged passages: not new again
+    assert {m.text for m in found if m.doc_id.endswith("base-en")} == now - held
+
+
 def test_hybrid_watch_also_matches_every_word_in_the_querys_language(tmp_path, fake):
     corpus, index_dir = base_index(tmp_path, fake)
     store = WatchStore(index_dir)
