@@ -4,6 +4,7 @@ copy gets an edition line, so no two documents are the same text), one .txt file
 
     python benchmarks/update_cost.py --sizes 1000,10000,100000 --model fake:384
     python benchmarks/update_cost.py --code /tmp/main-tree ...   # the same run on other code
+    python benchmarks/update_cost.py --sizes 100000 --watch ...  # with a watch saved
 
 ``--code`` puts another checkout first on the import path (e.g. a ``git worktree`` of main), so
 before/after figures come from one script on one machine. With ``--segments``, also the search
@@ -34,6 +35,8 @@ def main() -> None:
     parser.add_argument("--open-only", action="store_true",
                         help="only time opening the existing index of each size twice (full check, then recorded)")
     parser.add_argument("--repeat", type=int, default=3, help="updates with nothing changed (median) and of 10 documents")
+    parser.add_argument("--watch", action="store_true",
+                        help="save a watch before the updates (each update then evaluates it on its new passages)")
     parser.add_argument("--keep-index", action="store_true",
                         help="time the updates on the index of this size and label if there is one (no build)")
     args = parser.parse_args()
@@ -57,6 +60,12 @@ def main() -> None:
             t = time.perf_counter()
             built = build_index(corpus, index_dir, embedder=embedder)
             report(args, size, "full build", time.perf_counter() - t, built)
+        if args.watch:
+            from index.watches import WatchStore
+
+            watches = WatchStore(index_dir)
+            if not watches.list():
+                watches.add("missile defense guarantees")
         nothing = []
         for _ in range(args.repeat):
             t = time.perf_counter()
