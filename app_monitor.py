@@ -75,8 +75,8 @@ def watch_matches(index_dir: Path) -> None:
     if watch is None:
         st.session_state.pop(OPEN, None)
         return
-    new = {m.match_id for m in store.matches(watch_id, new_only=True)}
-    found = store.matches(watch_id)
+    found = store.matches(watch_id)  # in the order found: the watch's new ones are the last
+    new = {m.match_id for m in found[len(found) - watch.new:]} if watch.new else set()
     st.subheader(f"Watch: {watch.query}")
     langs = ", ".join(language_name(c) for c in watch.langs) or "all languages"
     st.caption(f"{len(found)} matches ({len(new)} new) · {langs} · {watch.mode} · threshold {watch.threshold:g} · "
