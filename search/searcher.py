@@ -91,6 +91,7 @@ class Searcher:
         self._ids_by_lang = {lang: np.concatenate(parts) if len(parts) > 1 else parts[0]
                              for lang, parts in sorted(by_lang.items())}
         self._all_ids_read: np.ndarray | None = None  # _all_ids, on first use
+        self._pooled_ivf = sum(r.cells is not None for r in segments.readers)  # IVF segments with centred cells
         self._live_count = sum(len(ids) for ids in self._ids_by_lang.values())
         # each passage id's language, as its place in _ids_by_lang (filters split by it in one pass)
         self._lang_order = list(self._ids_by_lang)
@@ -287,7 +288,7 @@ class Searcher:
         # A filter of whole languages over several IVF segments is scanned as an unfiltered
         # search is, in cells chosen over all of them (widened by the share it keeps).
         whole = allowed is None or all(len(ids) == len(self._ids_by_lang[lang]) for lang, ids in groups.items())
-        pool = fanout.SINGLE_SCAN and (allowed is None or sum(r.cells is not None for r in self._segments.readers) > 1)
+        pool = fanout.SINGLE_SCAN and (allowed is None or self._pooled_ivf > 1)
         scanned = []  # IVF segments searched for whole languages: their candidates are pooled
         for reader in self._segments.readers:
             # (every live row of each language: the reader has them, no search through the global ids)

@@ -226,6 +226,14 @@ class SegmentReader:
                                            np.int64, self.cells.ivf.nlist)
         return self._cell_sizes
 
+    def tuned_share(self, filtered: bool = False) -> float:
+        """The share of this IVF segment's cells its tuned nprobe scans (``filtered``: the plain
+        top 10's, which a filtered search widens from: index.vectors.search_vectors)."""
+        nprobe = self.cells.ivf.nprobe
+        if filtered:
+            nprobe = min(nprobe, self.info["vector_params"].get("filter_nprobe") or nprobe)
+        return nprobe / self.cells.ivf.nlist
+
     def scan(self, qvec: np.ndarray, offsets32: dict[str, float], cells: np.ndarray | None = None,
              radius: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Every live row in the cells an unfiltered search of this IVF segment probes (or in
@@ -297,12 +305,9 @@ def probe_cells(readers: list["SegmentReader"], qvec: np.ndarray, filtered: floa
     sizes = np.concatenate([readers[i].cell_sizes() for i in shared])
     owner = np.repeat(np.arange(len(shared)), [len(x) for x in near])
     cell = np.concatenate([np.arange(len(x)) for x in near])
-    if filtered is None:
-        share = min(readers[i].cells.ivf.nprobe / readers[i].cells.ivf.nlist for i in shared)
-    else:
-        share = min(1.0, min(min(readers[i].cells.ivf.nprobe, readers[i].info["vector_params"].get("filter_nprobe")
-                                 or readers[i].cells.ivf.nprobe) / readers[i].cells.ivf.nlist for i in shared)
-                    / max(filtered, 1e-9))
+    share = min(readers[i].tuned_share(filtered is not None) for i in shared)
+    if filtered is not None:
+        share = min(1.0, share / max(filtered, 1e-9))
     order = np.argsort(-np.concatenate(near), kind="stable")
     upto = int(np.searchsorted(np.cumsum(sizes[order]), share * sizes.sum())) + 1
     chosen = order[:upto]

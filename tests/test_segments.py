@@ -24,6 +24,17 @@ WORDS = {
 SOURCES = ["Agerpres", "Reuters", "DW"]
 
 
+#: Words of 25 topics: passages drawn from one topic share words (the hashing model clusters them).
+TOPICS = [[f"w{t}x{i}" for i in range(30)] for t in range(25)]
+
+
+def write_topic_docs(corpus, rng: random.Random, ids) -> None:
+    """One .txt document per id: 12 words of topic ``id % 25``."""
+    corpus.mkdir(exist_ok=True)
+    for i in ids:
+        (corpus / f"d{i:05d}.txt").write_text(" ".join(rng.choice(TOPICS[i % 25]) for _ in range(12)), encoding="utf-8")
+
+
 def text(rng: random.Random, lang: str) -> str:
     words = WORDS[lang]
     return " ".join(rng.choice(words) + ("." if rng.random() < 0.15 else "") for _ in range(rng.randint(6, 40)))
@@ -224,21 +235,18 @@ def test_each_segment_chooses_its_vector_index_by_size_and_keeps_its_recall(tmp_
     monkeypatch.setattr(vectors, "EXACT_MAX", 1_000)
     fake = HashingEmbedder(64)
     rng = random.Random(5)
-    topics = [[f"w{t}x{i}" for i in range(30)] for t in range(25)]
     corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for i in range(2_000):
-        (corpus / f"d{i:05d}.txt").write_text(" ".join(rng.choice(topics[i % 25]) for _ in range(12)), encoding="utf-8")
+    write_topic_docs(corpus, rng, range(2_000))
     build_index(corpus, tmp_path / "index", embedder=fake, chunk_tokens=64)
     for i in range(2_000, 2_050):
-        (corpus / f"d{i:05d}.txt").write_text(" ".join(rng.choice(topics[i % 25]) for _ in range(12)), encoding="utf-8")
+        (corpus / f"d{i:05d}.txt").write_text(" ".join(rng.choice(TOPICS[i % 25]) for _ in range(12)), encoding="utf-8")
     update_index(corpus, tmp_path / "index", embedder=fake)
     monkeypatch.setattr(vectors, "EXACT_MAX", 10_000)
     build_index(corpus, tmp_path / "flat", embedder=fake, chunk_tokens=64)
     kinds = [info["vector_params"]["kind"] for info in read_manifest(current_version(tmp_path / "index")).segments]
     assert kinds == ["ivf-sq8", "flat"]
     with Searcher.open(tmp_path / "index", embedder=fake) as approx, Searcher.open(tmp_path / "flat", embedder=fake) as exact:
-        queries = [" ".join(rng.choice(topics[t]) for _ in range(4)) for t in range(25) for _ in range(4)]
+        queries = [" ".join(rng.choice(TOPICS[t]) for _ in range(4)) for t in range(25) for _ in range(4)]
         key = lambda hits: np.array([int(h.doc_id[1:6]) for h in hits] + [-1] * (10 - len(hits)))  # noqa: E731
         found = np.stack([key(approx.search(q, 10, mode="dense")) for q in queries])
         truth = np.stack([key(exact.search(q, 10, mode="dense")) for q in queries])
@@ -343,12 +351,9 @@ def test_several_ivf_segments_pool_their_candidates_and_keep_the_recall(tmp_path
     monkeypatch.setattr(vectors, "EXACT_MAX", 500)
     fake = HashingEmbedder(64)
     rng = random.Random(9)
-    topics = [[f"w{t}x{i}" for i in range(30)] for t in range(25)]
     corpus = tmp_path / "corpus"
-    corpus.mkdir()
     for batch in range(3):  # three segments of 800 documents: IVF each
-        for i in range(batch * 800, (batch + 1) * 800):
-            (corpus / f"d{i:05d}.txt").write_text(" ".join(rng.choice(topics[i % 25]) for _ in range(12)), encoding="utf-8")
+        write_topic_docs(corpus, rng, range(batch * 800, (batch + 1) * 800))
         if batch == 0:
             build_index(corpus, tmp_path / "index", embedder=fake, chunk_tokens=64)
         else:
@@ -357,7 +362,7 @@ def test_several_ivf_segments_pool_their_candidates_and_keep_the_recall(tmp_path
     build_index(corpus, tmp_path / "flat", embedder=fake, chunk_tokens=64)
     kinds = [info["vector_params"]["kind"] for info in read_manifest(current_version(tmp_path / "index")).segments]
     assert kinds == ["ivf-sq8"] * 3
-    queries = [" ".join(rng.choice(topics[t]) for _ in range(4)) for t in range(25) for _ in range(3)]
+    queries = [" ".join(rng.choice(TOPICS[t]) for _ in range(4)) for t in range(25) for _ in range(3)]
     key = lambda hits: np.array([int(h.doc_id[1:6]) for h in hits] + [-1] * (10 - len(hits)))  # noqa: E731
     with Searcher.open(tmp_path / "index", embedder=fake) as approx, Searcher.open(tmp_path / "flat", embedder=fake) as exact:
         truth = np.stack([key(exact.search(q, 10, mode="dense")) for q in queries])
