@@ -67,7 +67,7 @@ def synthetic(base: np.ndarray, n: int, noise: float, seed: int = 0) -> tuple[np
 
 
 def write_segments(index_dir: Path, embedder, docs: list, passages: list, vectors: np.ndarray, segments: int,
-                   exact_max: int | None) -> Path:
+                   exact_max: int | None, own_cells: bool = False) -> Path:
     """``index.write_index`` for ``segments`` consecutive segments of the passages (a version's
     margins and stories stubbed: see the module's docstring)."""
     from index import commit as commit_module
@@ -97,7 +97,8 @@ def write_segments(index_dir: Path, embedder, docs: list, passages: list, vector
                 name = f"s-{build_dir.name.removeprefix('.build-')}-{i:02d}"
                 infos.append(write_segment(build_dir / SEGMENTS / name, int(lo), seg_docs, seg_passages, vectors[lo:hi],
                                            means, exact_max=vector_module.EXACT_MAX if exact_max is None else exact_max,
-                                           tuning_queries=lambda ps=seg_passages: tuning_queries(embedder, ps)))
+                                           tuning_queries=lambda ps=seg_passages: tuning_queries(embedder, ps),
+                                           index_size=None if own_cells else len(passages)))
             summary = {"documents_read": len(docs), "documents_indexed": len(docs), "skipped": []}
             return commit(index_dir, build_dir, _manifest(embedder, Path(""), 200, {}, None, started, len(passages)),
                           infos, {}, {}, lambda path: write_catalog(path, {}, {}, summary))
@@ -125,7 +126,7 @@ def _stub_stories(build_dir: Path, pairs, deleted, previous, renumber=None) -> d
             "neighbour_lists": 0, "seconds": 0.0, "stub": "benchmarks/scale.py"}
 
 
-def build(n: int, noise: float, work: Path, exact_max: int | None, segments: int = 1) -> dict:
+def build(n: int, noise: float, work: Path, exact_max: int | None, segments: int = 1, own_cells: bool = False) -> dict:
     from index.manifest import read_manifest
     from index.store import DocumentRow, PassageRow
     from index.versions import current_version
@@ -140,7 +141,7 @@ def build(n: int, noise: float, work: Path, exact_max: int | None, segments: int
     docs = [DocumentRow(f"p{i}", f"Passage {i}", "txt", langs[o], f"h{i}", texts[o]) for i, o in enumerate(origin.tolist())]
     passages = [PassageRow(i, f"p{i}", 0, 0, len(texts[o]), langs[o], 0, texts[o]) for i, o in enumerate(origin.tolist())]
     started = time.perf_counter()
-    write_segments(work / "index", embedder, docs, passages, vectors, segments, exact_max)
+    write_segments(work / "index", embedder, docs, passages, vectors, segments, exact_max, own_cells)
     seconds = time.perf_counter() - started
     del docs, passages
     folder = current_version(work / "index")
@@ -313,6 +314,8 @@ def main() -> None:
     ap.add_argument("--exact-max", type=int, default=None, help="override the flat/IVF threshold")
     ap.add_argument("--work", type=Path, default=None, help="folder for the indexes (default: a temporary one)")
     ap.add_argument("--segments", type=int, default=1, help="write the passages as this many segments (default 1)")
+    ap.add_argument("--own-cells", action="store_true",
+                    help="size each segment's IVF cells by its own passages, as before (default: by the index's)")
     ap.add_argument("--compare", action="store_true",
                     help="also time the previous query algorithms (full BM25, a FAISS search per language)")
     ap.add_argument("--keep", action="store_true", help="keep the index (its folder is printed)")
@@ -327,7 +330,7 @@ def main() -> None:
         try:
             if args.reuse:  # the first open checks every file again, as for a copied index
                 shutil.rmtree(work / "index" / ".verified", ignore_errors=True)
-            built = {"reused": str(work)} if args.reuse else build(n, args.noise, work, args.exact_max, args.segments)
+            built = {"reused": str(work)} if args.reuse else build(n, args.noise, work, args.exact_max, args.segments, args.own_cells)
             out = subprocess.run([sys.executable, __file__, "--measure", str(work), *(["--compare"] if args.compare else [])],
                                  check=True, capture_output=True, text=True,
                                  env=dict(os.environ, TOKENIZERS_PARALLELISM="false"))

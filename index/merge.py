@@ -119,7 +119,8 @@ def merge_segments(index_dir: Path, names: list[str], embedder=None) -> Path:
             segments.append(write_segment(
                 build_dir / SEGMENTS / f"s-{build_dir.name.removeprefix('.build-')}", base, documents, passages,
                 vectors_all, language_means(vectors_all, [p.lang for p in passages]),
-                exact_max=vector_module.EXACT_MAX, tuning_queries=tuning))
+                exact_max=vector_module.EXACT_MAX, tuning_queries=tuning,
+                index_size=sum(live for live, _ in live_sizes(manifest.segments, deleted).values())))
     except BaseException:
         shutil.rmtree(build_dir, ignore_errors=True)
         raise

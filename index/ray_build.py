@@ -246,9 +246,11 @@ class RayExecutor:
     # Writing --------------------------------------------------------------------------------
 
     def write_segments(self, build_dir: Path, base: int, documents: list[DocumentRow], passages: list[PassageRow],
-                       vectors: np.ndarray, embedder) -> list[dict]:
+                       vectors: np.ndarray, embedder, index_size: int | None = None) -> list[dict]:
         """Write the new passages as segments of at most ``segment_passages`` passages (split
-        between documents), one Ray task each, into ``build_dir``; their descriptions in order."""
+        between documents), one Ray task each, into ``build_dir``; their descriptions in order
+        (``index_size``: the new version's live passages, which size IVF cells:
+        index.vectors.plan_vector_index)."""
         import ray
 
         from index import vectors as vector_module
@@ -263,7 +265,7 @@ class RayExecutor:
             name = f"s-{stamp}" if len(groups) == 1 else f"s-{stamp}-{k:04d}"
             refs.append(task.remote(str(build_dir / SEGMENTS / name), base + start, docs, passages[start:start + count],
                                     vectors[start:start + count], means, vector_module.EXACT_MAX, embedder.name,
-                                    self.max_retries))
+                                    self.max_retries, index_size or len(passages)))
             start += count
         try:
             return ray.get(refs)
@@ -402,7 +404,7 @@ class EmbedActor:
 
 
 def _write_segment_task(folder: str, base: int, documents: list, passages: list, vectors: np.ndarray, means: dict,
-                        exact_max: int, model: str, max_retries: int) -> dict:
+                        exact_max: int, model: str, max_retries: int, index_size: int | None = None) -> dict:
     """Write one segment (a retried attempt first removes what a dead one left). An IVF
     segment's vectors are added by Ray tasks to copies of its trained index, then merged."""
     from index.vectors import tuning_queries
@@ -423,4 +425,5 @@ def _write_segment_task(folder: str, base: int, documents: list, passages: list,
         add_in_shards(index, rows, ids, max(shards, 2), run)
 
     return write_segment(path, base, documents, passages, vectors, means, exact_max=exact_max,
-                         tuning_queries=lambda: tuning_queries(load_embedder(model), passages), add_vectors=add)
+                         tuning_queries=lambda: tuning_queries(load_embedder(model), passages), add_vectors=add,
+                         index_size=index_size)

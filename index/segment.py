@@ -72,13 +72,14 @@ def query_rows(queries: np.ndarray, langs: list[str], means: dict[str, np.ndarra
 
 def write_segment(folder: Path, base: int, documents: list[DocumentRow], passages: list[PassageRow],
                   vectors: np.ndarray, means: dict[str, np.ndarray], *, exact_max: int,
-                  tuning_queries=None, add_vectors=None) -> dict:
+                  tuning_queries=None, add_vectors=None, index_size: int | None = None) -> dict:
     """Write a segment into ``folder`` (which must not exist) and return its description (what
     ``segment.json`` holds). Passage ids must be ``base`` .. ``base + n − 1`` in order; ``means``
     are the corpus's language means, used only to make and tune an approximate index (its
     centred cells, index.vectors.centred_centroids); ``tuning_queries`` is a callable giving
     query vectors for that; ``add_vectors``: how an IVF index is filled
-    (index.vectors.build_vector_index's ``add``)."""
+    (index.vectors.build_vector_index's ``add``); ``index_size``: the live passages of the index
+    it joins, which sizes an IVF segment's cells (index.vectors.plan_vector_index)."""
     if len(passages) != len(vectors) or any(p.passage_id != base + i for i, p in enumerate(passages)):
         raise ValueError("a segment needs one vector per passage and passage ids base..base+n-1 in order")
     folder.mkdir(parents=True)
@@ -92,7 +93,7 @@ def write_segment(folder: Path, base: int, documents: list[DocumentRow], passage
     np.add.at(sums, codes, vectors.astype(np.float64))
     np.save(folder / SUMS, sums, allow_pickle=False)
     np.save(folder / LANGUAGES, codes.astype(np.int16), allow_pickle=False)
-    plan = plan_vector_index(len(passages), exact_max)
+    plan = plan_vector_index(len(passages), exact_max, index_size)
     own_means = {lang: means.get(lang, np.zeros(vectors.shape[1], np.float32)) for lang in langs}
     queries = None
     if plan["kind"] != "flat" and tuning_queries is not None:

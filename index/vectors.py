@@ -74,13 +74,24 @@ MAX_NLIST = 262_144
 HNSW_EF_SEARCH = 128
 
 
-def plan_vector_index(n: int, exact_max: int = EXACT_MAX) -> dict:
+def plan_vector_index(n: int, exact_max: int = EXACT_MAX, index_size: int | None = None) -> dict:
     """The kind of index for ``n`` passages: {"kind": "flat"} or {"kind": "ivf-sq8", "nlist": …},
-    with ``"quantizer": "hnsw32"`` above :data:`HNSW_FROM` passages."""
+    with ``"quantizer": "hnsw32"`` above :data:`HNSW_FROM` passages.
+
+    ``index_size``: the live passages of the whole index this segment joins. An IVF segment
+    then gets the cells one index of that size would have (~√size; never so many that a cell
+    holds fewer than :data:`TRAIN_PER_CELL` of its own passages), so that a query finds its
+    neighbours in the same number of nearest cells of every segment and scans the same share
+    of the index as one merged segment would: ten 100k segments with ~√100k cells each needed
+    4× the scan of one 1M index for the same recall (BENCHMARKS.md, "Cells sized for the index")."""
     if n <= exact_max:
         return {"kind": "flat"}
     if n <= HNSW_FROM:
-        nlist = 2 ** round(math.log2(max(64.0, math.sqrt(n))))  # ~√n cells: 1M passages → 1024
+        size = min(max(n, index_size or n), HNSW_FROM)
+        nlist = 2 ** round(math.log2(max(64.0, math.sqrt(size))))  # ~√n cells: 1M passages → 1024
+        if size > n:  # finer than its own √n: at least TRAIN_PER_CELL passages per cell
+            own = 2 ** round(math.log2(max(64.0, math.sqrt(n))))
+            nlist = max(own, min(nlist, 2 ** int(math.log2(max(1, n // TRAIN_PER_CELL)))))
         return {"kind": "ivf-sq8", "nlist": int(nlist)}
     nlist = min(MAX_NLIST, 2 ** round(math.log2(16 * math.sqrt(n))))  # 10M → 65,536; 100M → 131,072
     return {"kind": "ivf-sq8", "nlist": int(nlist), "quantizer": f"hnsw{HNSW_M}"}

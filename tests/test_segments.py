@@ -185,6 +185,40 @@ def test_the_tiered_policy_merges_similar_sizes_and_reclaims_deletes():
     assert plan_merge({f"s{i}": (30_000, 30_000) for i in range(11)}) == []  # too big for an update: optimize
 
 
+def test_new_and_merged_segments_are_planned_for_the_whole_index(corpus, tmp_path, monkeypatch):
+    """A segment an update or a merge writes sizes its vector index (its IVF cells) for the live
+    passages of the version it joins, not for its own (index.vectors.plan_vector_index)."""
+    from index import builder
+    from index.commit import read_deleted
+    from index.segment import write_segment
+
+    sizes = []
+
+    def spy(*args, **kwargs):
+        sizes.append((len(args[3]), kwargs.get("index_size")))
+        return write_segment(*args, **kwargs)
+
+    monkeypatch.setattr(builder, "write_segment", spy)
+    monkeypatch.setattr(merge, "write_segment", spy)
+    fake = HashingEmbedder(64)
+    build_index(corpus, tmp_path / "index", embedder=fake, chunk_tokens=16)
+    (corpus / "de.txt").write_text("Die NATO sagt, der Raketenschild bedrohe Russland nicht.", encoding="utf-8")
+    (corpus / "ro" / "deveselu.txt").unlink()
+    update_index(corpus, tmp_path / "index", embedder=fake, merge=False)
+    optimize_index(tmp_path / "index")
+
+    def live(folder):
+        deleted = read_deleted(folder, read_manifest(folder))
+        return sum(info["passages"] - len(deleted.get(info["name"], {}).get("rows", []))
+                   for info in read_manifest(folder).segments)
+
+    total = live(current_version(tmp_path / "index"))
+    assert len(sizes) == 3
+    assert sizes[0][1] == sizes[0][0]  # the first build: the segment is the index
+    assert sizes[1][0] < sizes[1][1] == total  # the update's new passages join an index of `total`
+    assert sizes[2] == (total, total)  # optimize: one segment of every live passage
+
+
 def test_readers_of_an_old_version_keep_answering_after_merges(corpus, tmp_path):
     fake = HashingEmbedder(64)
     build_index(corpus, tmp_path / "index", embedder=fake, chunk_tokens=16)

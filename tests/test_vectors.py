@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from index.balance import language_means
-from index.vectors import (EXACT_MAX, HNSW_FROM, IVF_KIND, TARGET_RECALL, add_in_shards, build_vector_index,
-                           load_vector_index, plan_vector_index, recall_at, save_vector_index, search_vectors)
+from index.vectors import (EXACT_MAX, HNSW_FROM, IVF_KIND, TARGET_RECALL, TRAIN_PER_CELL, add_in_shards,
+                           build_vector_index, load_vector_index, plan_vector_index, recall_at, save_vector_index,
+                           search_vectors)
 
 
 def unit(rng, n, d):
@@ -76,6 +77,20 @@ def test_the_plan_is_exact_up_to_the_threshold_then_ivf_with_about_sqrt_n_cells(
     assert plan_vector_index(EXACT_MAX + 1)["kind"] == "ivf-sq8"
     assert plan_vector_index(1_000_000)["nlist"] == 1024
     assert plan_vector_index(5_000, exact_max=1_000)["nlist"] == 64  # never fewer than 64 cells
+
+
+def test_a_segment_of_a_larger_index_gets_the_cells_of_that_index():
+    # Ten 100k segments of a 1M index: each gets one 1M index's 1,024 cells (not √100k = 256), so a
+    # query scans the same share of the index as one merged segment would.
+    assert plan_vector_index(100_000, index_size=1_000_000)["nlist"] == 1024
+    assert plan_vector_index(1_000_000, index_size=1_000_000) == plan_vector_index(1_000_000)
+    assert plan_vector_index(100_000, index_size=50_000) == plan_vector_index(100_000)  # never coarser than its own
+    # never fewer than TRAIN_PER_CELL of its own passages per cell: 30k passages → at most 256 cells
+    assert plan_vector_index(30_000, index_size=1_000_000)["nlist"] == 256
+    assert plan_vector_index(30_000, index_size=1_000_000)["nlist"] * TRAIN_PER_CELL <= 30_000
+    # the flat/IVF choice and the HNSW quantizer still follow the segment's own size
+    assert plan_vector_index(EXACT_MAX, index_size=10**7) == {"kind": "flat"}
+    assert "quantizer" not in plan_vector_index(1_000_000, index_size=10**8)
 
 
 def test_the_plan_grows_to_an_hnsw_quantizer_over_many_cells_at_10m_to_100m():
