@@ -9,6 +9,7 @@ best ``n`` of each segment, merged by score, are the best ``n`` overall.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,7 @@ class SegmentReader:
                 live.flags.writeable = False  # shared with the searcher's ids (search.searcher)
                 self.rows_by_lang[lang] = live
         self._cell_sizes = None  # an IVF segment's vectors per cell, on first shared probe
+        self._pools: dict[tuple, CellPool] = {}  # probe_cells' pools of the readers this one leads
 
     def _codes(self, folder: Path, info: dict) -> np.ndarray:
         """Each row's language (its index in ``self.langs``): the segment's ``languages.npy``,
@@ -296,24 +298,67 @@ def probe_cells(readers: list["SegmentReader"], qvec: np.ndarray, filtered: floa
     languages): the budget starts from the share the plain top 10 needs (``filter_nprobe``)
     and is widened by 1 / ``filtered``, as a filtered search of one segment is
     (index.vectors.search_vectors)."""
-    out: list[np.ndarray | None] = [None] * len(readers)
-    shared = [i for i, r in enumerate(readers) if r.cells is not None]
-    if len(shared) < 2:
+    return CellPool.of(readers).probe(qvec, filtered)
+
+
+class CellPool:
+    """The centred cells of several IVF segments as :func:`probe_cells` ranks them: their
+    centroids stacked in one matrix (one product per query, not one per segment: ten 1,024-cell
+    segments cost 0.12 ms against 0.75 ms) with each cell's segment and size, made once per set
+    of readers (kept by the first of them)."""
+
+    def __init__(self, readers: tuple["SegmentReader", ...]):
+        self.readers = readers
+        self.shared = [i for i, r in enumerate(readers) if r.cells is not None]
+        if len(self.shared) < 2:
+            return
+        self.dim = readers[self.shared[0]].dim
+        self.model = np.ascontiguousarray(np.vstack([readers[i].cells.model for i in self.shared]), np.float32)
+        self.sizes = np.concatenate([readers[i].cell_sizes() for i in self.shared])
+        counts = [readers[i].cells.ivf.nlist for i in self.shared]
+        self.owner = np.repeat(np.arange(len(self.shared)), counts)
+        self.cell = np.concatenate([np.arange(c) for c in counts])
+        self.total = int(self.sizes.sum())
+
+    @staticmethod
+    def of(readers) -> "CellPool":
+        readers = tuple(readers)
+        holder = readers[0] if readers else None
+        key = tuple(id(r) for r in readers)  # (the pool holds the readers: their ids stay theirs)
+        pools = holder._pools if holder is not None else {}
+        if key not in pools:
+            pools[key] = CellPool(readers)
+        return pools[key]
+
+    def probe(self, qvec: np.ndarray, filtered: float | None) -> list[np.ndarray | None]:
+        out: list[np.ndarray | None] = [None] * len(self.readers)
+        if len(self.shared) < 2:
+            return out
+        share = min(self.readers[i].tuned_share(filtered is not None) for i in self.shared)
+        if filtered is not None:
+            share = min(1.0, share / max(filtered, 1e-9))
+        near = self.model @ np.asarray(qvec, np.float32)[: self.dim]
+        chosen = self._nearest_holding(near, share * self.total)
+        for j, i in enumerate(self.shared):
+            out[i] = self.cell[chosen[self.owner[chosen] == j]]  # nearest first
         return out
-    q = np.asarray(qvec, np.float32)[: readers[shared[0]].dim]
-    near = [readers[i].cells.model @ q for i in shared]
-    sizes = np.concatenate([readers[i].cell_sizes() for i in shared])
-    owner = np.repeat(np.arange(len(shared)), [len(x) for x in near])
-    cell = np.concatenate([np.arange(len(x)) for x in near])
-    share = min(readers[i].tuned_share(filtered is not None) for i in shared)
-    if filtered is not None:
-        share = min(1.0, share / max(filtered, 1e-9))
-    order = np.argsort(-np.concatenate(near), kind="stable")
-    upto = int(np.searchsorted(np.cumsum(sizes[order]), share * sizes.sum())) + 1
-    chosen = order[:upto]
-    for j, i in enumerate(shared):
-        out[i] = cell[chosen[owner[chosen] == j]]  # nearest first
-    return out
+
+    def _nearest_holding(self, near: np.ndarray, target: float) -> np.ndarray:
+        """The cells by ``near`` (highest first; equal: lower index first, as a stable sort),
+        up to the first at which they hold ``target`` vectors. Only the candidates that can be
+        among them are sorted: a partition by the expected count, widened until they hold it."""
+        k = min(len(near), 2 * int(math.ceil(target / max(1, self.total) * len(near))) + 64)
+        while True:
+            if k < len(near):
+                kth = np.partition(near, len(near) - k)[len(near) - k]
+                top = np.flatnonzero(near >= kth)  # every cell as near as the k-th (ties kept)
+            else:
+                top = np.arange(len(near))
+            order = top[np.lexsort((top, -near[top]))]
+            held = np.cumsum(self.sizes[order])
+            if held[-1] >= target or len(top) == len(near):
+                return order[: int(np.searchsorted(held, target)) + 1]
+            k = min(len(near), k * 4)
 
 
 class _ExactScores:
@@ -369,9 +414,12 @@ def scan_languages(parts: list[tuple["SegmentReader", dict]], qvec: np.ndarray, 
     for place, (reader, groups) in enumerate(parts):
         ids, approx = reader.scan(qvec, offsets32, probes[place], radius)
         codes = reader.codes[ids]
+        by_lang = np.argsort(codes, kind="stable")  # each language's rows in scan order, in one sort
+        bounds = np.searchsorted(codes[by_lang], np.arange(len(reader.langs) + 1))
         for lang, rows in groups.items():
             if rows is not None and len(rows):
-                mine = codes == reader.langs.index(lang)
+                code = reader.langs.index(lang)
+                mine = by_lang[bounds[code]:bounds[code + 1]]
                 pooled.setdefault(lang, []).append((place, ids[mine], approx[mine], len(rows)))
                 if len(parts) > 1:
                     best = np.concatenate([edges.get(lang, approx[:0]), approx[mine]])

@@ -219,6 +219,25 @@ def test_new_and_merged_segments_are_planned_for_the_whole_index(corpus, tmp_pat
     assert sizes[2] == (total, total)  # optimize: one segment of every live passage
 
 
+def test_the_cell_pool_sorts_only_the_cells_it_may_probe():
+    """probe_cells' choice (the nearest cells until they hold the share) is the prefix of a full
+    stable sort, ties included, though only a partition's worth of cells is sorted."""
+    from search.segments import CellPool
+
+    rng = np.random.default_rng(3)
+    pool = CellPool(())
+    for trial in range(20):
+        n = int(rng.integers(50, 5_000))
+        near = rng.choice(rng.standard_normal(int(rng.integers(5, 200))).astype(np.float32), n)  # many ties
+        pool.sizes = rng.integers(0, 60, n)
+        pool.sizes[rng.random(n) < 0.2] = 0  # empty cells too
+        pool.total = int(pool.sizes.sum())
+        for share in (0.0, 0.01, 0.0625, 0.3, 1.0):
+            order = np.argsort(-near, kind="stable")
+            expected = order[: int(np.searchsorted(np.cumsum(pool.sizes[order]), share * pool.total)) + 1]
+            assert np.array_equal(pool._nearest_holding(near, share * pool.total), expected)
+
+
 def test_readers_of_an_old_version_keep_answering_after_merges(corpus, tmp_path):
     fake = HashingEmbedder(64)
     build_index(corpus, tmp_path / "index", embedder=fake, chunk_tokens=16)
