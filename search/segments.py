@@ -362,27 +362,39 @@ class CellPool:
 
 
 class _ExactScores:
-    """Exact scores of segment rows for one query: what every language asks first is read in
-    one pass per segment (rows sorted: the file is read in order); later asks read what is new."""
+    """Exact scores of segment rows, by global id, for one query: what every language asks first
+    is read in one pass per segment (rows sorted: the file is read in order); later asks read
+    only what is new."""
 
     def __init__(self, parts, qvec: np.ndarray, offsets64: dict[str, float]):
         self.parts, self.qvec, self.offsets64 = parts, qvec, offsets64
-        self.known: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.bases = np.array([reader.base for reader, _ in parts], np.int64)
+        self.by_base = np.argsort(self.bases, kind="stable")
+        self.ids, self.scores = np.zeros(0, np.int64), np.zeros(0)
 
-    def prefetch(self, asks: dict[int, list[np.ndarray]]) -> None:
-        for place, chunks in asks.items():
-            rows = np.unique(np.concatenate(chunks))
-            self.known[place] = (rows, self.parts[place][0].scores(rows, self.qvec, self.offsets64))
+    def _read(self, ids: np.ndarray) -> np.ndarray:
+        """Scores of ``ids`` (unique, sorted), one read per segment."""
+        place = self.by_base[np.searchsorted(self.bases[self.by_base], ids, side="right") - 1]
+        out = np.empty(len(ids), np.float64)
+        for p in np.unique(place).tolist():
+            mine = place == p
+            reader = self.parts[p][0]
+            out[mine] = reader.scores(ids[mine] - reader.base, self.qvec, self.offsets64)
+        return out
 
-    def __call__(self, place: int, rows: np.ndarray) -> np.ndarray:
-        known_rows, known = self.known.get(place, (np.zeros(0, np.int64), np.zeros(0)))
-        at = np.minimum(np.searchsorted(known_rows, rows), max(0, len(known_rows) - 1))
-        hit = known_rows[at] == rows if len(known_rows) else np.zeros(len(rows), bool)
+    def prefetch(self, ids: np.ndarray) -> None:
+        self.ids = np.unique(ids)
+        self.scores = self._read(self.ids)
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        at = np.minimum(np.searchsorted(self.ids, ids), max(0, len(self.ids) - 1))
+        hit = self.ids[at] == ids if len(self.ids) else np.zeros(len(ids), bool)
         if hit.all():
-            return known[at]
-        out = np.empty(len(rows), np.float64)
-        out[hit] = known[at[hit]]
-        out[~hit] = self.parts[place][0].scores(rows[~hit], self.qvec, self.offsets64)
+            return self.scores[at]
+        out = np.empty(len(ids), np.float64)
+        out[hit] = self.scores[at[hit]]
+        new, back = np.unique(ids[~hit], return_inverse=True)
+        out[~hit] = self._read(new)[back]
         return out
 
 
@@ -420,7 +432,7 @@ def scan_languages(parts: list[tuple["SegmentReader", dict]], qvec: np.ndarray, 
             if rows is not None and len(rows):
                 code = reader.langs.index(lang)
                 mine = by_lang[bounds[code]:bounds[code + 1]]
-                pooled.setdefault(lang, []).append((place, ids[mine], approx[mine], len(rows)))
+                pooled.setdefault(lang, []).append((place, ids[mine] + reader.base, approx[mine], len(rows)))
                 if len(parts) > 1:
                     best = np.concatenate([edges.get(lang, approx[:0]), approx[mine]])
                     edges[lang] = best if len(best) <= first[lang] else np.partition(best, len(best) - first[lang])[-first[lang]:]
@@ -430,22 +442,19 @@ def scan_languages(parts: list[tuple["SegmentReader", dict]], qvec: np.ndarray, 
             radius = float(np.nextafter(min(float(e.min()) for e in edges.values()), -np.inf, dtype=np.float32))
     pruned = radius is not None
     plans = {}
-    asks: dict[int, list[np.ndarray]] = {}
+    firsts = []  # every language's first candidates (global ids): read together
     for lang, lists in pooled.items():
-        where = np.concatenate([np.full(len(ids), place, np.int64) for place, ids, _, _ in lists])
         found = np.concatenate([ids for _, ids, _, _ in lists])
         approx = np.concatenate([approx for _, _, approx, _ in lists])
         available = sum(size for *_, size in lists)
-        plans[lang] = (where, found, approx, available)
+        plans[lang] = (found, approx, available)
         size = min(available, min(n, available) * REFINE)
         if len(found) >= size:
-            pick = first_best(approx, size)
-            for place in np.unique(where[pick]).tolist():
-                asks.setdefault(place, []).append(found[pick][where[pick] == place])
+            firsts.append(found[first_best(approx, size)])
     exact = _ExactScores(parts, qvec, offsets64)
-    exact.prefetch(asks)
+    exact.prefetch(np.concatenate(firsts) if firsts else np.zeros(0, np.int64))
     out = {}
-    for lang, (where, found, approx, available) in plans.items():
+    for lang, (found, approx, available) in plans.items():
         want = fetch = min(n, available)
         while True:
             size = min(available, fetch * REFINE)
@@ -453,13 +462,8 @@ def scan_languages(parts: list[tuple["SegmentReader", dict]], qvec: np.ndarray, 
                 out[lang] = [pair for place, *_ in pooled[lang] for pair in parts[place][0].dense(
                     qvec, means, n, parts[place][1][lang], whole=True)]
                 break
-            pick = first_best(approx, size)
-            cand_ids, scores = [], []
-            for place in np.unique(where[pick]).tolist():
-                rows = np.sort(found[pick][where[pick] == place])
-                cand_ids.append(rows + parts[place][0].base)
-                scores.append(exact(place, rows))
-            cand, scores = np.concatenate(cand_ids), np.concatenate(scores)
+            cand = np.sort(found[first_best(approx, size)])  # (in id order, as each segment's own search gives)
+            scores = exact(cand)
             ranked = np.sort(scores)[::-1]
             cut = ranked[min(want, len(ranked)) - 1]
             if fetch >= available or len(cand) < fetch or ranked[-1] < cut - TIE:
