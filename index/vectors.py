@@ -14,6 +14,10 @@ Its kind is chosen from the number of passages (:func:`plan_vector_index`):
   time: the smallest that finds :data:`TARGET_RECALL` of the exact top 10 for query-like vectors,
   and of the language-balanced top 10 the searcher serves by default (:func:`_tune_nprobe`).
 
+A segment written into a larger index (an update's, a merge's) gets the cells of that index,
+not of its own size (``index_size``), so that its cells are as fine as the others' and a query
+scans the same share of the index over any number of segments as over one.
+
 Above :data:`HNSW_FROM` passages the cells grow faster (~16·√n, up to 262,144: 65,536 at 10M,
 131,072 at 100M) and the coarse quantizer becomes an HNSW graph over them, as FAISS's guidelines
 say for 10M–100M vectors ("IVF65536_HNSW32" … "IVF262144_HNSW32"): finding the nearest cells

@@ -288,11 +288,12 @@ def probe_cells(readers: list["SegmentReader"], qvec: np.ndarray, filtered: floa
     cells are ranked together by ``q·centroid`` (all in the same centred space) and probed,
     nearest first, until they hold the share of all their vectors that the most selective of
     them was tuned to scan (its nprobe / nlist), never more than the segments would scan each
-    alone, and in the cells nearest the query over all of them. (Smaller shares lose recall:
-    ten 100k segments, each tuned to 32 of 256 cells, find 0.983 of the exact balanced top 10
-    at that share, 0.969 at half of it, 0.937 at a quarter — one 1M index scans 32 of 1,024
-    cells for 0.965; their segments' own tuning queries gave 0.988 and 0.971 at the first two,
-    so a share tuned for the pool would be the same here. BENCHMARKS.md.)
+    alone, and in the cells nearest the query over all of them. A segment's cells are as many
+    as one index of the whole version would have (index.vectors.plan_vector_index), so the
+    share is that of one index's probe. (Ten 100k segments of a 1M index, 1,024 cells each and
+    tuned to 64 of them, find 0.986 of the exact balanced top 10 at that share and 0.963 at half
+    of it, which is what one 1M index finds at its own tuned 32 of 1,024; with 256 cells each,
+    32 of them: 0.983, and 0.969 at half. BENCHMARKS.md.)
 
     ``filtered``: the search keeps only this share of the pooled segments' rows (whole
     languages): the budget starts from the share the plain top 10 needs (``filter_nprobe``)
