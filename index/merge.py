@@ -30,6 +30,7 @@ from index.version_stories import live_corpus
 from index import vectors as vector_module
 from index.balance import language_means
 from index.vectors import tuning_queries
+from index.verify import verify_version
 from index.versions import current_version, new_build_dir, remove_stale, writer_lock
 from polyseek import settings
 from polyseek.embedder import load_embedder
@@ -96,10 +97,14 @@ def optimize_index(index_dir=None, embedder=None) -> tuple[int, int]:
 
 def merge_segments(index_dir: Path, names: list[str], embedder=None) -> Path:
     """Merge the segments ``names`` of the version in service into one new segment (their live
-    rows, vectors as stored) and publish the version (the caller holds the writer lock)."""
+    rows, vectors as stored) and publish the version (the caller holds the writer lock). The
+    version's files are checked first (index.verify: segments recorded as checked and unchanged
+    are not hashed again), so a file damaged on disk is named, not merged into a segment with
+    fresh checksums."""
     started = time.perf_counter()
     folder = current_version(index_dir)
     manifest = read_manifest(folder)
+    verify_version(index_dir, folder, manifest)
     deleted = read_deleted(folder, manifest)
     chosen = [(folder / SEGMENTS / info["name"], info) for info in manifest.segments if info["name"] in names]
     base = manifest.next_id

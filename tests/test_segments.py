@@ -256,6 +256,30 @@ def test_readers_of_an_old_version_keep_answering_after_merges(corpus, tmp_path)
            [current_version(tmp_path / "index").name]
 
 
+def test_a_merge_never_folds_a_damaged_file_into_a_new_segment(corpus, tmp_path):
+    """A segment file damaged on disk after it was checked is named when a merge reads it; the
+    merge writes nothing (its new segment would carry fresh checksums of the damage)."""
+    from index.manifest import EMBEDDINGS, SEGMENTS
+    from polyseek.errors import IndexFormatError
+
+    fake = HashingEmbedder(64)
+    build_index(corpus, tmp_path / "index", embedder=fake, chunk_tokens=16)
+    (corpus / "de.txt").write_text("Die NATO sagt, der Raketenschild bedrohe Russland nicht.", encoding="utf-8")
+    update_index(corpus, tmp_path / "index", embedder=fake, merge=False)
+    with Searcher.open(tmp_path / "index", embedder=fake):
+        pass  # opened once: both segments are recorded as checked
+    folder = current_version(tmp_path / "index")
+    first = read_manifest(folder).segments[0]["name"]
+    path = folder / SEGMENTS / first / EMBEDDINGS
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF  # one vector's last byte: same size, a new modification time
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexFormatError, match=f"{first}/{EMBEDDINGS}"):
+        optimize_index(tmp_path / "index")
+    assert current_version(tmp_path / "index") == folder  # nothing published
+    assert len(read_manifest(folder).segments) == 2
+
+
 def test_an_export_is_updated_by_its_records_own_hashes(tmp_path, monkeypatch):
     import index.builder as builder
 
