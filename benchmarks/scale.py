@@ -98,7 +98,9 @@ def write_segments(index_dir: Path, embedder, docs: list, passages: list, vector
                 infos.append(write_segment(build_dir / SEGMENTS / name, int(lo), seg_docs, seg_passages, vectors[lo:hi],
                                            means, exact_max=vector_module.EXACT_MAX if exact_max is None else exact_max,
                                            tuning_queries=lambda ps=seg_passages: tuning_queries(embedder, ps),
-                                           index_size=None if own_cells else len(passages)))
+                                           index_size=None if own_cells else len(passages),
+                                           cells_from=None if own_cells else
+                                           [(build_dir / SEGMENTS / info["name"], info) for info in infos]))
             summary = {"documents_read": len(docs), "documents_indexed": len(docs), "skipped": []}
             return commit(index_dir, build_dir, _manifest(embedder, Path(""), 200, {}, None, started, len(passages)),
                           infos, {}, {}, lambda path: write_catalog(path, {}, {}, summary))
@@ -315,7 +317,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="folder for the indexes (default: a temporary one)")
     ap.add_argument("--segments", type=int, default=1, help="write the passages as this many segments (default 1)")
     ap.add_argument("--own-cells", action="store_true",
-                    help="size each segment's IVF cells by its own passages, as before (default: by the index's)")
+                    help="each segment's own IVF cells, sized by its own passages, as before (default: sized by the index's, shared)")
     ap.add_argument("--compare", action="store_true",
                     help="also time the previous query algorithms (full BM25, a FAISS search per language)")
     ap.add_argument("--keep", action="store_true", help="keep the index (its folder is printed)")

@@ -348,12 +348,14 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
         # the live passages of the new version: an IVF segment's cells are sized for it
         index_size = len(passages) + sum(live for live, _ in live_sizes(segments, deleted).values())
         if passages and executor is not None:  # possibly several segments, written by the workers
-            new_segments = executor.write_segments(build_dir, base, doc_rows, passages, vectors, embedder, index_size)
+            new_segments = executor.write_segments(build_dir, base, doc_rows, passages, vectors, embedder, index_size,
+                                                   [(sources[info["name"]], info) for info in segments])
         elif passages:
             new_segments = [write_segment(
                 build_dir / SEGMENTS / f"s-{build_dir.name.removeprefix('.build-')}", base, doc_rows, passages, vectors,
                 language_means(vectors, [p.lang for p in passages]), exact_max=vector_module.EXACT_MAX,
-                tuning_queries=lambda: tuning_queries(embedder, passages), index_size=index_size)]
+                tuning_queries=lambda: tuning_queries(embedder, passages), index_size=index_size,
+                cells_from=[(sources[info["name"]], info) for info in segments])]
         else:
             new_segments = []
         segments += new_segments

@@ -125,7 +125,8 @@ def merge_segments(index_dir: Path, names: list[str], embedder=None) -> Path:
                 build_dir / SEGMENTS / f"s-{build_dir.name.removeprefix('.build-')}", base, documents, passages,
                 vectors_all, language_means(vectors_all, [p.lang for p in passages]),
                 exact_max=vector_module.EXACT_MAX, tuning_queries=tuning,
-                index_size=sum(live for live, _ in live_sizes(manifest.segments, deleted).values())))
+                index_size=sum(live for live, _ in live_sizes(manifest.segments, deleted).values()),
+                cells_from=[(sources[info["name"]], info) for info in segments]))
     except BaseException:
         shutil.rmtree(build_dir, ignore_errors=True)
         raise

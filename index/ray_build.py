@@ -246,11 +246,13 @@ class RayExecutor:
     # Writing --------------------------------------------------------------------------------
 
     def write_segments(self, build_dir: Path, base: int, documents: list[DocumentRow], passages: list[PassageRow],
-                       vectors: np.ndarray, embedder, index_size: int | None = None) -> list[dict]:
+                       vectors: np.ndarray, embedder, index_size: int | None = None,
+                       cells_from: list[tuple[Path, dict]] | None = None) -> list[dict]:
         """Write the new passages as segments of at most ``segment_passages`` passages (split
         between documents), one Ray task each, into ``build_dir``; their descriptions in order
         (``index_size``: the new version's live passages, which size IVF cells:
-        index.vectors.plan_vector_index)."""
+        index.vectors.plan_vector_index; ``cells_from``: the index's kept segments, whose cells
+        an IVF segment may share: index.segment.shared_cells)."""
         import ray
 
         from index import vectors as vector_module
@@ -265,7 +267,8 @@ class RayExecutor:
             name = f"s-{stamp}" if len(groups) == 1 else f"s-{stamp}-{k:04d}"
             refs.append(task.remote(str(build_dir / SEGMENTS / name), base + start, docs, passages[start:start + count],
                                     vectors[start:start + count], means, vector_module.EXACT_MAX, embedder.name,
-                                    self.max_retries, index_size or len(passages)))
+                                    self.max_retries, index_size or len(passages),
+                                    [(str(folder), info) for folder, info in cells_from or []]))
             start += count
         try:
             return ray.get(refs)
@@ -404,7 +407,8 @@ class EmbedActor:
 
 
 def _write_segment_task(folder: str, base: int, documents: list, passages: list, vectors: np.ndarray, means: dict,
-                        exact_max: int, model: str, max_retries: int, index_size: int | None = None) -> dict:
+                        exact_max: int, model: str, max_retries: int, index_size: int | None = None,
+                        cells_from: list | None = None) -> dict:
     """Write one segment (a retried attempt first removes what a dead one left). An IVF
     segment's vectors are added by Ray tasks to copies of its trained index, then merged."""
     from index.vectors import tuning_queries
@@ -426,4 +430,4 @@ def _write_segment_task(folder: str, base: int, documents: list, passages: list,
 
     return write_segment(path, base, documents, passages, vectors, means, exact_max=exact_max,
                          tuning_queries=lambda: tuning_queries(load_embedder(model), passages), add_vectors=add,
-                         index_size=index_size)
+                         index_size=index_size, cells_from=[(Path(folder), info) for folder, info in cells_from or []])

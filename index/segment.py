@@ -32,7 +32,8 @@ import numpy as np
 from index.lexical import LexicalIndex
 from index.manifest import EMBEDDINGS, STORE, VECTORS, atomic_write_text, check_info, file_digest, read_small_file
 from index.store import DocumentRow, PassageRow, write_store
-from index.vectors import build_vector_index, plan_vector_index, save_embeddings, save_vector_index
+from index.vectors import (CentredCells, build_vector_index, load_vector_index, plan_vector_index, save_embeddings,
+                           save_vector_index)
 from polyseek.errors import IndexFormatError
 
 SEGMENT_MANIFEST = "segment.json"
@@ -72,14 +73,17 @@ def query_rows(queries: np.ndarray, langs: list[str], means: dict[str, np.ndarra
 
 def write_segment(folder: Path, base: int, documents: list[DocumentRow], passages: list[PassageRow],
                   vectors: np.ndarray, means: dict[str, np.ndarray], *, exact_max: int,
-                  tuning_queries=None, add_vectors=None, index_size: int | None = None) -> dict:
+                  tuning_queries=None, add_vectors=None, index_size: int | None = None,
+                  cells_from: list[tuple[Path, dict]] | None = None) -> dict:
     """Write a segment into ``folder`` (which must not exist) and return its description (what
     ``segment.json`` holds). Passage ids must be ``base`` .. ``base + n − 1`` in order; ``means``
     are the corpus's language means, used only to make and tune an approximate index (its
     centred cells, index.vectors.centred_centroids); ``tuning_queries`` is a callable giving
     query vectors for that; ``add_vectors``: how an IVF index is filled
     (index.vectors.build_vector_index's ``add``); ``index_size``: the live passages of the index
-    it joins, which sizes an IVF segment's cells (index.vectors.plan_vector_index)."""
+    it joins, which sizes an IVF segment's cells (index.vectors.plan_vector_index); ``cells_from``:
+    the (folder, description) of the index's other segments, whose cells an IVF segment shares
+    when one fits (:func:`shared_cells`)."""
     if len(passages) != len(vectors) or any(p.passage_id != base + i for i, p in enumerate(passages)):
         raise ValueError("a segment needs one vector per passage and passage ids base..base+n-1 in order")
     folder.mkdir(parents=True)
@@ -100,7 +104,8 @@ def write_segment(folder: Path, base: int, documents: list[DocumentRow], passage
         queries = query_rows(tuning_queries(), langs, own_means)
     index, plan = build_vector_index(np.arange(len(passages), dtype=np.int64), augment(vectors, codes, len(langs)),
                                      plan, queries=queries, add=add_vectors,
-                                     language_means=np.stack([own_means[lang] for lang in langs]) if langs else None)
+                                     language_means=np.stack([own_means[lang] for lang in langs]) if langs else None,
+                                     cells_from=shared_cells(cells_from or [], plan, len(passages), vectors.shape[1]))
     save_vector_index(index, folder / VECTORS)
     del index
     lexical = LexicalIndex.build([p.text for p in passages], [p.lang for p in passages])
@@ -117,6 +122,24 @@ def write_segment(folder: Path, base: int, documents: list[DocumentRow], passage
     }
     atomic_write_text(folder / SEGMENT_MANIFEST, json.dumps(info, indent=1, ensure_ascii=False) + "\n")
     return info
+
+
+def shared_cells(segments: list[tuple[Path, dict]], plan: dict, n: int, dim: int) -> np.ndarray | None:
+    """The cells (model part of the centroids) a new IVF segment of ``n`` passages planned as
+    ``plan`` shares: those of the largest of ``segments`` with centred cells of the same count
+    and dimension, holding at least ``n`` passages (cells fit to no less data than they will
+    hold; a larger import trains its own). None: it trains its own. Segments sharing cells
+    have them ranked once per query (search.segments.CellPool)."""
+    if plan.get("kind") != "ivf-sq8" or plan.get("quantizer"):
+        return None
+    fits = [(info["passages"], folder, info) for folder, info in segments
+            if info["vector_params"].get("kind") == "ivf-sq8" and info["vector_params"].get("cells") == "centred"
+            and not info["vector_params"].get("quantizer") and info["vector_params"].get("nlist") == plan["nlist"]
+            and info["dim"] == dim and info["passages"] >= n]
+    if not fits:
+        return None
+    _, folder, info = max(fits, key=lambda f: f[0])
+    return CentredCells(load_vector_index(folder / VECTORS, info["vector_params"]), dim).model.copy()
 
 
 def read_segment_info(folder: Path) -> dict:

@@ -16,7 +16,10 @@ Its kind is chosen from the number of passages (:func:`plan_vector_index`):
 
 A segment written into a larger index (an update's, a merge's) gets the cells of that index,
 not of its own size (``index_size``), so that its cells are as fine as the others' and a query
-scans the same share of the index over any number of segments as over one.
+scans the same share of the index over any number of segments as over one; where the index's
+largest IVF segment has as many cells and at least as many passages, the new segment shares
+them (``cells_from``, index.segment.shared_cells: only its 8-bit codes are trained), so a query
+ranks one table of cells for all of them (search.segments.CellPool).
 
 Above :data:`HNSW_FROM` passages the cells grow faster (~16·√n, up to 262,144: 65,536 at 10M,
 131,072 at 100M) and the coarse quantizer becomes an HNSW graph over them, as FAISS's guidelines
@@ -107,14 +110,17 @@ def kind_name(plan: dict) -> str:
 
 def build_vector_index(ids: np.ndarray, vectors: np.ndarray, plan: dict | None = None,
                        queries: np.ndarray | None = None, seed: int = 0, add=None,
-                       language_means: np.ndarray | None = None):
+                       language_means: np.ndarray | None = None, cells_from: np.ndarray | None = None):
     """The FAISS index of ``vectors`` under ``ids``; for "ivf-sq8" also returns the plan with
     the tuned ``nprobe`` and its measured ``recall_at_10`` filled in (flat: the plan unchanged).
     ``queries`` (model vectors) tune ``nprobe``; by default a sample of the vectors themselves.
     ``add(index, vectors, ids)`` fills the trained IVF index (default: here, in one call; a
     cluster passes :func:`add_in_shards` over its workers). ``language_means`` (one row per
     language, in the order of the one-hot columns the vectors end with, index.segment): the IVF
-    cells are made *centred* (:class:`CentredCells`)."""
+    cells are made *centred* (:class:`CentredCells`); ``cells_from``: the model part of another
+    segment's centred cells (``nlist`` rows) to use rather than training new ones, so that the
+    segments of one index share their cells (only the 8-bit codes are trained: FAISS's way of
+    sharding an IVF index)."""
     import faiss
 
     if vectors.ndim != 2 or len(ids) != len(vectors):
@@ -144,7 +150,12 @@ def build_vector_index(ids: np.ndarray, vectors: np.ndarray, plan: dict | None =
     # (an HNSW coarse quantizer, for the largest segments, keeps FAISS's own cells: centred ones
     # are ranked by a product with every centroid, too dear at 65k cells and more)
     if language_means is not None and len(language_means) and not quantizer:
-        index.quantizer.add(centred_centroids(train, np.asarray(language_means, np.float32), nlist))
+        means = np.asarray(language_means, np.float32)
+        if cells_from is not None and np.asarray(cells_from).shape == (nlist, means.shape[1]):
+            index.quantizer.add(centred_rows(np.asarray(cells_from, np.float32), means, dim))
+            plan["cells_shared"] = True
+        else:
+            index.quantizer.add(centred_centroids(train, means, nlist))
         plan["cells"] = "centred"
         cells = CentredCells(index, np.asarray(language_means).shape[1])
     index.train(train)  # with its cells already there (centred), only the 8-bit codes are trained
@@ -186,8 +197,13 @@ def centred_centroids(train: np.ndarray, means: np.ndarray, nlist: int) -> np.nd
     centred = np.ascontiguousarray(train[:, :dim] - means[codes], np.float32)
     kmeans = faiss.index_factory(dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
     kmeans.train(centred)
-    centroids = faiss.downcast_index(kmeans.quantizer).reconstruct_n(0, nlist)
-    pad = np.zeros((nlist, train.shape[1] - dim - n_langs), np.float32)  # the rows' zero columns
+    return centred_rows(faiss.downcast_index(kmeans.quantizer).reconstruct_n(0, nlist), means, train.shape[1])
+
+
+def centred_rows(centroids: np.ndarray, means: np.ndarray, width: int) -> np.ndarray:
+    """Centroids ``c`` of centred vectors as cells of rows ``[v, one-hot language, zeros]`` of
+    ``width`` columns, for the languages of ``means``: ``[c, −mean_1·c, …, −mean_L·c, zeros]``."""
+    pad = np.zeros((len(centroids), width - centroids.shape[1] - len(means)), np.float32)  # the rows' zero columns
     return np.ascontiguousarray(np.hstack([centroids, -(centroids @ means.T), pad]), np.float32)
 
 
@@ -229,9 +245,11 @@ class CentredCells:
                                       faiss.swig_ptr(scores), faiss.swig_ptr(ids), False, params)
         return scores, ids
 
-    def range_search(self, queries: np.ndarray, radius: float, nprobe: int, cells: np.ndarray | None = None):
+    def range_search(self, queries: np.ndarray, radius: float, nprobe: int, cells: np.ndarray | None = None,
+                     selector=None):
         """FAISS's ``range_search`` from the ``nprobe`` nearest cells, or from ``cells`` (one
-        query: the cells to probe, chosen elsewhere)."""
+        query: the cells to probe, chosen elsewhere); ``selector``: a FAISS ID selector, whose
+        rows alone are scored."""
         import faiss
 
         queries = np.ascontiguousarray(queries, np.float32)
@@ -242,6 +260,8 @@ class CentredCells:
             dis = np.ascontiguousarray((self.centroids[cells[0]] @ queries[0])[None, :], np.float32)
         params = faiss.SearchParametersIVF()
         params.nprobe = cells.shape[1]  # (FAISS's Python wrapper insists on the index's own nprobe)
+        if selector is not None:
+            params.sel = selector
         result = faiss.RangeSearchResult(len(queries))
         self.ivf.range_search_preassigned_c(len(queries), faiss.swig_ptr(queries), float(radius), faiss.swig_ptr(cells),
                                             faiss.swig_ptr(dis), result, False, params)

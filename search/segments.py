@@ -237,24 +237,39 @@ class SegmentReader:
         return nprobe / self.cells.ivf.nlist
 
     def scan(self, qvec: np.ndarray, offsets32: dict[str, float], cells: np.ndarray | None = None,
-             radius: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+             radius: float | None = None, langs: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Every live row in the cells an unfiltered search of this IVF segment probes (or in
         ``cells``, chosen with other segments' by :func:`probe_cells`), with its approximate
-        score (FAISS's range search, one pass): all of them, or those scoring above ``radius``."""
+        score (FAISS's range search, one pass): all of them, or those scoring above ``radius``;
+        ``langs``: only rows of these languages (the others are not scored)."""
         if cells is not None and not len(cells):
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         query = self.query_row(qvec, offsets32)[None, :]
         radius = float(np.finfo(np.float32).min) if radius is None else radius
+        selector = None if langs is None or set(self.langs) <= set(langs) else self._language_bitmap(langs)
         with faiss_threads(1):
             if self.cells is None:
                 lims, approx, ids = self.vectors.range_search(query, radius)
             else:
-                lims, approx, ids = self.cells.range_search(query, radius, self.cells.ivf.nprobe, cells)
+                lims, approx, ids = self.cells.range_search(query, radius, self.cells.ivf.nprobe, cells, selector)
         ids, approx = ids[: lims[1]], approx[: lims[1]]
         if self.live is not None:
             keep = self.live[ids]
             ids, approx = ids[keep], approx[keep]
         return ids, approx
+
+    def _language_bitmap(self, langs: tuple[str, ...]):
+        """A FAISS selector of this segment's rows in ``langs`` (a bitmap: one bit a row, made
+        once per set of languages; deleted rows are dropped after the scan)."""
+        key = "bitmap:" + ",".join(sorted(langs))
+        found = self._selectors.get(key)
+        if found is None:  # two threads may both make one: the same, harmless
+            import faiss
+
+            codes = [self.langs.index(lang) for lang in langs if lang in self.langs]
+            bits = np.packbits(np.isin(self.codes, codes), bitorder="little")
+            found = self._selectors[key] = (faiss.IDSelectorBitmap(self.size, faiss.swig_ptr(bits)), bits)
+        return found[0]
 
     def raw(self, rows: np.ndarray) -> np.ndarray:
         """The model's vectors of ``rows``."""
@@ -290,7 +305,8 @@ def probe_cells(readers: list["SegmentReader"], qvec: np.ndarray, filtered: floa
     them was tuned to scan (its nprobe / nlist), never more than the segments would scan each
     alone, and in the cells nearest the query over all of them. A segment's cells are as many
     as one index of the whole version would have (index.vectors.plan_vector_index), so the
-    share is that of one index's probe. (Ten 100k segments of a 1M index, 1,024 cells each and
+    share is that of one index's probe; segments sharing one table of cells probe the same
+    ones (:class:`CellPool`). (Ten 100k segments of a 1M index, 1,024 cells each and
     tuned to 64 of them, find 0.986 of the exact balanced top 10 at that share and 0.963 at half
     of it, which is what one 1M index finds at its own tuned 32 of 1,024; with 256 cells each,
     32 of them: 0.983, and 0.969 at half. BENCHMARKS.md.)
@@ -303,9 +319,10 @@ def probe_cells(readers: list["SegmentReader"], qvec: np.ndarray, filtered: floa
 
 
 class CellPool:
-    """The centred cells of several IVF segments as :func:`probe_cells` ranks them: their
-    centroids stacked in one matrix (one product per query, not one per segment: ten 1,024-cell
-    segments cost 0.12 ms against 0.75 ms) with each cell's segment and size, made once per set
+    """The centred cells of several IVF segments as :func:`probe_cells` ranks them: each distinct
+    table of centroids once (segments written into one index share theirs: index.segment.shared_cells;
+    a shared cell holds the vectors of every segment that has it), stacked in one matrix (one
+    product per query, not one per segment), with each cell's table and size; made once per set
     of readers (kept by the first of them)."""
 
     def __init__(self, readers: tuple["SegmentReader", ...]):
@@ -314,11 +331,21 @@ class CellPool:
         if len(self.shared) < 2:
             return
         self.dim = readers[self.shared[0]].dim
-        self.model = np.ascontiguousarray(np.vstack([readers[i].cells.model for i in self.shared]), np.float32)
-        self.sizes = np.concatenate([readers[i].cell_sizes() for i in self.shared])
-        counts = [readers[i].cells.ivf.nlist for i in self.shared]
-        self.owner = np.repeat(np.arange(len(self.shared)), counts)
-        self.cell = np.concatenate([np.arange(c) for c in counts])
+        tables: list[np.ndarray] = []
+        self.members: list[list[int]] = []  # the readers (positions) of each table
+        for i in self.shared:
+            model = readers[i].cells.model
+            for t, table in enumerate(tables):
+                if table.shape == model.shape and np.array_equal(table, model):
+                    self.members[t].append(i)
+                    break
+            else:
+                tables.append(model)
+                self.members.append([i])
+        self.model = np.ascontiguousarray(np.vstack(tables), np.float32)
+        self.sizes = np.concatenate([sum(readers[i].cell_sizes() for i in group) for group in self.members])
+        self.owner = np.repeat(np.arange(len(tables)), [len(t) for t in tables])
+        self.cell = np.concatenate([np.arange(len(t)) for t in tables])
         self.total = int(self.sizes.sum())
 
     @staticmethod
@@ -340,8 +367,10 @@ class CellPool:
             share = min(1.0, share / max(filtered, 1e-9))
         near = self.model @ np.asarray(qvec, np.float32)[: self.dim]
         chosen = self._nearest_holding(near, share * self.total)
-        for j, i in enumerate(self.shared):
-            out[i] = self.cell[chosen[self.owner[chosen] == j]]  # nearest first
+        for t, group in enumerate(self.members):
+            cells = self.cell[chosen[self.owner[chosen] == t]]  # nearest first
+            for i in group:
+                out[i] = cells
         return out
 
     def _nearest_holding(self, near: np.ndarray, target: float) -> np.ndarray:
@@ -425,7 +454,7 @@ def scan_languages(parts: list[tuple["SegmentReader", dict]], qvec: np.ndarray, 
     edges: dict[str, np.ndarray] = {}  # each language's best approximate scores so far (up to its first)
     radius = None  # once every language has its first candidates: the lowest score any still needs
     for place, (reader, groups) in enumerate(parts):
-        ids, approx = reader.scan(qvec, offsets32, probes[place], radius)
+        ids, approx = reader.scan(qvec, offsets32, probes[place], radius, None if filtered is None else tuple(groups))
         codes = reader.codes[ids]
         by_lang = np.argsort(codes, kind="stable")  # each language's rows in scan order, in one sort
         bounds = np.searchsorted(codes[by_lang], np.arange(len(reader.langs) + 1))

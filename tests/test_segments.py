@@ -417,14 +417,48 @@ def test_a_search_does_not_hash_files_it_never_reads(corpus, tmp_path, monkeypat
     assert CATALOG not in hashed and NEIGHBOURS not in hashed
 
 
-def test_several_ivf_segments_pool_their_candidates_and_keep_the_recall(tmp_path, monkeypatch):
+def test_a_new_segment_shares_the_cells_of_the_largest_that_fits(tmp_path, monkeypatch):
+    """An update's IVF segment reuses the cells of the index's largest IVF segment of the same
+    cell count when that one holds at least as many passages (only its 8-bit codes are
+    trained); a larger import trains its own."""
+    from index import vectors
+    from search.segments import CellPool
+
+    monkeypatch.setattr(vectors, "EXACT_MAX", 500)
+    fake = HashingEmbedder(64)
+    rng = random.Random(4)
+    corpus = tmp_path / "corpus"
+    sizes = (700, 900, 600)  # documents (one passage each) of the build and two updates
+    start = 0
+    for i, size in enumerate(sizes):
+        write_topic_docs(corpus, rng, range(start, start + size))
+        start += size
+        if i == 0:
+            build_index(corpus, tmp_path / "index", embedder=fake, chunk_tokens=64)
+        else:
+            update_index(corpus, tmp_path / "index", embedder=fake, merge=False)
+    infos = read_manifest(current_version(tmp_path / "index")).segments
+    assert [info["passages"] for info in infos] == list(sizes)
+    assert [bool(info["vector_params"].get("cells_shared")) for info in infos] == [False, False, True]
+    with Searcher.open(tmp_path / "index", embedder=fake) as s:
+        first, larger, third = s._segments.readers
+        assert not np.array_equal(first.cells.model, larger.cells.model)  # 900 > 700: its own cells
+        assert np.array_equal(third.cells.model, larger.cells.model)  # 600: the largest's (900), not the first's
+        assert [len(g) for g in CellPool.of(s._segments.readers).members] == [1, 2]
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_several_ivf_segments_pool_their_candidates_and_keep_the_recall(tmp_path, monkeypatch, shared):
     """An unfiltered search over several IVF segments re-scores the best candidates of all of
     them together (not each segment's own): it finds what an exact index of the same passages
-    finds, as the search per segment and language does."""
-    from index import vectors
+    finds, as the search per segment and language does. ``shared``: the later segments share the
+    first one's cells (index.segment.shared_cells), or each trains its own."""
+    from index import segment, vectors
     from index.vectors import TARGET_RECALL, recall_at
     from search import segments
 
+    if not shared:
+        monkeypatch.setattr(segment, "shared_cells", lambda *args: None)
     monkeypatch.setattr(vectors, "EXACT_MAX", 500)
     fake = HashingEmbedder(64)
     rng = random.Random(9)
@@ -437,8 +471,9 @@ def test_several_ivf_segments_pool_their_candidates_and_keep_the_recall(tmp_path
             update_index(corpus, tmp_path / "index", embedder=fake, merge=False)
     monkeypatch.setattr(vectors, "EXACT_MAX", 10_000)
     build_index(corpus, tmp_path / "flat", embedder=fake, chunk_tokens=64)
-    kinds = [info["vector_params"]["kind"] for info in read_manifest(current_version(tmp_path / "index")).segments]
-    assert kinds == ["ivf-sq8"] * 3
+    params = [info["vector_params"] for info in read_manifest(current_version(tmp_path / "index")).segments]
+    assert [p["kind"] for p in params] == ["ivf-sq8"] * 3
+    assert [bool(p.get("cells_shared")) for p in params] == [False, shared, shared]
     queries = [" ".join(rng.choice(TOPICS[t]) for _ in range(4)) for t in range(25) for _ in range(3)]
     key = lambda hits: np.array([int(h.doc_id[1:6]) for h in hits] + [-1] * (10 - len(hits)))  # noqa: E731
     with Searcher.open(tmp_path / "index", embedder=fake) as approx, Searcher.open(tmp_path / "flat", embedder=fake) as exact:
@@ -459,6 +494,12 @@ def test_several_ivf_segments_pool_their_candidates_and_keep_the_recall(tmp_path
         readers = approx._segments.readers
         for reader, nprobe in zip(readers, (16, 32, 64)):
             faiss.extract_index_ivf(reader.vectors).nprobe = nprobe
+        pool = segments.CellPool.of(readers)
+        assert len(pool.members) == (1 if shared else 3)  # shared cells: one table ranked per query
+        if shared:
+            assert all(np.array_equal(r.cells.model, readers[0].cells.model) for r in readers)
+            assert all(np.array_equal(c, chosen[0]) for qv in [fake.embed([queries[0]], "query")[0]]
+                       for chosen in [segments.probe_cells(readers, qv)] for c in chosen)
         sizes = [r.cell_sizes() for r in readers]
         total = sum(int(x.sum()) for x in sizes)
         scanned_shared = scanned_own = 0
@@ -473,7 +514,9 @@ def test_several_ivf_segments_pool_their_candidates_and_keep_the_recall(tmp_path
                 assert (np.diff(near[i][c]) <= 0).all()  # nearest first
                 left = np.setdiff1d(np.arange(len(near[i])), c)
                 assert (near[i][left] <= worst + 1e-6).all()  # no cell left out is nearer than one probed
-            assert sum(picked) - sizes[owner][chosen[owner][-1]] < total / 4  # and no more than the share
+            # and no more than the share: less the last cell probed (in every segment sharing it)
+            last = sum(int(sizes[i][c[-1]]) for i, c in enumerate(chosen) if len(c) and float(near[i][c[-1]]) == worst)
+            assert sum(picked) - last < total / 4
             scanned_shared += sum(picked)
             scanned_own += sum(int(sizes[i][np.argsort(-n)[: r.cells.ivf.nprobe]].sum())
                                for i, (n, r) in enumerate(zip(near, readers)))
@@ -488,8 +531,8 @@ def test_several_ivf_segments_pool_their_candidates_and_keep_the_recall(tmp_path
             offsets = approx._offsets(qvec)
             for n in (1, 5, 20):
                 pruned = segments.scan_languages(parts, qvec, offsets, n)
-                monkeypatch.setattr(segments.SegmentReader, "scan", lambda self, q, o, cells=None, radius=None:
-                                    radii.append(radius) or scan(self, q, o, cells))
+                monkeypatch.setattr(segments.SegmentReader, "scan", lambda self, q, o, cells=None, radius=None, langs=None:
+                                    radii.append(radius) or scan(self, q, o, cells, None, langs))
                 assert segments.scan_languages(parts, qvec, offsets, n) == pruned
                 monkeypatch.setattr(segments.SegmentReader, "scan", scan)
         assert any(r is not None for r in radii)  # pruning was in play
@@ -504,6 +547,16 @@ def test_several_ivf_segments_pool_their_candidates_and_keep_the_recall(tmp_path
         monkeypatch.setattr(segments, "scan_languages", pooled_scan)
         assert kept and all(0 < x < 1 for x in kept)
         assert recall_at(filtered, exact_filtered) >= TARGET_RECALL - 0.03
+        # Its scans score only the filter's rows (a FAISS selector): the same rows and scores as
+        # the unfiltered scan's rows of that language.
+        qvec = fake.embed([queries[0]], "query")[0]
+        offsets32 = approx._offsets(qvec)[0]
+        for reader in readers:
+            every, every_score = reader.scan(qvec, offsets32)
+            only, only_score = reader.scan(qvec, offsets32, langs=(lang,))
+            mine = reader.codes[every] == reader.langs.index(lang)
+            assert 0 < len(only) < len(every)
+            assert dict(zip(only.tolist(), only_score.tolist())) == dict(zip(every[mine].tolist(), every_score[mine].tolist()))
         monkeypatch.setattr(segments, "probe_cells", lambda readers, qvec, filtered=None: [None] * len(readers))
         own = np.stack([key(approx.search(q, 10, mode="dense")) for q in queries])
     assert recall_at(shared, truth) >= TARGET_RECALL - 0.03
