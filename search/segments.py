@@ -29,6 +29,10 @@ SINGLE_SCAN = True
 TIE = 1e-9
 
 
+#: Language sets whose scan selectors a segment keeps (a bitmap of one bit a row each).
+BITMAPS_KEPT = 16
+
+
 def tie_key(score: float) -> float:
     return round(score, 9)
 
@@ -57,6 +61,7 @@ class SegmentReader:
             self.live = np.ones(self.size, bool)
             self.live[self.deleted] = False
         self._selectors: dict[str, object] = {}  # FAISS selectors of whole languages' live rows, made once
+        self._bitmaps: dict[tuple[str, ...], object] = {}  # scan selectors of language sets (_language_bitmap)
         self.exact = None
         # an IVF segment written with centred cells ranks them by the query's model part
         self.cells = CentredCells(self.vectors, self.dim) if info["vector_params"].get("cells") == "centred" else None
@@ -241,7 +246,8 @@ class SegmentReader:
         """Every live row in the cells an unfiltered search of this IVF segment probes (or in
         ``cells``, chosen with other segments' by :func:`probe_cells`), with its approximate
         score (FAISS's range search, one pass): all of them, or those scoring above ``radius``;
-        ``langs``: only rows of these languages (the others are not scored)."""
+        ``langs``: only rows of these languages (the others are not scored; a segment whose
+        cells are not centred, the HNSW-quantized largest, returns them all)."""
         if cells is not None and not len(cells):
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         query = self.query_row(qvec, offsets32)[None, :]
@@ -260,16 +266,20 @@ class SegmentReader:
 
     def _language_bitmap(self, langs: tuple[str, ...]):
         """A FAISS selector of this segment's rows in ``langs`` (a bitmap: one bit a row, made
-        once per set of languages; deleted rows are dropped after the scan)."""
-        key = "bitmap:" + ",".join(sorted(langs))
-        found = self._selectors.get(key)
-        if found is None:  # two threads may both make one: the same, harmless
+        once per set of languages, at most :data:`BITMAPS_KEPT` sets; deleted rows are dropped
+        after the scan). The selector holds its bitmap (FAISS's one-argument form keeps a
+        reference to the array), so one replaced by another thread's stays valid."""
+        key = tuple(sorted(langs))
+        found = self._bitmaps.get(key)
+        if found is None:  # two threads may both make one: each holds its own bitmap
             import faiss
 
-            codes = [self.langs.index(lang) for lang in langs if lang in self.langs]
-            bits = np.packbits(np.isin(self.codes, codes), bitorder="little")
-            found = self._selectors[key] = (faiss.IDSelectorBitmap(self.size, faiss.swig_ptr(bits)), bits)
-        return found[0]
+            codes = [self.langs.index(lang) for lang in key if lang in self.langs]
+            found = faiss.IDSelectorBitmap(np.packbits(np.isin(self.codes, codes), bitorder="little"))
+            if len(self._bitmaps) >= BITMAPS_KEPT:
+                self._bitmaps.clear()
+            self._bitmaps[key] = found
+        return found
 
     def raw(self, rows: np.ndarray) -> np.ndarray:
         """The model's vectors of ``rows``."""
@@ -295,6 +305,7 @@ class SegmentReader:
         self.store.close()
         if self.exact is not None:
             self.exact.close()
+        self._pools.clear()  # (a pool holds its readers: no cycle left for the collector)
 
 
 def probe_cells(readers: list["SegmentReader"], qvec: np.ndarray, filtered: float | None = None) -> list[np.ndarray | None]:

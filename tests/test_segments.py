@@ -557,6 +557,15 @@ def test_several_ivf_segments_pool_their_candidates_and_keep_the_recall(tmp_path
             mine = reader.codes[every] == reader.langs.index(lang)
             assert 0 < len(only) < len(every)
             assert dict(zip(only.tolist(), only_score.tolist())) == dict(zip(every[mine].tolist(), every_score[mine].tolist()))
+        # A selector outlives its cache entry (another thread's may replace it): it holds its bitmap.
+        import gc
+
+        selector = readers[0]._language_bitmap((lang,))
+        readers[0]._bitmaps.clear()
+        gc.collect()
+        junk = [np.full(len(readers[0].codes) // 8 + 1, 0xFF, np.uint8) for _ in range(50)]  # noqa: F841
+        member = np.array([selector.is_member(int(i)) for i in range(readers[0].size)])
+        assert np.array_equal(member, readers[0].codes == readers[0].langs.index(lang))
         monkeypatch.setattr(segments, "probe_cells", lambda readers, qvec, filtered=None: [None] * len(readers))
         own = np.stack([key(approx.search(q, 10, mode="dense")) for q in queries])
     assert recall_at(shared, truth) >= TARGET_RECALL - 0.03
