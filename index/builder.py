@@ -26,7 +26,7 @@ from index.limits import Limits, over
 from index.language import detect
 from index.lexical import TOKENIZER as LEXICAL_TOKENIZER
 from index.manifest import CATALOG, EMBEDDINGS, FORMAT_VERSION, SEGMENTS, STORE, Manifest, read_manifest
-from index.merge import live_sizes
+from index.merge import live_total
 from index.segment import write_segment
 from index.store import DocumentRow, PassageRow, PassageStore
 from index.balance import LANGUAGE_PRIOR, language_means
@@ -345,17 +345,16 @@ def _sync(corpus_dir: Path, index_dir: Path, embedder: Embedder, chunk_tokens: i
                 segments.append(info)
                 sources[info["name"]] = prev_folder / SEGMENTS / info["name"]
         deleted = {name: d for name, d in deleted.items() if name in sources}
-        # the live passages of the new version: an IVF segment's cells are sized for it
-        index_size = len(passages) + sum(live for live, _ in live_sizes(segments, deleted).values())
+        # an IVF segment's cells are sized for the new version's live passages, shared with a kept one's if they fit
+        index_size = len(passages) + live_total(segments, deleted)
+        kept = [(sources[info["name"]], info) for info in segments]
         if passages and executor is not None:  # possibly several segments, written by the workers
-            new_segments = executor.write_segments(build_dir, base, doc_rows, passages, vectors, embedder, index_size,
-                                                   [(sources[info["name"]], info) for info in segments])
+            new_segments = executor.write_segments(build_dir, base, doc_rows, passages, vectors, embedder, index_size, kept)
         elif passages:
             new_segments = [write_segment(
                 build_dir / SEGMENTS / f"s-{build_dir.name.removeprefix('.build-')}", base, doc_rows, passages, vectors,
                 language_means(vectors, [p.lang for p in passages]), exact_max=vector_module.EXACT_MAX,
-                tuning_queries=lambda: tuning_queries(embedder, passages), index_size=index_size,
-                cells_from=[(sources[info["name"]], info) for info in segments])]
+                tuning_queries=lambda: tuning_queries(embedder, passages), index_size=index_size, cells_from=kept)]
         else:
             new_segments = []
         segments += new_segments

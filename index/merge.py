@@ -49,6 +49,11 @@ def live_sizes(segments: list[dict], deleted: dict[str, dict]) -> dict[str, tupl
             for info in segments}
 
 
+def live_total(segments: list[dict], deleted: dict[str, dict]) -> int:
+    """The live rows of ``segments``: what a new segment's IVF cells are sized for."""
+    return sum(live for live, _ in live_sizes(segments, deleted).values())
+
+
 def plan_merge(sizes: dict[str, tuple[int, int]], limit: int = AUTO_MERGE_MAX) -> list[str]:
     """The segments to merge now (none: an empty list)."""
     tiers: dict[int, list[tuple[int, str]]] = {}
@@ -125,7 +130,7 @@ def merge_segments(index_dir: Path, names: list[str], embedder=None) -> Path:
                 build_dir / SEGMENTS / f"s-{build_dir.name.removeprefix('.build-')}", base, documents, passages,
                 vectors_all, language_means(vectors_all, [p.lang for p in passages]),
                 exact_max=vector_module.EXACT_MAX, tuning_queries=tuning,
-                index_size=sum(live for live, _ in live_sizes(manifest.segments, deleted).values()),
+                index_size=live_total(manifest.segments, deleted),
                 cells_from=[(sources[info["name"]], info) for info in segments]))
     except BaseException:
         shutil.rmtree(build_dir, ignore_errors=True)

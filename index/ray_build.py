@@ -267,8 +267,7 @@ class RayExecutor:
             name = f"s-{stamp}" if len(groups) == 1 else f"s-{stamp}-{k:04d}"
             refs.append(task.remote(str(build_dir / SEGMENTS / name), base + start, docs, passages[start:start + count],
                                     vectors[start:start + count], means, vector_module.EXACT_MAX, embedder.name,
-                                    self.max_retries, index_size or len(passages),
-                                    [(str(folder), info) for folder, info in cells_from or []]))
+                                    self.max_retries, index_size, cells_from))
             start += count
         try:
             return ray.get(refs)
@@ -408,7 +407,7 @@ class EmbedActor:
 
 def _write_segment_task(folder: str, base: int, documents: list, passages: list, vectors: np.ndarray, means: dict,
                         exact_max: int, model: str, max_retries: int, index_size: int | None = None,
-                        cells_from: list | None = None) -> dict:
+                        cells_from: list[tuple[Path, dict]] | None = None) -> dict:
     """Write one segment (a retried attempt first removes what a dead one left). An IVF
     segment's vectors are added by Ray tasks to copies of its trained index, then merged."""
     from index.vectors import tuning_queries
@@ -430,4 +429,4 @@ def _write_segment_task(folder: str, base: int, documents: list, passages: list,
 
     return write_segment(path, base, documents, passages, vectors, means, exact_max=exact_max,
                          tuning_queries=lambda: tuning_queries(load_embedder(model), passages), add_vectors=add,
-                         index_size=index_size, cells_from=[(Path(folder), info) for folder, info in cells_from or []])
+                         index_size=index_size, cells_from=cells_from)

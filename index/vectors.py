@@ -90,18 +90,21 @@ def plan_vector_index(n: int, exact_max: int = EXACT_MAX, index_size: int | None
     holds fewer than :data:`TRAIN_PER_CELL` of its own passages), so that a query finds its
     neighbours in the same number of nearest cells of every segment and scans the same share
     of the index as one merged segment would: ten 100k segments with ~√100k cells each needed
-    4× the scan of one 1M index for the same recall (BENCHMARKS.md, "Cells sized for the index")."""
+    4× the scan of one 1M index for the same recall (BENCHMARKS.md, "Third round": cells sized for the index)."""
     if n <= exact_max:
         return {"kind": "flat"}
     if n <= HNSW_FROM:
-        size = min(max(n, index_size or n), HNSW_FROM)
-        nlist = 2 ** round(math.log2(max(64.0, math.sqrt(size))))  # ~√n cells: 1M passages → 1024
-        if size > n:  # finer than its own √n: at least TRAIN_PER_CELL passages per cell
-            own = 2 ** round(math.log2(max(64.0, math.sqrt(n))))
-            nlist = max(own, min(nlist, 2 ** int(math.log2(max(1, n // TRAIN_PER_CELL)))))
+        nlist = _sqrt_cells(n)
+        if (index_size or n) > n:  # finer than its own √n, but at least TRAIN_PER_CELL passages per cell
+            nlist = max(nlist, min(_sqrt_cells(min(index_size, HNSW_FROM)), 2 ** int(math.log2(max(1, n // TRAIN_PER_CELL)))))
         return {"kind": "ivf-sq8", "nlist": int(nlist)}
     nlist = min(MAX_NLIST, 2 ** round(math.log2(16 * math.sqrt(n))))  # 10M → 65,536; 100M → 131,072
     return {"kind": "ivf-sq8", "nlist": int(nlist), "quantizer": f"hnsw{HNSW_M}"}
+
+
+def _sqrt_cells(size: int) -> int:
+    """~√size cells, a power of two, at least 64: 1M passages → 1024."""
+    return 2 ** round(math.log2(max(64.0, math.sqrt(size))))
 
 
 def kind_name(plan: dict) -> str:
@@ -157,7 +160,7 @@ def build_vector_index(ids: np.ndarray, vectors: np.ndarray, plan: dict | None =
         else:
             index.quantizer.add(centred_centroids(train, means, nlist))
         plan["cells"] = "centred"
-        cells = CentredCells(index, np.asarray(language_means).shape[1])
+        cells = CentredCells(index, means.shape[1])
     index.train(train)  # with its cells already there (centred), only the 8-bit codes are trained
     plan["train"] = len(train)
     set_quantizer_ef(index, 1)

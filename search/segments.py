@@ -334,7 +334,8 @@ class CellPool:
     table of centroids once (segments written into one index share theirs: index.segment.shared_cells;
     a shared cell holds the vectors of every segment that has it), stacked in one matrix (one
     product per query, not one per segment), with each cell's table and size; made once per set
-    of readers (kept by the first of them)."""
+    of readers (kept by the first of them). Ten 1M-index segments: 0.2–0.3 ms a query sharing one
+    table, 0.8–1.1 ms with ten (benchmarks/dense_steps.py, BENCHMARKS.md)."""
 
     def __init__(self, readers: tuple["SegmentReader", ...]):
         self.readers = readers
@@ -483,7 +484,7 @@ def scan_languages(parts: list[tuple["SegmentReader", dict]], qvec: np.ndarray, 
             radius = float(np.nextafter(min(float(e.min()) for e in edges.values()), -np.inf, dtype=np.float32))
     pruned = radius is not None
     plans = {}
-    firsts = []  # every language's first candidates (global ids): read together
+    firsts = {}  # every language's first candidates (global ids, sorted): read together
     for lang, lists in pooled.items():
         found = np.concatenate([ids for _, ids, _, _ in lists])
         approx = np.concatenate([approx for _, _, approx, _ in lists])
@@ -491,9 +492,9 @@ def scan_languages(parts: list[tuple["SegmentReader", dict]], qvec: np.ndarray, 
         plans[lang] = (found, approx, available)
         size = min(available, min(n, available) * REFINE)
         if len(found) >= size:
-            firsts.append(found[first_best(approx, size)])
+            firsts[lang] = np.sort(found[first_best(approx, size)])
     exact = _ExactScores(parts, qvec, offsets64)
-    exact.prefetch(np.concatenate(firsts) if firsts else np.zeros(0, np.int64))
+    exact.prefetch(np.concatenate(list(firsts.values())) if firsts else np.zeros(0, np.int64))
     out = {}
     for lang, (found, approx, available) in plans.items():
         want = fetch = min(n, available)
@@ -503,7 +504,8 @@ def scan_languages(parts: list[tuple["SegmentReader", dict]], qvec: np.ndarray, 
                 out[lang] = [pair for place, *_ in pooled[lang] for pair in parts[place][0].dense(
                     qvec, means, n, parts[place][1][lang], whole=True)]
                 break
-            cand = np.sort(found[first_best(approx, size)])  # (in id order, as each segment's own search gives)
+            # (in id order, as each segment's own search gives; the first pick is the prefetched one)
+            cand = firsts[lang] if fetch == want and lang in firsts else np.sort(found[first_best(approx, size)])
             scores = exact(cand)
             ranked = np.sort(scores)[::-1]
             cut = ranked[min(want, len(ranked)) - 1]

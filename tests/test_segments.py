@@ -566,6 +566,12 @@ def test_several_ivf_segments_pool_their_candidates_and_keep_the_recall(tmp_path
         junk = [np.full(len(readers[0].codes) // 8 + 1, 0xFF, np.uint8) for _ in range(50)]  # noqa: F841
         member = np.array([selector.is_member(int(i)) for i in range(readers[0].size)])
         assert np.array_equal(member, readers[0].codes == readers[0].langs.index(lang))
+        # and the selectors kept are bounded, whatever language sets users filter by
+        import itertools
+
+        for combo in itertools.islice(itertools.combinations(readers[0].langs, 2), segments.BITMAPS_KEPT + 4):
+            readers[0]._language_bitmap(combo)
+        assert 0 < len(readers[0]._bitmaps) <= segments.BITMAPS_KEPT
         monkeypatch.setattr(segments, "probe_cells", lambda readers, qvec, filtered=None: [None] * len(readers))
         own = np.stack([key(approx.search(q, 10, mode="dense")) for q in queries])
     assert recall_at(shared, truth) >= TARGET_RECALL - 0.03
